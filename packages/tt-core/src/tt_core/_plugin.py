@@ -1,0 +1,17 @@
+"""tt-core's own plugin: it registers through the same entry point as everyone else."""
+
+from . import layers
+from .ops import CORE_OPS
+from .plugins import hookimpl
+
+ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax")
+
+
+@hookimpl
+def tt_register_components(registry):
+    for name, kernel in CORE_OPS.items():
+        registry.register("op", name, kernel)
+    registry.register("layer", "Linear", layers.Linear)
+    registry.register("layer", "Dropout", layers.Dropout)
+    for name in ACTIVATIONS:
+        registry.register("activation", name, getattr(layers, name))

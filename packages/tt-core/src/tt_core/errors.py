@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints these without a traceback."""
+
+
+class TinyTorchError(Exception):
+    """Base class of every error caused by how TinyTorch was used (not by a bug in it)."""
+
+
+class ShapeError(TinyTorchError, ValueError):
+    """Operands whose shapes do not fit the operation."""
+
+
+class CheckpointError(TinyTorchError, ValueError):
+    """A file that is not a valid TinyTorch ``.npz`` checkpoint, or a state dict that does not fit."""
+
+
+class AutogradUnavailableError(TinyTorchError, RuntimeError):
+    """``backward()`` was called but no autograd engine (tt-learn) is installed."""

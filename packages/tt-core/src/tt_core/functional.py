@@ -1,0 +1,56 @@
+"""Functional forms of the layers: plain functions on Tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .errors import TinyTorchError
+from .rng import generator
+from .tensor import Tensor
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise TinyTorchError(
+            f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
+            f"{weight.shape[-1]} (weight shape {weight.shape})"
+        )
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def relu(x: Tensor) -> Tensor:
+    return ops.apply("relu", x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return ops.apply("sigmoid", x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return ops.apply("tanh", x)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU with the tanh approximation (as PyTorch's ``gelu(x, approximate='tanh')``)."""
+    return ops.apply("gelu", x)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return ops.apply("softmax", x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return ops.apply("log_softmax", x, axis=axis)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    keep = generator().random(x.shape, dtype=np.float32) >= p
+    return x * Tensor._make((keep / (1 - p)).astype(x.dtype))

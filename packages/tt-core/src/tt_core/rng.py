@@ -1,0 +1,29 @@
+"""The global random generator behind ``randn``, ``rand``, weight initialisation and dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def generator() -> np.random.Generator:
+    return _generator
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the global generator, so that a run can be repeated exactly."""
+    global _generator
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed() needs a non-negative integer, got {seed!r}")
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+def get_rng_state() -> dict:
+    """The generator's state (a plain dict, JSON-safe), for checkpoints."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _generator.bit_generator.state = state

@@ -1,0 +1,391 @@
+"""``Tensor``: a NumPy array that can remember how it was made.
+
+Every differentiable method runs a named primitive through :func:`tt_core.ops.apply`; the
+gradient rules and the backward pass come with tt-learn.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import ops
+from .errors import AutogradUnavailableError, TinyTorchError
+from .rng import generator
+
+DEFAULT_DTYPE = np.float32
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    array = np.asarray(data)
+    if array.dtype == np.float64 or (not isinstance(data, np.ndarray) and array.dtype.kind in "iu"):
+        # float32 by default; NumPy integer arrays (labels, indices) keep their type
+        return array.astype(DEFAULT_DTYPE)
+    if array.dtype.kind not in "biuf":
+        raise TinyTorchError(f"Tensor needs numeric data, got an array of dtype {array.dtype}")
+    return array
+
+
+def _index(key):
+    """Tensor indices become arrays (NumPy does the indexing)."""
+    if isinstance(key, Tensor):
+        return key.data
+    if isinstance(key, tuple):
+        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    return key
+
+
+class Tensor:
+    """An n-dimensional array (float32 by default) that can take part in autograd.
+
+    Args:
+        data: anything ``numpy.asarray`` accepts, or a Tensor.
+        requires_grad: record operations on it so that ``backward()`` fills ``.grad``.
+        dtype: a NumPy dtype; default float32 for Python numbers and float arrays, NumPy
+            integer and boolean arrays keep their type.
+
+    Examples:
+        >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> (x @ x.T).sum().item()
+        54.0
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_node", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected method
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None) -> None:
+        self.data = _to_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._node = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, array: np.ndarray) -> "Tensor":
+        """Wrap an array without copying or converting it (the fast path of every op)."""
+        t = object.__new__(Tensor)
+        t.data, t.requires_grad, t.grad, t._node = array, False, None, None
+        return t
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise TinyTorchError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TinyTorchError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.dtype != DEFAULT_DTYPE:
+            extra = f", dtype={self.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    __hash__ = object.__hash__  # == is element-wise, identity still hashes
+
+    # -- autograd hooks ------------------------------------------------------------------
+    def requires_grad_(self, mode: bool = True) -> "Tensor":
+        if mode and self.data.dtype.kind != "f":
+            raise TinyTorchError(f"only floating-point tensors can require gradients, this one is {self.dtype}")
+        self.requires_grad = bool(mode)
+        return self
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Send gradients back through the recorded graph to every leaf that requires them."""
+        engine = ops.autograd_engine()
+        if engine is None:
+            raise AutogradUnavailableError(
+                "backward() needs the autograd engine, which comes with tt-learn: "
+                "pip install packages/tt-learn (or pip install tt-learn)"
+            )
+        engine.backward(self, gradient, retain_graph=retain_graph)
+
+    # -- arithmetic ----------------------------------------------------------------------
+    def _operand(self, other) -> "Tensor":
+        if isinstance(other, Tensor):
+            return other
+        if self.dtype.kind == "f" and isinstance(other, (int, float)):
+            return Tensor._make(np.asarray(other, dtype=self.dtype))
+        return Tensor(other)
+
+    def __add__(self, other):
+        return ops.apply("add", self, self._operand(other))
+
+    def __radd__(self, other):
+        return ops.apply("add", self._operand(other), self)
+
+    def __sub__(self, other):
+        return ops.apply("sub", self, self._operand(other))
+
+    def __rsub__(self, other):
+        return ops.apply("sub", self._operand(other), self)
+
+    def __mul__(self, other):
+        return ops.apply("mul", self, self._operand(other))
+
+    def __rmul__(self, other):
+        return ops.apply("mul", self._operand(other), self)
+
+    def __truediv__(self, other):
+        return ops.apply("div", self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return ops.apply("div", self._operand(other), self)
+
+    def __pow__(self, other):
+        return ops.apply("pow", self, self._operand(other))
+
+    def __rpow__(self, other):
+        return ops.apply("pow", self._operand(other), self)
+
+    def __neg__(self):
+        return ops.apply("neg", self)
+
+    def __matmul__(self, other):
+        return ops.apply("matmul", self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        return ops.apply("matmul", self._operand(other), self)
+
+    # -- comparisons (no gradient; boolean tensors) --------------------------------------
+    def _compare(self, other, fn) -> "Tensor":
+        return Tensor._make(fn(self.data, other.data if isinstance(other, Tensor) else other))
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    # -- indexing and shape --------------------------------------------------------------
+    def __getitem__(self, key):
+        return ops.apply("getitem", self, index=_index(key))
+
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.apply("reshape", self, shape=shape)
+
+    def view(self, *shape) -> "Tensor":
+        return self.reshape(*shape)
+
+    def flatten(self, start_axis: int = 0) -> "Tensor":
+        start = start_axis % builtins.max(self.ndim, 1)
+        return self.reshape(self.shape[:start] + (-1,))
+
+    def unsqueeze(self, axis: int) -> "Tensor":
+        return self.reshape(np.expand_dims(self.data, axis).shape)
+
+    def squeeze(self, axis=None) -> "Tensor":
+        return self.reshape(np.squeeze(self.data, axis).shape)
+
+    def permute(self, *axes) -> "Tensor":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise TinyTorchError(f"permute{axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+        return ops.apply("transpose", self, axes=tuple(a % self.ndim for a in axes))
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
+        """Swap two axes (PyTorch's ``transpose(dim0, dim1)``)."""
+        axes = list(range(self.ndim))
+        axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+        return ops.apply("transpose", self, axes=tuple(axes))
+
+    @property
+    def T(self) -> "Tensor":
+        return ops.apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
+
+    def astype(self, dtype) -> "Tensor":
+        return ops.apply("cast", self, dtype=np.dtype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    # -- reductions ----------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return ops.apply("sum", self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return ops.apply("mean", self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return ops.apply("max", self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return ops.apply("min", self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdims))
+
+    def var(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Biased variance, composed from mean (so it needs no gradient rule of its own)."""
+        centred = self - self.mean(axis=axis, keepdims=True)
+        return (centred * centred).mean(axis=axis, keepdims=keepdims)
+
+    # -- element-wise functions ----------------------------------------------------------
+    def exp(self) -> "Tensor":
+        return ops.apply("exp", self)
+
+    def log(self) -> "Tensor":
+        return ops.apply("log", self)
+
+    def sqrt(self) -> "Tensor":
+        return ops.apply("sqrt", self)
+
+    def abs(self) -> "Tensor":
+        return ops.apply("abs", self)
+
+    def clip(self, low=None, high=None) -> "Tensor":
+        if low is None and high is None:
+            raise TinyTorchError("clip() needs low, high or both")
+        return ops.apply("clip", self, low=low, high=high)
+
+    def relu(self) -> "Tensor":
+        return ops.apply("relu", self)
+
+    def sigmoid(self) -> "Tensor":
+        return ops.apply("sigmoid", self)
+
+    def tanh(self) -> "Tensor":
+        return ops.apply("tanh", self)
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        return ops.apply("softmax", self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        return ops.apply("log_softmax", self, axis=axis)
+
+
+# ----------------------------------------------------------------------------------------
+# Functions and constructors
+# ----------------------------------------------------------------------------------------
+
+
+def _shape(shape: Sequence) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def zeros(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor) -> Tensor:
+    return Tensor(np.zeros_like(t.data))
+
+
+def ones_like(t: Tensor) -> Tensor:
+    return Tensor(np.ones_like(t.data))
+
+
+def randn(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    """Standard normal samples from the global generator (see :func:`manual_seed`)."""
+    return Tensor(generator().standard_normal(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def rand(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    """Uniform samples in [0, 1) from the global generator."""
+    return Tensor(generator().random(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None) -> Tensor:
+    return Tensor(np.arange(start, stop, step), dtype=dtype)
+
+
+def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    if not tensors:
+        raise TinyTorchError("concatenate() needs at least one tensor")
+    return ops.apply("concatenate", *tensors, axis=axis)
+
+
+def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    if not tensors:
+        raise TinyTorchError("stack() needs at least one tensor")
+    return ops.apply("stack", *tensors, axis=axis)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (gradients flow to ``a`` and ``b``)."""
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    b = b if isinstance(b, Tensor) else a._operand(b)
+    return ops.apply("where", Tensor(condition, dtype=bool), a, b)

@@ -1,0 +1,157 @@
+"""What a milestone is (``MilestoneSpec``) and what its run function receives (``RunContext``).
+
+A milestone's run function lives in a module of its own and is named in the spec as
+``"package.module:function"``, so ``tt-milestones list`` never imports it. It receives a
+:class:`RunContext` and reports through it::
+
+    def run(ctx: RunContext) -> None:
+        Linear = ctx.component("layer", "Linear")     # the provider the user chose
+        ctx.record("accuracy_before", 0.49)          # a figure with no target
+        ctx.check("accuracy", 1.0, ">=", 1.0)         # a figure against its target
+        fig, ax = ctx.figure()
+        ...
+        ctx.save_figure(fig, "decision_boundary.png")
+
+The milestone reached its target when every ``check`` passed.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tt_core.plugins import ComponentRegistry
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A component a milestone needs, and the distribution that provides it."""
+
+    kind: str
+    name: str
+    package: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class MilestoneSpec:
+    """One milestone of history. ``status(registry)`` answers and never raises."""
+
+    id: str
+    slug: str
+    year: int
+    title: str
+    history: str
+    requires: tuple[Requirement, ...]
+    target: str
+    run: str  # "package.module:function"
+    quick_note: str = ""
+    options: tuple[str, ...] = ()  # extra CLI flags this milestone understands, e.g. ("chat",)
+
+    def missing(self, registry: ComponentRegistry) -> list[Requirement]:
+        return [r for r in self.requires if not registry.has(r.kind, r.name)]
+
+    def install_hint(self, registry: ComponentRegistry) -> list[str]:
+        return sorted({r.package for r in self.missing(registry)})
+
+    def status(self, registry: ComponentRegistry) -> str:
+        return "locked" if self.missing(registry) else "runnable"
+
+
+@dataclass
+class Check:
+    name: str
+    value: float
+    op: str
+    target: float
+
+    @property
+    def reached(self) -> bool:
+        return bool(COMPARISONS[self.op](self.value, self.target))
+
+
+@dataclass
+class RunContext:
+    """Everything a milestone run needs, and where it puts what it measured."""
+
+    registry: ComponentRegistry
+    out: Path
+    quick: bool = False
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    console: Any = None  # a rich Console
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    # -- components ----------------------------------------------------------------------
+    def component(self, kind: str, name: str) -> Any:
+        """The chosen provider of one component (so a learner's own plugin is used)."""
+        return self.registry.get(kind, name)
+
+    # -- reporting -----------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(message)
+
+    def record(self, name: str, value: Any) -> Any:
+        """A measured figure with no target (accuracy before training, wall time, ...)."""
+        self.metrics[name] = value
+        return value
+
+    def check(self, name: str, value: float, op: str, target: float) -> bool:
+        """A measured figure against its target; the milestone is reached when all pass."""
+        if op not in COMPARISONS:
+            raise ValueError(f"op must be one of {', '.join(COMPARISONS)}, got {op!r}")
+        item = Check(name, float(value), op, float(target))
+        self.checks.append(item)
+        self.metrics[name] = float(value)
+        mark = "[green]reached[/]" if item.reached else "[red]missed[/]"
+        self.log(f"  {name} = {value:.4g}  (target {op} {target:g})  {mark}")
+        return item.reached
+
+    def configure(self, **settings: Any) -> None:
+        """Record the configuration (sizes, epochs, learning rates) in the report."""
+        self.config.update(settings)
+
+    @property
+    def reached(self) -> bool:
+        return bool(self.checks) and all(c.reached for c in self.checks)
+
+    # -- progress and plots --------------------------------------------------------------
+    def progress(self, total: int, description: str):
+        """A rich progress bar: ``with ctx.progress(n, "training") as advance: advance()``."""
+        from .progress import progress_bar
+
+        return progress_bar(total, description, console=self.console)
+
+    def figure(self, *args, **kwargs):
+        """A matplotlib ``(fig, ax)`` on the file-only Agg backend."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        return plt.subplots(*args, **kwargs)
+
+    def save_figure(self, fig, name: str) -> Path:
+        import matplotlib.pyplot as plt
+
+        path = self.out / name
+        self.out.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        self.plots.append(name)
+        return path
