@@ -1,0 +1,380 @@
+"""Optimizers with PyTorch's names, hyper-parameters and update rules.
+
+An optimizer holds *parameter groups* (each a dict with a ``"params"`` list and its own
+hyper-parameters, e.g. a smaller ``lr`` for a pretrained part) and a per-parameter ``state``
+(momentum buffers, moment estimates, step counts). ``step()`` reads each parameter's ``.grad``
+and updates ``.data`` in place with vectorised NumPy; parameters without a gradient are skipped.
+
+The arithmetic follows ``torch.optim`` term by term, so 20 steps here and in PyTorch agree to
+float32 rounding. Updates run in place on float32 arrays and reuse one scratch array per
+parameter instead of allocating temporaries every step.
+
+Examples:
+    >>> from tt_core import Linear
+    >>> model = Linear(3, 1)
+    >>> opt = SGD([{"params": [model.weight]}, {"params": [model.bias], "lr": 0.0}], lr=0.1, momentum=0.9)
+    >>> [group["lr"] for group in opt.param_groups]
+    [0.1, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tt_core import CheckpointError, Tensor, TinyTorchError
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``zero_grad``, state dicts.
+
+    Args:
+        params: an iterable of Tensors, or of dicts ``{"params": [...], <hyper-parameter>: value}``
+            (parameter groups; missing hyper-parameters take the ``defaults``).
+        defaults: the hyper-parameters of this optimizer and their values.
+
+    Subclasses implement ``_init_state(p, group)`` (the state of a parameter before its first
+    step) and ``_update(param, grad, state, group, work)``, which changes the array ``param``
+    in place (``work`` is a scratch array of the same shape).
+    """
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch: dict[Tensor, np.ndarray] = {}
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Tensors or of dicts, not a single Tensor (wrap it in a list)")
+        groups = list(params)
+        if not groups:
+            raise ValueError("the optimizer got an empty parameter list (did the model register its Parameters?)")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyper-parameters (e.g. when unfreezing layers)."""
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"an optimizer can only optimize Tensors, got a {type(p).__name__}")
+            if p.dtype.kind != "f":
+                raise TinyTorchError(f"cannot optimize a tensor of dtype {p.dtype}: parameters must be floating point")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if seen & {id(p) for p in params} or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear more than once (in this group or in an earlier one)")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no hyper-parameter(s) {', '.join(sorted(unknown))}")
+        filled = {**self.defaults, **group, "params": params}
+        self._validate(filled)
+        self.param_groups.append(filled)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for invalid hyper-parameters (subclasses add their own checks)."""
+        _require(group["lr"] >= 0, f"invalid learning rate: {group['lr']} (must be >= 0)")
+        _require(group.get("weight_decay", 0.0) >= 0, f"invalid weight_decay: {group.get('weight_decay')} (must be >= 0)")
+
+    # -- the update ----------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (``None``, as PyTorch does by default; or zeros)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data.fill(0)
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.data
+                if grad.shape != p.shape:
+                    raise TinyTorchError(f"a parameter of shape {p.shape} has a gradient of shape {grad.shape}")
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = self._init_state(p, group)
+                self._update(p.data, grad, state, group, self._work(p))
+
+    def _work(self, p: Tensor) -> np.ndarray:
+        """A scratch array shaped like ``p``, reused across steps (not part of the state)."""
+        work = self._scratch.get(p)
+        if work is None or work.shape != p.shape or work.dtype != p.dtype:
+            work = self._scratch[p] = np.empty_like(p.data)
+        return work
+
+    def _init_state(self, p: Tensor, group: dict) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict, work: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # -- state dicts ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}`` as in
+        PyTorch, with parameters named by their position over all groups. The indices are
+        strings (PyTorch uses ints) so that ``tt_core.save`` can store the dict as it is."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {
+            str(index[id(p)]): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for p, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyper-parameters and state saved by :meth:`state_dict` (from an optimizer
+        built over parameters of the same shapes, in the same order)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise CheckpointError(f"the state dict has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}")
+        params: dict[int, Tensor] = {}
+        for saved, group in zip(groups, self.param_groups):
+            if len(saved["params"]) != len(group["params"]):
+                raise CheckpointError(
+                    f"a parameter group holds {len(saved['params'])} parameters in the state dict, "
+                    f"{len(group['params'])} in this optimizer"
+                )
+            params.update(zip((int(i) for i in saved["params"]), group["params"]))
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for key, saved_state in state_dict["state"].items():
+            p = params[int(key)]
+            restored = {}
+            for name, value in saved_state.items():
+                if isinstance(value, (np.ndarray, Tensor)):
+                    value = np.array(value.data if isinstance(value, Tensor) else value, dtype=p.dtype)
+                    if value.shape != p.shape:
+                        raise CheckpointError(f"state {name!r} of parameter {key} has shape {value.shape}, the parameter {p.shape}")
+                restored[name] = value
+            new_state[p] = restored
+        for saved, group in zip(groups, self.param_groups):
+            group.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k != "params"})
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (heavy ball or Nesterov).
+
+    Per step, with ``g`` the gradient (plus ``weight_decay * p``)::
+
+        b = g                                  on the first step
+        b = momentum * b + (1 - dampening) * g afterwards
+        g = g + momentum * b  if nesterov else b
+        p = p - lr * g
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate (default 1e-3, as in PyTorch).
+        momentum: momentum factor (default 0: plain SGD).
+        dampening: dampening of the momentum (default 0).
+        weight_decay: L2 penalty added to the gradient (default 0).
+        nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _validate(self, group):
+        super()._validate(group)
+        _require(group["momentum"] >= 0, f"invalid momentum: {group['momentum']} (must be >= 0)")
+        _require(
+            not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
+            "Nesterov momentum needs momentum > 0 and dampening = 0",
+        )
+
+    def _init_state(self, p, group):
+        return {"momentum_buffer": None}
+
+    def _update(self, param, grad, state, group, work):
+        momentum, dampening = group["momentum"], group["dampening"]
+        if group["weight_decay"]:
+            np.multiply(param, group["weight_decay"], out=work)
+            grad = np.add(grad, work, out=work)
+        if momentum:
+            buf = state["momentum_buffer"]
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(grad)
+            else:
+                buf *= momentum
+                buf += (1 - dampening) * grad if dampening else grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        np.multiply(grad, group["lr"], out=work)
+        param -= work
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015): steps scaled by running estimates of the gradient's first
+    and second moments, with bias correction.
+
+    Per step ``t``, with ``g`` the gradient (plus ``weight_decay * p``, an L2 penalty)::
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    With ``amsgrad`` the denominator uses the running maximum of ``v``.
+
+    Args:
+        lr: learning rate (default 1e-3).
+        betas: decay rates of the moment estimates (default (0.9, 0.999)).
+        eps: added to the denominator (default 1e-8).
+        weight_decay: L2 penalty added to the gradient (default 0; see :class:`AdamW`).
+        amsgrad: use the AMSGrad variant (default False).
+    """
+
+    decoupled = False  # AdamW decays the weights directly instead
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _validate(self, group):
+        super()._validate(group)
+        beta1, beta2 = group["betas"]
+        _require(0 <= beta1 < 1, f"invalid beta parameter at index 0: {beta1} (must be in [0, 1))")
+        _require(0 <= beta2 < 1, f"invalid beta parameter at index 1: {beta2} (must be in [0, 1))")
+        _require(group["eps"] >= 0, f"invalid epsilon value: {group['eps']} (must be >= 0)")
+
+    def _init_state(self, p, group):
+        state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        return state
+
+    def _update(self, param, grad, state, group, work):
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if self.decoupled:
+            param *= 1 - lr * weight_decay
+        elif weight_decay:
+            grad = grad + weight_decay * param  # L2 penalty; `work` is needed below
+        state["step"] += 1
+        step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        # m += (1 - beta1) * (g - m), the form PyTorch computes (lerp)
+        np.subtract(grad, exp_avg, out=work)
+        work *= 1 - beta1
+        exp_avg += work
+        # v = beta2 * v + (1 - beta2) * g * g
+        exp_avg_sq *= beta2
+        np.multiply(grad, grad, out=work)
+        work *= 1 - beta2
+        exp_avg_sq += work
+        second = exp_avg_sq
+        if group["amsgrad"]:
+            second = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        step_size = lr / (1 - beta1**step)
+        # p -= step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+        np.sqrt(second, out=work)
+        work /= math.sqrt(1 - beta2**step)
+        work += eps
+        np.divide(exp_avg, work, out=work)
+        work *= step_size
+        param -= work
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): each step first shrinks
+    the weights, ``p = p * (1 - lr * weight_decay)``, then takes the Adam step on the plain
+    gradient. Same arguments as :class:`Adam`, with ``weight_decay`` defaulting to 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, 2012): divide the gradient by a running root mean square of it.
+
+    Per step, with ``g`` the gradient (plus ``weight_decay * p``)::
+
+        s = alpha * s + (1 - alpha) * g**2
+        a = sqrt(s - mean_g**2) if centered (mean_g = running mean of g), else sqrt(s)
+        p = p - lr * g / (a + eps)        (with momentum: b = momentum * b + g / (a + eps); p -= lr * b)
+
+    Args:
+        lr: learning rate (default 1e-2), alpha: smoothing constant (default 0.99),
+        eps: added to the denominator (default 1e-8), weight_decay: L2 penalty (default 0),
+        momentum: momentum factor (default 0), centered: normalise by the estimated variance.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False) -> None:
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+        super().__init__(params, defaults)
+
+    def _validate(self, group):
+        super()._validate(group)
+        _require(group["alpha"] >= 0, f"invalid alpha value: {group['alpha']} (must be >= 0)")
+        _require(group["eps"] >= 0, f"invalid epsilon value: {group['eps']} (must be >= 0)")
+        _require(group["momentum"] >= 0, f"invalid momentum value: {group['momentum']} (must be >= 0)")
+
+    def _init_state(self, p, group):
+        state = {"step": 0, "square_avg": np.zeros_like(p.data)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = np.zeros_like(p.data)
+        if group["centered"]:
+            state["grad_avg"] = np.zeros_like(p.data)
+        return state
+
+    def _update(self, param, grad, state, group, work):
+        alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param  # needed again below, so not in `work`
+        state["step"] += 1
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        np.multiply(grad, grad, out=work)
+        work *= 1 - alpha
+        square_avg += work
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            np.subtract(grad, grad_avg, out=work)
+            work *= 1 - alpha
+            grad_avg += work
+            np.multiply(grad_avg, grad_avg, out=work)
+            np.subtract(square_avg, work, out=work)
+            np.sqrt(work, out=work)
+        else:
+            np.sqrt(square_avg, out=work)
+        work += eps
+        np.divide(grad, work, out=work)  # g / (a + eps)
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += work
+            np.multiply(buf, group["lr"], out=work)
+        else:
+            work *= group["lr"]
+        param -= work
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
