@@ -141,7 +141,7 @@ def tanh(ctx, x):
     return np.tanh(x)
 
 
-GELU_C = np.sqrt(2 / np.pi)
+GELU_C = float(np.sqrt(2 / np.pi))  # a Python float keeps float32 inputs float32
 
 
 def gelu(ctx, x):
