@@ -3,7 +3,14 @@ optimizers, schedulers and metrics. (Shared file: edit with small, targeted chan
 
 from tt_core import hookimpl
 
+from . import autograd, grad_rules
+from .gradcheck import gradcheck
+
 
 @hookimpl
 def tt_register_components(registry):
-    pass
+    registry.register("autograd", "engine", autograd.engine)
+    for name, rule in grad_rules.GRAD_RULES.items():
+        registry.register("grad_rule", name, rule)
+    registry.register("function", "gradcheck", gradcheck)
+    registry.register("function", "no_grad", autograd.no_grad)

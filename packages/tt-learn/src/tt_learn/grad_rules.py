@@ -1,0 +1,298 @@
+"""The gradient rule of every tt-core primitive, registered under the op's name.
+
+A rule receives the context its forward kernel ran with and the gradient of the loss with
+respect to the op's output, and returns one gradient per input — ``None`` for an input that
+does not need one (``ctx.needs[i]`` is False), which saves the work::
+
+    def exp(ctx, grad):            # y = exp(x)  =>  dL/dx = dL/dy * y
+        return (grad * ctx.out,)
+
+``ctx.inputs`` are the input arrays, ``ctx.out`` the output array, ``ctx.attrs`` the keyword
+attributes of the call. Operands that were broadcast get their gradient summed back to their
+own shape (:func:`unbroadcast`). Every rule works on plain NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Callable
+
+import numpy as np
+from tt_core.ops import GELU_C
+
+__all__ = ["GRAD_RULES", "unbroadcast"]
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes along which an operand of ``shape`` was broadcast.
+
+    Examples:
+        >>> unbroadcast(np.ones((4, 2, 3)), (2, 1)).tolist()
+        [[12.0], [12.0]]
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
+    )
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+# -- arithmetic (broadcasting) -----------------------------------------------------------
+
+
+def add(ctx, grad):
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    return (unbroadcast(grad, a.shape) if need_a else None, unbroadcast(grad, b.shape) if need_b else None)
+
+
+def sub(ctx, grad):
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    return (unbroadcast(grad, a.shape) if need_a else None, -unbroadcast(grad, b.shape) if need_b else None)
+
+
+def mul(ctx, grad):
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    return (
+        unbroadcast(grad * b, a.shape) if need_a else None,
+        unbroadcast(grad * a, b.shape) if need_b else None,
+    )
+
+
+def div(ctx, grad):  # y = a / b: dy/da = 1/b, dy/db = -a/b² = -y/b
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    grad_over_b = grad / b
+    return (
+        unbroadcast(grad_over_b, a.shape) if need_a else None,
+        unbroadcast(-grad_over_b * ctx.out, b.shape) if need_b else None,
+    )
+
+
+def pow(ctx, grad):  # noqa: A001 - y = a ** b: dy/da = b a^(b-1), dy/db = y ln a
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape) if need_a else None
+    grad_b = None
+    if need_b:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # at a == 0 the term y ln a is 0 * -inf; its limit (and PyTorch's value) is 0
+            dy_db = np.where(a == 0, 0.0, ctx.out * np.log(a))
+        grad_b = unbroadcast(grad * dy_db, b.shape)
+    return grad_a, grad_b
+
+
+def neg(ctx, grad):
+    return (-grad,)
+
+
+def matmul(ctx, grad):
+    """``a @ b`` with NumPy's rules: batch axes broadcast, a 1-D operand is a row (left) or a
+    column (right) vector whose extra axis is dropped from the result."""
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if b.ndim == 1:
+        grad = grad[..., None]
+    if a.ndim == 1:
+        grad = grad[..., None, :]
+    grad_a = unbroadcast(grad @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if need_a else None
+    grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape) if need_b else None
+    return grad_a, grad_b
+
+
+# -- reductions --------------------------------------------------------------------------
+
+
+def _spread(grad, ctx):
+    """The gradient of a reduction, broadcast back over the reduced axes (a read-only view)."""
+    axis = ctx.attrs.get("axis")
+    if axis is not None and not ctx.attrs.get("keepdims", False):
+        grad = np.expand_dims(grad, axis)
+    return np.broadcast_to(grad, ctx.inputs[0].shape)
+
+
+def sum(ctx, grad):  # noqa: A001
+    return (_spread(grad, ctx),)
+
+
+def mean(ctx, grad):
+    return (_spread(grad * (ctx.out.size / ctx.inputs[0].size), ctx),)
+
+
+def _to_one_extreme(ctx, grad, arg: Callable) -> tuple[np.ndarray]:
+    """max/min: the whole gradient of each reduced slice goes to one element — the first
+    arg-max (arg-min) of the slice, as PyTorch's ``max(dim)`` does for ties."""
+    a = ctx.inputs[0]
+    axis = ctx.attrs.get("axis")
+    if axis is None:
+        reduced = tuple(range(a.ndim))
+    else:
+        reduced = tuple(sorted(int(i) % builtins.max(a.ndim, 1) for i in np.atleast_1d(axis)))
+    kept = tuple(i for i in range(a.ndim) if i not in reduced)
+    order = kept + reduced
+    kept_shape = tuple(a.shape[i] for i in kept)
+    # put the reduced axes last and flatten them: one row per reduced slice
+    rows = a.transpose(order).reshape(kept_shape + (-1,))
+    winner = arg(rows, axis=-1)[..., None]
+    out = np.zeros(rows.shape, dtype=a.dtype)
+    np.put_along_axis(out, winner, grad.reshape(kept_shape + (1,)), axis=-1)
+    return (out.reshape(tuple(a.shape[i] for i in order)).transpose(np.argsort(order)),)
+
+
+def max(ctx, grad):  # noqa: A001
+    return _to_one_extreme(ctx, grad, np.argmax)
+
+
+def min(ctx, grad):  # noqa: A001
+    return _to_one_extreme(ctx, grad, np.argmin)
+
+
+# -- indexing and movement ---------------------------------------------------------------
+
+_BASIC_INDEX = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
+def _may_repeat(index) -> bool:
+    """Whether ``index`` can select one element more than once (integer arrays can; ints,
+    slices, None, Ellipsis and boolean masks cannot)."""
+    for item in index if isinstance(index, tuple) else (index,):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, _BASIC_INDEX):
+            if np.asarray(item).dtype != bool:
+                return True
+    return False
+
+
+def getitem(ctx, grad):
+    a = ctx.inputs[0]
+    index = ctx.attrs["index"]
+    out = np.zeros(a.shape, dtype=a.dtype)
+    if _may_repeat(index):
+        np.add.at(out, index, grad)  # scatter-add: a repeated index collects every gradient
+    else:
+        out[index] = grad  # slices and masks: each element at most once, plain assignment
+    return (out,)
+
+
+def reshape(ctx, grad):
+    return (grad.reshape(ctx.inputs[0].shape),)
+
+
+def transpose(ctx, grad):
+    axes = ctx.attrs.get("axes")
+    return (grad.transpose() if axes is None else grad.transpose(np.argsort(axes)),)
+
+
+def concatenate(ctx, grad):
+    axis = ctx.attrs.get("axis", 0)
+    inputs = ctx.inputs
+    if axis is None:  # NumPy flattens the inputs first
+        sizes = [x.size for x in inputs]
+        pieces = np.split(grad, np.cumsum(sizes)[:-1])
+    else:
+        pieces = np.split(grad, np.cumsum([x.shape[axis] for x in inputs])[:-1], axis=axis)
+    return tuple(
+        piece.reshape(x.shape) if need else None for piece, x, need in zip(pieces, inputs, ctx.needs)
+    )
+
+
+def stack(ctx, grad):
+    slices = np.moveaxis(grad, ctx.attrs.get("axis", 0), 0)
+    return tuple(slices[i] if need else None for i, need in enumerate(ctx.needs))
+
+
+def where(ctx, grad):
+    condition, a, b = ctx.inputs
+    _, need_a, need_b = ctx.needs
+    return (
+        None,
+        unbroadcast(np.where(condition, grad, 0), a.shape) if need_a else None,
+        unbroadcast(np.where(condition, 0, grad), b.shape) if need_b else None,
+    )
+
+
+def cast(ctx, grad):
+    return (grad.astype(ctx.inputs[0].dtype, copy=False),)
+
+
+# -- element-wise functions --------------------------------------------------------------
+
+
+def exp(ctx, grad):
+    return (grad * ctx.out,)
+
+
+def log(ctx, grad):
+    return (grad / ctx.inputs[0],)
+
+
+def sqrt(ctx, grad):
+    return (grad * 0.5 / ctx.out,)
+
+
+def abs(ctx, grad):  # noqa: A001 - sign(0) = 0, as in PyTorch
+    return (grad * np.sign(ctx.inputs[0]),)
+
+
+def clip(ctx, grad):
+    """The gradient passes where ``low <= x <= high`` (bounds included, as in PyTorch)."""
+    x = ctx.inputs[0]
+    low, high = ctx.attrs.get("low"), ctx.attrs.get("high")
+    inside = True
+    if low is not None:
+        inside = x >= low
+    if high is not None:
+        inside = inside & (x <= high)
+    return (grad * inside,)
+
+
+# -- activations (fused: the derivative from the saved output, no sub-graph) -------------
+
+
+def relu(ctx, grad):
+    return (grad * (ctx.out > 0),)
+
+
+def sigmoid(ctx, grad):
+    y = ctx.out
+    return (grad * y * (1 - y),)
+
+
+def tanh(ctx, grad):
+    y = ctx.out
+    return (grad * (1 - y * y),)
+
+
+def gelu(ctx, grad):
+    """y = x/2 (1 + t), t = tanh(c (x + 0.044715 x³)):
+    dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 * 0.044715 x²)."""
+    x, t = ctx.inputs[0], ctx.tanh
+    inner_slope = GELU_C * (1 + 3 * 0.044715 * x * x)
+    return (grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_slope),)
+
+
+def softmax(ctx, grad):
+    """dx = y * (g - sum(g * y)) along the axis."""
+    y = ctx.out
+    grad_y = grad * y
+    return (grad_y - y * grad_y.sum(axis=ctx.attrs.get("axis", -1), keepdims=True),)
+
+
+def log_softmax(ctx, grad):
+    """dx = g - softmax(x) * sum(g) along the axis (softmax = exp of the saved output)."""
+    return (grad - np.exp(ctx.out) * grad.sum(axis=ctx.attrs.get("axis", -1), keepdims=True),)
+
+
+GRAD_RULES: dict[str, Callable] = {
+    f.__name__: f
+    for f in (
+        add, sub, mul, div, pow, neg, matmul, sum, mean, max, min, getitem, reshape, transpose,
+        concatenate, stack, where, cast, exp, log, sqrt, abs, clip,
+        relu, sigmoid, tanh, gelu, softmax, log_softmax,
+    )
+}
