@@ -258,15 +258,18 @@ def apply(name: str, *inputs, **attrs):
     ctx = Context()
     arrays = [t.data for t in inputs]
     try:
-        out = forward(ctx, *arrays, **attrs)
-    except (ValueError, IndexError) as error:
+        result = Tensor._make(forward(ctx, *arrays, **attrs))
+    except TinyTorchError:
+        raise  # already a clear message (e.g. from a plugin's kernel)
+    except ValueError as error:
         shapes = " and ".join(str(a.shape) for a in arrays)
         raise ShapeError(f"{name}: operands of shape {shapes} do not fit ({error})") from None
-    result = Tensor._make(out)
+    except IndexError as error:  # stays an IndexError, which ends a Python iteration
+        raise IndexError(f"{name}: {error} (tensor of shape {arrays[0].shape})") from None
     if rule is not None and _grad_enabled:
         needs = tuple([t.requires_grad for t in inputs])
         if True in needs:
-            ctx.inputs, ctx.out, ctx.attrs, ctx.needs = arrays, out, attrs, needs
+            ctx.inputs, ctx.out, ctx.attrs, ctx.needs = arrays, result.data, attrs, needs
             result.requires_grad = True
             result._node = Node(name, rule, ctx, inputs)
     return result

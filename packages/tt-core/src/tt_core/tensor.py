@@ -12,33 +12,56 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import ops
-from .errors import AutogradUnavailableError, TinyTorchError
+from .errors import AutogradUnavailableError, ShapeError, TinyTorchError
 from .rng import generator
 
 DEFAULT_DTYPE = np.float32
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
+    """``data`` as an array: ``dtype`` if given; else float32 for Python numbers and float64
+    arrays, while NumPy integer and boolean arrays and scalars (labels, masks) keep their type."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     array = np.asarray(data)
-    if array.dtype == np.float64 or (not isinstance(data, np.ndarray) and array.dtype.kind in "iu"):
-        # float32 by default; NumPy integer arrays (labels, indices) keep their type
+    from_numpy = isinstance(data, (np.ndarray, np.generic))
+    if array.dtype == np.float64 or (not from_numpy and array.dtype.kind in "iu"):
         return array.astype(DEFAULT_DTYPE)
     if array.dtype.kind not in "biuf":
         raise TinyTorchError(f"Tensor needs numeric data, got an array of dtype {array.dtype}")
     return array
 
 
+def _index_part(key):
+    """One index: a Tensor becomes its (integer or boolean) array; the rest is NumPy's."""
+    if not isinstance(key, Tensor):
+        return key
+    if key.dtype.kind not in "biu":
+        raise TinyTorchError(
+            f"index tensors must be integer or boolean, this one is {key.dtype} (a Tensor made from "
+            "Python numbers is float32: use tt.tensor(..., dtype='int64') or tt.arange)"
+        )
+    return key.data
+
+
 def _index(key):
-    """Tensor indices become arrays (NumPy does the indexing)."""
-    if isinstance(key, Tensor):
-        return key.data
+    """A ``t[key]`` key with its Tensors replaced by arrays (NumPy does the indexing)."""
     if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
-    return key
+        return tuple(_index_part(k) for k in key)
+    return _index_part(key)
+
+
+def _same_kind(a: "Tensor", b: "Tensor") -> tuple["Tensor", "Tensor"]:
+    """When an integer or boolean tensor meets a floating-point one, cast it to the float's
+    dtype, as PyTorch does (NumPy would give float64 for int64 and float32)."""
+    a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
+    if a_float and not b_float:
+        return a, Tensor._make(b.data.astype(a.dtype))
+    if b_float and not a_float:
+        return Tensor._make(a.data.astype(b.dtype)), b
+    return a, b
 
 
 class Tensor:
@@ -69,9 +92,11 @@ class Tensor:
 
     @classmethod
     def _make(cls, array: np.ndarray) -> "Tensor":
-        """Wrap an array without copying or converting it (the fast path of every op)."""
+        """Wrap an array without copying or converting it (the fast path of every op).
+        A NumPy scalar (``np.sum`` of a whole array returns one) becomes a 0-d array."""
         t = object.__new__(Tensor)
-        t.data, t.requires_grad, t.grad, t._node = array, False, None, None
+        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+        t.requires_grad, t.grad, t._node = False, None, None
         return t
 
     # -- properties ----------------------------------------------------------------------
@@ -110,6 +135,17 @@ class Tensor:
         if self.ndim == 0:
             raise TinyTorchError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """Iterate over the first axis; each item is ``self[i]``."""
+        for i in range(len(self)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(t)`` (and matplotlib) see ``t.data``; no gradient flows through NumPy."""
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
@@ -155,50 +191,64 @@ class Tensor:
 
     # -- arithmetic ----------------------------------------------------------------------
     def _operand(self, other) -> "Tensor":
+        """``other`` as a Tensor; a Python number takes this tensor's dtype where it fits
+        (``x * 2`` stays float32, ``labels + 1`` stays int64)."""
         if isinstance(other, Tensor):
             return other
-        if self.dtype.kind == "f" and isinstance(other, (int, float)):
+        kind = self.dtype.kind
+        if (isinstance(other, float) and kind == "f") or (
+            isinstance(other, int) and not isinstance(other, bool) and kind in "fiu"
+        ):
             return Tensor._make(np.asarray(other, dtype=self.dtype))
         return Tensor(other)
 
+    def _binary(self, name: str, other, reflected: bool = False) -> "Tensor":
+        """Run binary op ``name`` on ``(self, other)``, or ``(other, self)`` when reflected."""
+        a, b = _same_kind(self, self._operand(other))
+        if reflected:
+            a, b = b, a
+        if name == "div" and a.dtype.kind != "f":  # true division of integers gives float32
+            a, b = Tensor._make(a.data.astype(DEFAULT_DTYPE)), Tensor._make(b.data.astype(DEFAULT_DTYPE))
+        return ops.apply(name, a, b)
+
     def __add__(self, other):
-        return ops.apply("add", self, self._operand(other))
+        return self._binary("add", other)
 
     def __radd__(self, other):
-        return ops.apply("add", self._operand(other), self)
+        return self._binary("add", other, reflected=True)
 
     def __sub__(self, other):
-        return ops.apply("sub", self, self._operand(other))
+        return self._binary("sub", other)
 
     def __rsub__(self, other):
-        return ops.apply("sub", self._operand(other), self)
+        return self._binary("sub", other, reflected=True)
 
     def __mul__(self, other):
-        return ops.apply("mul", self, self._operand(other))
+        return self._binary("mul", other)
 
     def __rmul__(self, other):
-        return ops.apply("mul", self._operand(other), self)
+        return self._binary("mul", other, reflected=True)
 
     def __truediv__(self, other):
-        return ops.apply("div", self, self._operand(other))
+        return self._binary("div", other)
 
     def __rtruediv__(self, other):
-        return ops.apply("div", self._operand(other), self)
+        return self._binary("div", other, reflected=True)
 
     def __pow__(self, other):
-        return ops.apply("pow", self, self._operand(other))
+        return self._binary("pow", other)
 
     def __rpow__(self, other):
-        return ops.apply("pow", self._operand(other), self)
+        return self._binary("pow", other, reflected=True)
 
     def __neg__(self):
         return ops.apply("neg", self)
 
     def __matmul__(self, other):
-        return ops.apply("matmul", self, self._operand(other))
+        return self._binary("matmul", other)
 
     def __rmatmul__(self, other):
-        return ops.apply("matmul", self._operand(other), self)
+        return self._binary("matmul", other, reflected=True)
 
     # -- comparisons (no gradient; boolean tensors) --------------------------------------
     def _compare(self, other, fn) -> "Tensor":
@@ -242,7 +292,12 @@ class Tensor:
         return self.reshape(np.expand_dims(self.data, axis).shape)
 
     def squeeze(self, axis=None) -> "Tensor":
-        return self.reshape(np.squeeze(self.data, axis).shape)
+        """Drop axes of size 1 (all of them, or the given ``axis``, which must have size 1)."""
+        try:
+            shape = np.squeeze(self.data, axis).shape
+        except ValueError:
+            raise ShapeError(f"squeeze: axis {axis} of a tensor of shape {self.shape} does not have size 1") from None
+        return self.reshape(shape)
 
     def permute(self, *axes) -> "Tensor":
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -386,6 +441,7 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (gradients flow to ``a`` and ``b``)."""
-    a = a if isinstance(a, Tensor) else Tensor(a)
-    b = b if isinstance(b, Tensor) else a._operand(b)
+    if not isinstance(a, Tensor):
+        a = b._operand(a) if isinstance(b, Tensor) else Tensor(a)
+    a, b = _same_kind(a, a._operand(b))
     return ops.apply("where", Tensor(condition, dtype=bool), a, b)
