@@ -1,0 +1,136 @@
+"""The six historical milestones, as specs: what each needs, what it must reach, how to run it.
+
+A milestone is runnable when every component it requires is in the registry; otherwise
+``tt-milestones list`` shows it locked, with the package that provides what is missing.
+"""
+
+from __future__ import annotations
+
+from .api import MilestoneSpec, Requirement
+
+
+def _needs(package: str, *components: str) -> tuple[Requirement, ...]:
+    """``_needs("tt-learn", "loss:MSELoss", ...)``: requirements provided by one package."""
+    return tuple(Requirement(*component.split(":", 1), package=package) for component in components)
+
+
+def _run(id_: str, slug: str) -> str:
+    return f"tt_milestones.history.m{id_}_{slug}:run"
+
+
+PERCEPTRON = MilestoneSpec(
+    id="01",
+    slug="perceptron",
+    year=1957,
+    title="The Perceptron",
+    history=(
+        "Frank Rosenblatt's perceptron learned its weights from examples with a rule so simple it was "
+        "built in hardware: when it errs, add the misclassified input to the weights (or subtract it). "
+        "Its convergence theorem promised that any linearly separable problem would be solved in a "
+        "finite number of mistakes."
+    ),
+    requires=_needs("tt-core", "op:matmul", "layer:Linear"),
+    target="100% on linearly separable 2-D points; >= 98% test accuracy on the 8x8 digits 0 vs 1",
+    run=_run("01", "perceptron"),
+    quick_note="fewer epochs at most; both tasks still train to their targets",
+)
+
+XOR = MilestoneSpec(
+    id="02",
+    slug="xor",
+    year=1969,
+    title="The XOR Crisis",
+    history=(
+        "Minsky and Papert's book Perceptrons proved that a single layer cannot compute XOR, and funding "
+        "for neural networks dried up for a decade. A hidden layer trained by gradient descent solves it, "
+        "which is what backpropagation later made practical."
+    ),
+    requires=_needs("tt-core", "layer:Linear", "activation:Tanh", "activation:Sigmoid")
+    + _needs("tt-learn", "autograd:engine", "loss:BCEWithLogitsLoss", "optimizer:SGD"),
+    target="a single-layer network stays stuck (loss ~ 0.69, accuracy <= 75%); a 2-layer MLP reaches 100%",
+    run=_run("02", "xor"),
+)
+
+MLP = MilestoneSpec(
+    id="03",
+    slug="mlp",
+    year=1986,
+    title="Backpropagation and the MLP",
+    history=(
+        "Rumelhart, Hinton and Williams showed that backpropagating errors through hidden layers learns "
+        "useful internal representations. Multi-layer perceptrons trained this way became the first "
+        "networks to read handwritten digits reliably."
+    ),
+    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:Adam")
+    + _needs("tt-data", "dataset:tinydigits", "dataset:mnist", "loader:DataLoader"),
+    target=">= 97% test accuracy on TinyDigits; >= 98.0% test accuracy on MNIST",
+    run=_run("03", "mlp"),
+    quick_note="TinyDigits only",
+)
+
+CNN = MilestoneSpec(
+    id="04",
+    slug="cnn",
+    year=1998,
+    title="Convolutional Networks",
+    history=(
+        "LeCun's LeNet-5 shared small learned filters across the image, so a network could see shapes "
+        "wherever they appear, and read cheques for banks. The same idea, deeper and with more data, "
+        "won ImageNet in 2012 and started the deep-learning boom."
+    ),
+    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:SGD", "scheduler:OneCycleLR")
+    + _needs(
+        "tt-data", "op:conv2d", "layer:Conv2d", "layer:MaxPool2d", "layer:BatchNorm2d", "layer:Flatten",
+        "dataset:tinydigits", "dataset:cifar10", "loader:DataLoader",
+        "transform:RandomCrop", "transform:RandomHorizontalFlip",
+    ),
+    target=">= 97% test accuracy on TinyDigits (LeNet); >= 80% CIFAR-10 test accuracy within 30 minutes",
+    run=_run("04", "cnn"),
+    quick_note="LeNet on TinyDigits only",
+)
+
+TRANSFORMER = MilestoneSpec(
+    id="05",
+    slug="transformer",
+    year=2017,
+    title="Attention Is All You Need",
+    history=(
+        "Vaswani and colleagues dropped recurrence and let every token attend to every other one, so "
+        "sequence models could be trained in parallel on whole passages. Transformers became the "
+        "architecture of every large language model since."
+    ),
+    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:AdamW")
+    + _needs(
+        "tt-language", "tokenizer:char", "layer:MultiHeadAttention", "layer:TransformerBlock", "model:GPT",
+        "function:generate", "dataset:tinytalks", "dataset:tinyshakespeare",
+    ),
+    target=(
+        "100% on sequence reversal; TinyTalks training loss < 1.5; "
+        "Tiny Shakespeare validation loss <= 1.80 within 15 minutes"
+    ),
+    run=_run("05", "transformer"),
+    quick_note="the attention proof and a short TinyTalks run whose loss must fall",
+    options=("chat",),
+)
+
+OLYMPICS = MilestoneSpec(
+    id="06",
+    slug="olympics",
+    year=2018,
+    title="The Torch Olympics",
+    history=(
+        "MLPerf turned speed and efficiency claims into measured, comparable benchmarks, run the same "
+        "way on every system. Here the models of the earlier milestones are profiled, quantized, pruned "
+        "and cached, and every ratio is measured on this machine."
+    ),
+    requires=_needs("tt-language", "model:GPT")
+    + _needs("tt-perf", "perf:profile", "perf:quantize_int8", "perf:prune", "perf:kv_generate", "perf:olympics"),
+    target=(
+        ">= 8x smaller on disk with <= 1 point accuracy loss; KV-cache generation >= 12x faster at "
+        "512 tokens; batched generation >= 5x the throughput"
+    ),
+    run=_run("06", "olympics"),
+    quick_note="TinyDigits and a small GPT",
+)
+
+MILESTONES: tuple[MilestoneSpec, ...] = (PERCEPTRON, XOR, MLP, CNN, TRANSFORMER, OLYMPICS)
