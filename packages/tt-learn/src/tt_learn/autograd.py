@@ -177,8 +177,10 @@ class _GradMode:
 
     mode: bool
 
-    def __init__(self) -> None:
-        self._previous: list[bool] = []  # a stack, so one instance may be entered re-entrantly
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._previous = []  # a stack, so one instance may be entered re-entrantly
+        return self if func is None else self(func)  # bare ``@no_grad`` as well as ``@no_grad()``
 
     def __enter__(self) -> None:
         self._previous.append(ops.set_grad_enabled(self.mode))
