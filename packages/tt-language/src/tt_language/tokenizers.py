@@ -1,0 +1,381 @@
+"""Tokenizers: text to integer ids and back.
+
+Two tokenizers share one small interface (``encode``, ``decode``, ``vocab_size``, ``save``,
+``load``):
+
+* :class:`CharTokenizer` gives every distinct character of a corpus its own id — the classic
+  character-level language model vocabulary (65 symbols for Tiny Shakespeare).
+* :class:`BPETokenizer` is a byte-level byte-pair encoder (as in GPT-2): it starts from the 256
+  byte values, so *any* UTF-8 text can be encoded and decoded back exactly, and learns merges of
+  frequent adjacent pairs into new tokens.
+
+BPE training is vectorised: the corpus is first cut into chunks (words with their leading
+space, numbers, punctuation runs, whitespace), and only the *unique* chunks are kept, each with
+its count. All unique chunks sit in one flat NumPy array separated by ``-1``; one merge step is
+then a weighted ``bincount`` of adjacent pairs and a masked rewrite of the array.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tt_core.errors import TinyTorchError
+
+# GPT-2's pre-tokenisation pattern written with the standard library's ``re``: contractions,
+# letters (``[^\W\d_]``), digits, other symbols, whitespace. The final ``.`` catches any
+# character the other branches miss (``_``, ``²``, combining marks), so no text is ever lost.
+SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|."""
+SEPARATOR = -1  # between chunks in the flat training array: pairs never cross it
+
+
+class Tokenizer:
+    """The shared interface. ``encode`` returns a 1-D int64 array; ``decode`` takes any
+    sequence of ids."""
+
+    kind = "tokenizer"
+
+    special_tokens: dict[str, int]
+    special_ids: dict[int, str]
+
+    # -- special tokens ------------------------------------------------------------------
+    def _set_special_tokens(self, names: Iterable[str], first_id: int) -> None:
+        names = list(dict.fromkeys(names))  # keep order, drop repeats
+        self.special_tokens = {name: first_id + i for i, name in enumerate(names)}
+        self.special_ids = {i: name for name, i in self.special_tokens.items()}
+        # the longest first, so "<|end|>" never shadows "<|endoftext|>"
+        alternatives = sorted(names, key=len, reverse=True)
+        self._special_re = re.compile("(" + "|".join(map(re.escape, alternatives)) + ")") if names else None
+
+    def _split_special(self, text: str, allow_special: bool) -> list[tuple[str, bool]]:
+        """``[(piece, is_special), ...]`` covering ``text``."""
+        if not allow_special or self._special_re is None:
+            return [(text, False)]
+        pieces = self._special_re.split(text)
+        # re.split with one group: odd positions are the special tokens themselves
+        return [(piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece]
+
+    def encode(self, text: str, allow_special: bool = True) -> np.ndarray:
+        """Token ids of ``text``. With ``allow_special`` the special token strings (e.g.
+        ``"<|endoftext|>"``) become their single ids; without, they are encoded as plain text."""
+        if not isinstance(text, str):
+            raise TinyTorchError(f"encode() takes a str, got {type(text).__name__}")
+        parts = [
+            np.array([self.special_tokens[piece]], dtype=np.int64) if special else self._encode_plain(piece)
+            for piece, special in self._split_special(text, allow_special)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _ids(self, ids) -> np.ndarray:
+        ids = np.asarray(getattr(ids, "data", ids)).reshape(-1)
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise TinyTorchError(f"decode() needs integer ids in [0, {self.vocab_size}), got {ids[:10]}...")
+        return ids.astype(np.int64)
+
+    # -- to implement ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def _encode_plain(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, ids) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    # -- files -----------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the tokenizer as JSON (readable, and never pickled)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Tokenizer":
+        """Read a tokenizer written by :meth:`save` (either kind when called on ``Tokenizer``)."""
+        try:
+            spec = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise TinyTorchError(f"cannot read a tokenizer from {path}: {error}") from None
+        kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in kinds or (cls is not Tokenizer and kinds[kind] is not cls):
+            raise TinyTorchError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
+        return kinds[kind].from_dict(spec)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+
+# ----------------------------------------------------------------------------------------
+# Characters
+# ----------------------------------------------------------------------------------------
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character.
+
+    Args:
+        chars: the alphabet (any iterable of characters, or a corpus string: its distinct
+            characters, sorted, become the vocabulary).
+        special_tokens: names (e.g. ``["<pad>"]``) given the ids after the characters.
+        unknown: a character to use for characters outside the alphabet; without it,
+            encoding such text raises an error naming them.
+
+    Examples:
+        >>> tok = CharTokenizer("hello world")
+        >>> tok.vocab_size
+        8
+        >>> tok.decode(tok.encode("hello"))
+        'hello'
+    """
+
+    kind = "char"
+
+    def __init__(self, chars: Iterable[str], special_tokens=(), unknown: str | None = None) -> None:
+        self.chars = sorted(set(chars))
+        if not self.chars:
+            raise TinyTorchError("CharTokenizer needs at least one character")
+        if unknown is not None and unknown not in self.chars:
+            raise TinyTorchError(f"the unknown character {unknown!r} must be in the alphabet")
+        self.unknown = unknown
+        # code points, sorted, for vectorised lookup with searchsorted
+        self._codes = np.array([ord(c) for c in self.chars], dtype=np.int64)
+        self._set_special_tokens(special_tokens, len(self.chars))
+        self._table = np.array(self.chars + list(self.special_tokens), dtype=object)
+
+    @classmethod
+    def train(cls, text: str, special_tokens=(), unknown: str | None = None) -> "CharTokenizer":
+        """The alphabet of ``text`` (same as ``CharTokenizer(text)``)."""
+        return cls(text, special_tokens=special_tokens, unknown=unknown)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + len(self.special_tokens)
+
+    def _encode_plain(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        ids = np.searchsorted(self._codes, codes).clip(max=len(self._codes) - 1)
+        unknown = self._codes[ids] != codes
+        if unknown.any():
+            if self.unknown is None:
+                missing = sorted({chr(c) for c in codes[unknown]})
+                raise TinyTorchError(
+                    f"characters not in the vocabulary: {''.join(missing)[:40]!r}; build the "
+                    "tokenizer from a corpus that has them, or pass unknown=<a known character>"
+                )
+            ids[unknown] = self.chars.index(self.unknown)
+        return ids
+
+    def decode(self, ids) -> str:
+        return "".join(self._table[self._ids(ids)])
+
+    def to_dict(self) -> dict:
+        return {"type": "char", "chars": "".join(self.chars), "special_tokens": list(self.special_tokens),
+                "unknown": self.unknown}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "CharTokenizer":
+        return cls(spec["chars"], special_tokens=spec.get("special_tokens", ()), unknown=spec.get("unknown"))
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+# ----------------------------------------------------------------------------------------
+# Byte-level BPE
+# ----------------------------------------------------------------------------------------
+
+
+def _merge_pair(ids: np.ndarray, left: int, right: int, new: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Merge every occurrence of the pair ``(left, right)`` in ``ids`` into ``new``, scanning
+    left to right (so ``a a a`` with the pair ``(a, a)`` becomes ``aa a``).
+
+    Returns ``(merged, hit)``: the shorter array, and a mask over the old ``ids`` of where the
+    merged pairs started; or None when the pair does not occur."""
+    hit = np.zeros(ids.size, dtype=bool)
+    np.equal(ids[:-1], left, out=hit[:-1])
+    hit[:-1] &= ids[1:] == right
+    if not hit.any():
+        return None
+    if left == right:
+        # in a run of consecutive hits only every other one, from the run's start, is a pair
+        index = np.arange(ids.size)
+        starts = hit & ~np.concatenate(([False], hit[:-1]))
+        run_start = np.maximum.accumulate(np.where(starts, index, 0))
+        hit &= (index - run_start) % 2 == 0
+    keep = np.ones(ids.size, dtype=bool)
+    keep[1:] = ~hit[:-1]  # the right half of each merged pair goes
+    merged = np.where(hit, new, ids)[keep]
+    return merged, hit
+
+
+def _chunk_ids(chunks: Iterable[bytes]) -> np.ndarray:
+    """Byte strings as one int64 array, each followed by :data:`SEPARATOR`."""
+    flat = np.frombuffer(b"\xff".join(chunks) + b"\xff", dtype=np.uint8).astype(np.int64)
+    flat[flat == 0xFF] = SEPARATOR  # 0xff never occurs in UTF-8
+    return flat
+
+
+def _pair_keys(ids: np.ndarray, starts: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys ``left * base + right`` of the pairs starting at ``starts`` that lie inside a chunk,
+    and which of ``starts`` those are."""
+    starts = starts[(starts >= 0) & (starts < ids.size - 1)]
+    left, right = ids[starts], ids[starts + 1]
+    inside = (left >= 0) & (right >= 0)
+    return left[inside] * base + right[inside], starts[inside]
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level byte-pair encoding.
+
+    Ids 0-255 are the bytes, ids ``256 + i`` are the learned merges (in the order they were
+    learned), then the special tokens. Encoding cuts text into chunks with
+    :data:`SPLIT_PATTERN` and applies the merges inside each chunk by rank, exactly as training
+    did; decoding joins the bytes, so ``decode(encode(text)) == text`` for every string.
+
+    Args:
+        merges: learned pairs ``[(left_id, right_id), ...]`` (see :meth:`train`).
+        special_tokens: names of special tokens (e.g. ``"<|endoftext|>"``).
+
+    Examples:
+        >>> tok = BPETokenizer.train("low lower lowest " * 50, num_merges=10)
+        >>> text = "lowest — élan"
+        >>> tok.decode(tok.encode(text)) == text
+        True
+    """
+
+    kind = "bpe"
+
+    def __init__(self, merges: Iterable[tuple[int, int]] = (), special_tokens=(), pattern: str = SPLIT_PATTERN) -> None:
+        self.merges = [(int(a), int(b)) for a, b in merges]
+        self.pattern = pattern
+        self._split = re.compile(pattern)
+        for rank, (a, b) in enumerate(self.merges):
+            if not (0 <= a < 256 + rank and 0 <= b < 256 + rank):
+                raise TinyTorchError(f"merge {rank} = ({a}, {b}) refers to a token that does not exist yet")
+        # the byte string of every token
+        self._bytes = [bytes([i]) for i in range(256)]
+        for a, b in self.merges:
+            self._bytes.append(self._bytes[a] + self._bytes[b])
+        self._base = 256 + len(self.merges)
+        self._cache: dict[str, np.ndarray] = {}
+        self._set_special_tokens(special_tokens, self._base)
+
+    # -- training --------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int | None = None,
+        num_merges: int | None = None,
+        special_tokens: Iterable[str] = (),
+        pattern: str = SPLIT_PATTERN,
+    ) -> "BPETokenizer":
+        """Learn merges from ``text``: give ``num_merges``, or a ``vocab_size`` (256 bytes +
+        merges + special tokens). Stops early when no pair occurs twice."""
+        special_tokens = list(dict.fromkeys(special_tokens))
+        if (vocab_size is None) == (num_merges is None):
+            raise ValueError("give exactly one of vocab_size and num_merges")
+        if num_merges is None:
+            num_merges = vocab_size - 256 - len(special_tokens)
+        if num_merges < 0:
+            raise ValueError(f"vocab_size must be at least {256 + len(special_tokens)} (bytes + special tokens)")
+        ids, weights = cls._chunk_array(text, re.compile(pattern), special_tokens)
+        # counts[a * base + b] = how often the pair (a, b) occurs in the corpus; after each merge
+        # only the pairs around the merged positions are taken out and put back
+        base = 256 + num_merges
+        counts = np.zeros(base * base, dtype=np.int64)
+        keys, starts = _pair_keys(ids, np.arange(ids.size), base)
+        np.add.at(counts, keys, weights[starts])
+        merges: list[tuple[int, int]] = []
+        for new in range(256, base):
+            best = int(counts.argmax())
+            if counts[best] < 2:
+                break
+            a, b = divmod(best, base)
+            merges.append((a, b))
+            merged, hit = _merge_pair(ids, a, b, new)
+            where = np.flatnonzero(hit)
+            keys, starts = _pair_keys(ids, np.unique(np.concatenate((where - 1, where, where + 1))), base)
+            np.subtract.at(counts, keys, weights[starts])
+            weights = weights[~np.concatenate(([False], hit[:-1]))]
+            ids = merged
+            where -= np.arange(where.size)  # the merged tokens' positions in the shorter array
+            keys, starts = _pair_keys(ids, np.unique(np.concatenate((where - 1, where))), base)
+            np.add.at(counts, keys, weights[starts])
+        return cls(merges, special_tokens=special_tokens, pattern=pattern)
+
+    @staticmethod
+    def _chunk_array(text: str, split: re.Pattern, special_tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Unique chunks of ``text`` as one flat byte array (chunks separated by -1) and, per
+        position, how often its chunk occurs."""
+        for name in special_tokens:  # special tokens are never merged into other tokens
+            text = text.replace(name, " ")
+        counts = Counter(split.findall(text))
+        chunks = [c.encode("utf-8") for c in counts]
+        freqs = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        lengths = np.fromiter((len(c) + 1 for c in chunks), dtype=np.int64, count=len(chunks))
+        return _chunk_ids(chunks), np.repeat(freqs, lengths)
+
+    # -- encoding --------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._base + len(self.special_tokens)
+
+    def _encode_chunks(self, chunks: list[str]) -> list[np.ndarray]:
+        """Encode unique chunks together, applying the merges in the order they were learned.
+
+        This equals the usual "merge the lowest-ranked pair first" loop: a merge can only
+        create pairs that contain its new token, and those rank after it."""
+        flat = _chunk_ids(c.encode("utf-8") for c in chunks)
+        for rank, (a, b) in enumerate(self.merges):
+            result = _merge_pair(flat, a, b, 256 + rank)
+            if result is not None:
+                flat = result[0]
+        return np.split(flat, np.flatnonzero(flat == SEPARATOR) + 1)[:-1]
+
+    def _encode_plain(self, text: str) -> np.ndarray:
+        chunks = self._split.findall(text)
+        new = [c for c in dict.fromkeys(chunks) if c not in self._cache]
+        if new:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            for chunk, ids in zip(new, self._encode_chunks(new)):
+                self._cache[chunk] = ids[:-1]  # drop the separator
+        if not chunks:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self._cache[c] for c in chunks])
+
+    def decode(self, ids) -> str:
+        pieces = [
+            self.special_ids[i].encode("utf-8") if i >= self._base else self._bytes[i] for i in self._ids(ids).tolist()
+        ]
+        # a sequence cut in the middle of a multi-byte character decodes to U+FFFD there
+        return b"".join(pieces).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (handy to inspect what was learned)."""
+        if token_id >= self._base:
+            return self.special_ids[token_id].encode("utf-8")
+        return self._bytes[token_id]
+
+    # -- files -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"type": "bpe", "pattern": self.pattern, "merges": self.merges,
+                "special_tokens": list(self.special_tokens)}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "BPETokenizer":
+        return cls(spec["merges"], special_tokens=spec.get("special_tokens", ()), pattern=spec.get("pattern", SPLIT_PATTERN))
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(merges={len(self.merges)}, vocab_size={self.vocab_size})"

@@ -1,0 +1,186 @@
+"""Tokenizers: exact round trips, BPE merges equal a plain reference trainer, files, errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tt_core.errors import TinyTorchError
+
+from tt_language.tokenizers import SPLIT_PATTERN, BPETokenizer, CharTokenizer, Tokenizer
+
+SAMPLES = [
+    "",
+    "hello world",
+    "aaaaaaa aa a",
+    "snake_case_name = 42² + ½",
+    "naïve café — x\u0301 \u200b tab\tnew\nline  \n\n",
+    "日本語のテキスト 😀🚀 <|endoftext|> done",
+    "   leading and trailing spaces   ",
+]
+
+CORPUS = ("the cat sat on the mat. the dog sat on the log! " * 20) + "aaaa bbbb aaaa"
+
+
+def reference_bpe(text: str, num_merges: int) -> list[tuple[int, int]]:
+    """A plain-Python BPE trainer (the textbook loop) to check the vectorised one against."""
+    words = Counter(re.findall(SPLIT_PATTERN, text))
+    seqs = {w: list(w.encode()) for w in words}
+    merges = []
+    for new in range(256, 256 + num_merges):
+        pairs: Counter = Counter()
+        for w, seq in seqs.items():
+            for pair in zip(seq, seq[1:]):
+                pairs[pair] += words[w]
+        if not pairs:
+            break
+        # the same tie-break as argmax over keys a * base + b: the smallest pair wins
+        best = max(pairs.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))
+        if best[1] < 2:
+            break
+        merges.append(best[0])
+        for w, seq in seqs.items():
+            out, i = [], 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best[0]:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            seqs[w] = out
+    return merges
+
+
+def test_bpe_merges_equal_reference_trainer():
+    tok = BPETokenizer.train(CORPUS, num_merges=30)
+    assert tok.merges == reference_bpe(CORPUS, 30)
+
+
+def test_bpe_vocab_size_counts_bytes_merges_and_specials():
+    tok = BPETokenizer.train(CORPUS, vocab_size=256 + 20 + 1, special_tokens=["<|endoftext|>"])
+    assert len(tok.merges) == 20
+    assert tok.vocab_size == 277
+    assert tok.special_tokens == {"<|endoftext|>": 276}
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_bpe_round_trip_any_text(text):
+    tok = BPETokenizer.train(CORPUS + " 日本語 😀", num_merges=40, special_tokens=["<|endoftext|>"])
+    ids = tok.encode(text)
+    assert ids.dtype == np.int64
+    assert tok.decode(ids) == text
+
+
+def test_bpe_round_trip_random_unicode():
+    rng = np.random.default_rng(0)
+    tok = BPETokenizer.train(CORPUS, num_merges=40)
+    for _ in range(20):
+        text = "".join(map(chr, rng.integers(1, 0x2FFFF, size=30)))
+        text = text.encode("utf-8", errors="ignore").decode("utf-8", errors="ignore")  # drop surrogates
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_bpe_encoding_uses_merges_and_overlapping_pairs_scan_left_to_right():
+    tok = BPETokenizer([(97, 97)])  # one merge: "aa"
+    assert tok.encode("aaa").tolist() == [256, 97]
+    assert tok.encode("aaaa").tolist() == [256, 256]
+    trained = BPETokenizer.train(CORPUS, num_merges=30)
+    assert len(trained.encode(" the cat")) < len(" the cat".encode())
+
+
+def test_bpe_special_tokens():
+    tok = BPETokenizer.train(CORPUS, num_merges=10, special_tokens=["<|endoftext|>", "<|pad|>"])
+    eot = tok.special_tokens["<|endoftext|>"]
+    ids = tok.encode("the cat<|endoftext|>the dog")
+    assert (ids == eot).sum() == 1
+    assert tok.decode(ids) == "the cat<|endoftext|>the dog"
+    plain = tok.encode("<|endoftext|>", allow_special=False)
+    assert eot not in plain.tolist() and tok.decode(plain) == "<|endoftext|>"
+
+
+def test_bpe_save_load(tmp_path):
+    tok = BPETokenizer.train(CORPUS, num_merges=25, special_tokens=["<|endoftext|>"])
+    path = tok.save(tmp_path / "bpe.json")
+    again = Tokenizer.load(path)
+    assert isinstance(again, BPETokenizer)
+    assert again.merges == tok.merges and again.special_tokens == tok.special_tokens
+    assert again.encode(CORPUS).tolist() == tok.encode(CORPUS).tolist()
+    with pytest.raises(TinyTorchError, match="char"):
+        CharTokenizer.load(path)
+
+
+def test_bpe_bad_arguments():
+    with pytest.raises(ValueError):
+        BPETokenizer.train(CORPUS)
+    with pytest.raises(ValueError):
+        BPETokenizer.train(CORPUS, vocab_size=100)
+    with pytest.raises(TinyTorchError, match="does not exist"):
+        BPETokenizer([(300, 1)])
+    with pytest.raises(TinyTorchError, match="ids in"):
+        BPETokenizer().decode([999])
+
+
+def test_bpe_stops_when_no_pair_repeats():
+    tok = BPETokenizer.train("abcdef", num_merges=10)
+    assert tok.merges == []
+
+
+SHAKESPEARE = Path(os.environ.get("TT_DATA_DIR", "/nonexistent")) / "tinyshakespeare" / "input.txt"
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs TT_DATA_DIR with tinyshakespeare")
+def test_bpe_trains_1000_merges_on_shakespeare_in_seconds():
+    text = SHAKESPEARE.read_text()
+    start = time.perf_counter()
+    tok = BPETokenizer.train(text, num_merges=1000)
+    elapsed = time.perf_counter() - start
+    assert len(tok.merges) == 1000
+    assert elapsed < 20  # about 2 s on an idle 2-core machine; generous for a shared one
+    sample = text[:20_000]
+    ids = tok.encode(sample)
+    assert tok.decode(ids) == sample
+    assert len(ids) < len(sample) / 2  # 1,000 merges more than halve the length
+
+
+# -- characters ----------------------------------------------------------------------------
+
+
+def test_char_tokenizer_round_trip_and_vocabulary():
+    tok = CharTokenizer("hello world")
+    assert tok.vocab_size == 8 and tok.chars == sorted(set("hello world"))
+    ids = tok.encode("hello")
+    assert ids.tolist() == [tok.chars.index(c) for c in "hello"]
+    assert tok.decode(ids) == "hello"
+
+
+def test_char_tokenizer_unknown_characters():
+    tok = CharTokenizer("abc ")
+    with pytest.raises(TinyTorchError, match="not in the vocabulary"):
+        tok.encode("abz")
+    lenient = CharTokenizer("abc ", unknown=" ")
+    assert lenient.decode(lenient.encode("abz")) == "ab "
+
+
+def test_char_tokenizer_special_tokens_and_files(tmp_path):
+    tok = CharTokenizer("ab\n", special_tokens=["<eos>"])
+    assert tok.special_tokens == {"<eos>": 3} and tok.vocab_size == 4
+    ids = tok.encode("ab<eos>ba")
+    assert ids.tolist() == [1, 2, 3, 2, 1]
+    again = Tokenizer.load(tok.save(tmp_path / "char.json"))
+    assert isinstance(again, CharTokenizer)
+    assert again.decode(ids) == "ab<eos>ba"
+
+
+def test_char_tokenizer_rejects_bad_input():
+    with pytest.raises(TinyTorchError):
+        CharTokenizer("")
+    with pytest.raises(TinyTorchError, match="str"):
+        CharTokenizer("ab").encode([1, 2])
+    with pytest.raises(TinyTorchError, match="ids in"):
+        CharTokenizer("ab").decode([5])
