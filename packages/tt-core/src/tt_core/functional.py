@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .errors import TinyTorchError
+from .errors import ShapeError
 from .rng import generator
 from .tensor import Tensor
 
@@ -13,7 +13,7 @@ from .tensor import Tensor
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
     if x.shape[-1] != weight.shape[-1]:
-        raise TinyTorchError(
+        raise ShapeError(
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
             f"{weight.shape[-1]} (weight shape {weight.shape})"
         )
@@ -22,14 +22,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0), element-wise."""
     return ops.apply("relu", x)
 
 
 def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
     return ops.apply("sigmoid", x)
 
 
 def tanh(x: Tensor) -> Tensor:
+    """The hyperbolic tangent, element-wise."""
     return ops.apply("tanh", x)
 
 
@@ -39,10 +42,12 @@ def gelu(x: Tensor) -> Tensor:
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so it never overflows."""
     return ops.apply("softmax", x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``: finite even where softmax underflows to 0."""
     return ops.apply("log_softmax", x, axis=axis)
 
 
@@ -52,5 +57,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    keep = generator().random(x.shape, dtype=np.float32) >= p
-    return x * Tensor._make((keep / (1 - p)).astype(x.dtype))
+    mask = (generator().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+    mask *= 1 / (1 - p)  # survivors are scaled so that the expected value is unchanged
+    return x * Tensor._make(mask)

@@ -67,6 +67,8 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
+    """The hyperbolic tangent, element-wise."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Iterator
 
 import numpy as np
@@ -12,6 +13,7 @@ from .tensor import Tensor
 
 
 def _as_array(value) -> np.ndarray:
+    """A state-dict value (Tensor, array or nested list) as an array."""
     return np.asarray(value.data if isinstance(value, Tensor) else value)
 
 
@@ -31,9 +33,10 @@ class Parameter(Tensor):
 class Module:
     """Base class of every layer and model.
 
-    Assigning a :class:`Parameter`, a ``Module`` or (through :meth:`register_buffer`) a
-    buffer to an attribute registers it, so ``parameters()``, ``state_dict()`` and
-    ``train()``/``eval()`` find it.
+    Assigning a :class:`Parameter` or a ``Module`` to an attribute registers it, as does
+    :meth:`register_buffer` for a buffer, so ``parameters()``, ``state_dict()`` and
+    ``train()``/``eval()`` find it. A registered parameter can be replaced only by another
+    Parameter (or None), a buffer only by a Tensor (or None).
     """
 
     def __init__(self) -> None:
@@ -46,14 +49,20 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise TinyTorchError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
+        if name in self._buffers:
+            self._buffers[name] = self._checked_buffer(name, value)
+            return
+        if name in self._parameters and not (value is None or isinstance(value, Parameter)):
+            raise TinyTorchError(
+                f"cannot assign a {type(value).__name__} to parameter {name!r} of {type(self).__name__}: "
+                f"assign a Parameter (or None), or change the values through {name}.data"
+            )
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
-        elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
             return
@@ -74,28 +83,49 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def _checked_buffer(self, name: str, value):
+        if value is not None and not isinstance(value, Tensor):
+            raise TinyTorchError(
+                f"buffer {name!r} of {type(self).__name__} must be a Tensor or None, "
+                f"got a {type(value).__name__} (wrap it with tt_core.tensor)"
+            )
+        return value
+
     def register_buffer(self, name: str, value: Tensor | None) -> None:
-        """State that is saved but not learned (running means, masks, ...)."""
-        self.__dict__.setdefault("_buffer_names", set()).add(name)
-        self.__setattr__(name, value)
+        """State that is saved but not learned (running means, masks, ...): a Tensor, or
+        None for "not set" (skipped by ``state_dict()``)."""
+        if name in self._parameters or name in self._modules:
+            raise TinyTorchError(f"{type(self).__name__} already has a parameter or sub-module {name!r}")
+        self._buffers[name] = self._checked_buffer(name, value)
+        self.__dict__.pop(name, None)
 
     def add_module(self, name: str, module: "Module") -> None:
+        """Register ``module`` under ``name`` (for names that are not identifiers, like "0")."""
         setattr(self, name, module)
 
     # -- traversal -----------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "", _seen: set | None = None) -> Iterator[tuple[str, "Module"]]:
+        """This module and every sub-module with its dotted name; a module reachable by two
+        paths (shared) is listed once, under the first."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every sub-module, each once."""
         for _, module in self.named_modules():
             yield module
 
     def children(self) -> Iterator["Module"]:
+        """The direct sub-modules."""
         yield from self._modules.values()
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted name, parameter)`` for every parameter of the tree, each once."""
         seen: set[int] = set()
         for prefix, module in self.named_modules():
             for name, param in module._parameters.items():
@@ -104,28 +134,34 @@ class Module:
                     yield (f"{prefix}.{name}" if prefix else name), param
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of the tree, each once (what an optimizer updates)."""
         for _, param in self.named_parameters():
             yield param
 
     def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """``(dotted name, buffer)`` for every buffer that is set (not None)."""
         for prefix, module in self.named_modules():
             for name, buf in module._buffers.items():
                 if buf is not None:
                     yield (f"{prefix}.{name}" if prefix else name), buf
 
     def num_parameters(self) -> int:
+        """How many numbers the model learns."""
         return int(sum(p.size for p in self.parameters()))
 
     # -- modes ---------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
+        """Set training mode (``mode=False``: evaluation) on this module and every sub-module."""
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> "Module":
+        """Evaluation mode: ``Dropout`` becomes the identity, and so on."""
         return self.train(False)
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient."""
         for param in self.parameters():
             param.grad = None
 
@@ -137,36 +173,38 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- state ---------------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
-        state: OrderedDict[str, np.ndarray] = OrderedDict()
+    def _named_tensors(self) -> "OrderedDict[str, Tensor]":
+        """Every parameter and (non-None) buffer by dotted name: what a state dict holds."""
+        tensors: OrderedDict[str, Tensor] = OrderedDict()
         for prefix, module in self.named_modules():
             for name, value in (*module._parameters.items(), *module._buffers.items()):
                 if value is not None:
-                    key = f"{prefix}.{name}" if prefix else name
-                    state[key] = np.array(value.data if isinstance(value, Tensor) else value)
-        return state
+                    tensors[f"{prefix}.{name}" if prefix else name] = value
+        return tensors
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
+        return OrderedDict((key, np.array(t.data)) for key, t in self._named_tensors().items())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> dict[str, list[str]]:
         """Copy values into this module's parameters and buffers.
 
-        With ``strict`` (the default) every key must match and every shape fit; otherwise
-        a :class:`CheckpointError` lists the missing keys, the unexpected keys and the shape
-        mismatches. Returns ``{"missing": [...], "unexpected": [...]}``.
+        Every shape must fit, and with ``strict`` (the default) the keys must match too;
+        otherwise a :class:`CheckpointError` lists the missing keys, the unexpected keys and
+        the shape mismatches, and nothing is loaded. Values are copied and cast to each
+        parameter's dtype. Returns ``{"missing": [...], "unexpected": [...]}``.
         """
-        targets: dict[str, tuple[Module, str]] = {}
-        for prefix, module in self.named_modules():
-            for name in (*module._parameters, *module._buffers):
-                targets[f"{prefix}.{name}" if prefix else name] = (module, name)
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"load_state_dict needs a dict of name -> array, got a {type(state).__name__}")
+        targets = self._named_tensors()
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
-        mismatched = []
-        for key in targets.keys() & state.keys():
-            module, name = targets[key]
-            current = getattr(module, name)
-            value = _as_array(state[key])
-            if isinstance(current, Tensor) and current.shape != value.shape:
-                mismatched.append(f"{key}: checkpoint {value.shape} vs model {current.shape}")
+        values = {key: _as_array(state[key]) for key in targets if key in state}
+        mismatched = [
+            f"{key}: checkpoint {value.shape} vs model {targets[key].shape}"
+            for key, value in values.items()
+            if value.shape != targets[key].shape
+        ]
         if mismatched or (strict and (missing or unexpected)):
             parts = []
             if missing:
@@ -176,18 +214,13 @@ class Module:
             if mismatched:
                 parts.append("shape mismatches: " + "; ".join(mismatched))
             raise CheckpointError(f"state dict does not fit {type(self).__name__}: " + " | ".join(parts))
-        for key in targets.keys() & state.keys():
-            module, name = targets[key]
-            current = getattr(module, name)
-            value = _as_array(state[key])
-            if isinstance(current, Tensor):
-                current.data = value.astype(current.dtype, copy=True)
-            else:
-                module._buffers[name] = Tensor(value, dtype=value.dtype)
+        for key, value in values.items():
+            targets[key].data = value.astype(targets[key].dtype, copy=True)
         return {"missing": missing, "unexpected": unexpected}
 
     # -- printing ------------------------------------------------------------------------
     def extra_repr(self) -> str:
+        """What goes between the parentheses of this module's ``repr`` (override it)."""
         return ""
 
     def __repr__(self) -> str:

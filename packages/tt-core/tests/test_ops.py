@@ -1,0 +1,150 @@
+"""The op table and apply(): activations vs NumPy references, dispatch, recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tt_core as tt
+from tt_core import Tensor, TinyTorchError, ops, plugins
+from tt_core import functional as F
+
+LARGE = np.array([[-1000.0, 0.0, 1000.0], [1000.0, 999.0, -5.0], [-1000.0, -1000.0, -1000.0]], dtype=np.float32)
+
+
+def _softmax64(x, axis=-1):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+REFERENCES = {
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 0.5 * (1 + np.tanh(x.astype(np.float64) / 2)),  # overflow-free identity
+    "tanh": lambda x: np.tanh(x.astype(np.float64)),
+    "gelu": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x.astype(np.float64) ** 3))),
+    "softmax": _softmax64,
+    "log_softmax": lambda x: np.log(_softmax64(x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_activation_values_vs_numpy(name, rng):
+    x = (rng.standard_normal((4, 7)) * 3).astype(np.float32)
+    out = getattr(F, name)(Tensor(x))
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out.data, REFERENCES[name](x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softmax", "log_softmax", "tanh", "relu"])
+def test_activations_stay_finite_for_large_inputs(name):
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow on the way
+        out = getattr(F, name)(Tensor(LARGE)).data
+    assert np.all(np.isfinite(out))
+    if name in ("softmax", "log_softmax"):
+        want = _softmax64(LARGE)
+        np.testing.assert_allclose(out if name == "softmax" else np.exp(out), want, atol=1e-6)
+        if name == "log_softmax":
+            np.testing.assert_allclose(out[0], [-2000.0, -1000.0, 0.0])
+            np.testing.assert_allclose(out[2], np.log([1 / 3] * 3), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(out, REFERENCES[name](LARGE), atol=1e-6)
+
+
+def test_softmax_axis(rng):
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    for axis in (0, 1, -1):
+        out = Tensor(x).softmax(axis=axis).data
+        np.testing.assert_allclose(out.sum(axis=axis), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(out, _softmax64(x, axis), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(Tensor(x).log_softmax(axis).data, np.log(_softmax64(x, axis)), rtol=1e-5, atol=1e-6)
+
+
+def test_tensor_methods_match_functional_forms(rng):
+    x = Tensor(rng.standard_normal((2, 3)).astype(np.float32))
+    for name in ("relu", "sigmoid", "tanh", "softmax", "log_softmax"):
+        np.testing.assert_array_equal(getattr(x, name)().data, getattr(F, name)(x).data)
+
+
+def test_activations_vs_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = (rng.standard_normal((5, 6)) * 4).astype(np.float32)
+    tx = torch.from_numpy(x)
+    pairs = {
+        "relu": torch.relu(tx), "sigmoid": torch.sigmoid(tx), "tanh": torch.tanh(tx),
+        "gelu": torch.nn.functional.gelu(tx, approximate="tanh"),
+        "softmax": torch.softmax(tx, -1), "log_softmax": torch.log_softmax(tx, -1),
+    }
+    for name, want in pairs.items():
+        np.testing.assert_allclose(getattr(F, name)(Tensor(x)).data, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_core_op_is_in_the_table():
+    expected = {
+        "add", "sub", "mul", "div", "pow", "neg", "matmul", "sum", "mean", "max", "min", "getitem",
+        "reshape", "transpose", "concatenate", "stack", "where", "cast", "exp", "log", "sqrt", "abs",
+        "clip", "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
+    }
+    assert set(ops.CORE_OPS) == expected
+    assert set(tt.get_registry().names("op")) >= expected
+
+
+def test_unknown_op_lists_known_ops():
+    with pytest.raises(TinyTorchError) as info:
+        tt.apply("frobnicate", tt.ones(2))
+    message = str(info.value)
+    assert "'frobnicate'" in message and "matmul" in message and "log_softmax" in message
+
+
+def test_op_table_loads_once(fresh_plugins, monkeypatch):
+    calls = []
+    real = plugins.get_registry
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(plugins, "get_registry", counting)
+    x = tt.ones(3, 3)
+    (x + x).sum()
+    assert len(calls) == 1  # the first op call built the table
+    for _ in range(50):
+        x = ((x * 2 - 1) @ x.T).tanh()
+        x.relu().mean(axis=0)
+    assert len(calls) == 1  # later calls never consult the registry
+
+
+def test_plugin_kernel_errors_keep_their_message(fresh_plugins, monkeypatch):
+    def kernel(ctx, x):
+        raise tt.ShapeError("my_op needs a square matrix")
+
+    monkeypatch.setitem(ops.CORE_OPS, "my_op", kernel)  # as if a plugin had registered it
+    tt.reset_plugins()
+    with pytest.raises(tt.ShapeError, match="^my_op needs a square matrix$"):
+        tt.apply("my_op", tt.ones(2, 3))
+
+
+def test_apply_records_only_with_a_rule_grad_mode_and_a_grad_input(fresh_plugins, monkeypatch):
+    def rule(ctx, grad):
+        return grad, grad
+
+    tt.ones(1) + tt.ones(1)  # load the op table, then give "add" a gradient rule
+    monkeypatch.setitem(ops.OP_TABLE, "add", (ops.add, rule))
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
+    out = a + b
+    assert out.requires_grad and out._node is not None
+    node = out._node
+    assert node.op == "add" and node.rule is rule and node.parents == (a, b)
+    assert node.ctx.needs == (True, False) and node.ctx.attrs == {}
+    np.testing.assert_array_equal(node.ctx.out, [4.0, 6.0])
+    np.testing.assert_array_equal(node.ctx.inputs[1], [3.0, 4.0])
+
+    assert (b + b)._node is None  # no input needs a gradient
+    previous = tt.set_grad_enabled(False)
+    try:
+        assert previous is True and not tt.is_grad_enabled()
+        assert (a + b)._node is None and not (a + b).requires_grad
+    finally:
+        tt.set_grad_enabled(previous)
+    assert tt.is_grad_enabled()
+    assert (a * b)._node is None  # "mul" has no rule here
