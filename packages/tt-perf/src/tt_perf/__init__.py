@@ -2,5 +2,14 @@
 (Shared file: edit with small, targeted changes.)"""
 
 from .__about__ import __version__
+from .profiler import LayerStats, Profile, profile
+from .pruning import Pruner, SparsitySchedule, prune, prune_finetune, shrink
+from .quantize import QuantizedConv2d, QuantizedLinear, quantize_int8
+from .storage import load_compressed, save_compressed, saved_size
+from .timing import Timing, measure
 
-__all__ = ["__version__"]
+__all__ = [
+    "LayerStats", "Profile", "Pruner", "QuantizedConv2d", "QuantizedLinear", "SparsitySchedule", "Timing",
+    "__version__", "load_compressed", "measure", "profile", "prune", "prune_finetune", "quantize_int8",
+    "save_compressed", "saved_size", "shrink",
+]

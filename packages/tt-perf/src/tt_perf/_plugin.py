@@ -5,4 +5,10 @@ from tt_core import hookimpl
 
 @hookimpl
 def tt_register_components(registry):
-    pass
+    from . import profiler, pruning, quantize
+
+    registry.register("perf", "profile", profiler.profile)
+    registry.register("perf", "quantize_int8", quantize.quantize_int8)
+    registry.register("perf", "prune", pruning.prune)
+    registry.register("layer", "QuantizedLinear", quantize.QuantizedLinear)
+    registry.register("layer", "QuantizedConv2d", quantize.QuantizedConv2d)

@@ -1,0 +1,75 @@
+"""Measuring time honestly: warm-up first, then many repeats, then the median and the spread.
+
+A single timing of a NumPy program on a shared machine says little: the first call pays for
+page faults and caches, and other processes steal the CPU now and then. :func:`measure`
+runs ``fn`` a few times unmeasured, then ``repeats`` times measured, and reports the median
+(robust to the odd slow run) with the interquartile range as the spread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median, quartiles, minimum and standard deviation over ``repeats``."""
+
+    median: float
+    q1: float
+    q3: float
+    minimum: float
+    std: float
+    repeats: int
+    warmup: int
+
+    @property
+    def median_ms(self) -> float:
+        return self.median * 1e3
+
+    @property
+    def iqr_ms(self) -> float:
+        """The spread: interquartile range in milliseconds."""
+        return (self.q3 - self.q1) * 1e3
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms}
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.3f} ms (IQR {self.iqr_ms:.3f} ms, n={self.repeats})"
+
+
+def summarise(seconds, warmup: int = 0) -> Timing:
+    """A :class:`Timing` from a list of measured durations in seconds."""
+    times = np.asarray(seconds, dtype=np.float64)
+    if times.size == 0:
+        raise ValueError("summarise() needs at least one duration")
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return Timing(float(median), float(q1), float(q3), float(times.min()), float(times.std()), int(times.size), warmup)
+
+
+def measure(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, min_time: float = 0.0) -> Timing:
+    """Time ``fn()``: ``warmup`` unmeasured calls, then at least ``repeats`` measured ones.
+
+    Args:
+        fn: the work to time, called with no arguments.
+        warmup: calls before measuring (caches, page faults, lazy set-up).
+        repeats: measured calls.
+        min_time: keep repeating (beyond ``repeats``) until this many seconds were measured,
+            so very fast functions still get a stable median.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"measure() needs warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    clock = time.perf_counter
+    while len(times) < repeats or sum(times) < min_time:
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return summarise(times, warmup)

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import tt_core
+from tt_core import Tensor
+
+from tt_perf import Pruner, SparsitySchedule, prune, shrink
+
+
+def weights(model):
+    return [m.weight.data for m in model.modules() if type(m).__name__ == "Linear"]
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.75, 0.95])
+def test_global_sparsity_is_exact_and_removes_smallest_magnitudes(mlp, sparsity):
+    before = np.concatenate([w.ravel().copy() for w in weights(mlp)])
+    pruner = prune(mlp, sparsity)
+    after = np.concatenate([w.ravel() for w in weights(mlp)])
+    assert (after == 0).sum() == round(sparsity * after.size)
+    assert sum(int((~m).sum()) for m in pruner.masks.values()) == round(sparsity * after.size)
+    if 0 < sparsity:
+        kept, removed = np.abs(before[after != 0]), np.abs(before[after == 0])
+        assert kept.min() >= removed.max()
+    assert pruner.sparsity() == pytest.approx(round(sparsity * after.size) / after.size)
+
+
+def test_layer_scope_prunes_each_layer_equally(mlp):
+    pruner = prune(mlp, 0.5, scope="layer")
+    for w in weights(mlp):
+        assert (w == 0).sum() == round(0.5 * w.size)
+    assert set(pruner.layer_sparsity()) == {"0", "2", "4"}
+
+
+def test_rising_sparsity_keeps_pruned_weights_pruned(mlp):
+    pruner = Pruner(mlp).prune(0.4)
+    first = {name: mask.copy() for name, mask in pruner.masks.items()}
+    for w in weights(mlp):  # training moves weights: make the pruned ones look big
+        w += 1.0
+    pruner.apply().prune(0.6)
+    for name, mask in pruner.masks.items():
+        assert not np.any(mask & ~first[name])
+
+
+def test_structured_pruning_removes_whole_neurons_and_spares_the_classifier(mlp):
+    pruner = prune(mlp, 0.5, structured=True)
+    assert set(pruner.masks) == {"0", "2"}  # the output layer keeps all classes
+    first = mlp[0]
+    dead = ~first.weight.data.any(axis=1)
+    assert dead.sum() == 16 and np.all(first.bias.data[dead] == 0)
+    assert np.all(mlp[4].weight.data != 0)
+
+
+def test_shrink_gives_a_smaller_model_with_the_same_outputs(mlp, rng):
+    x = Tensor(rng.standard_normal((5, 64)).astype(np.float32))
+    prune(mlp, 0.5, structured=True)
+    expected = mlp(x).data
+    shrink(mlp)
+    assert [mlp[0].out_features, mlp[2].in_features, mlp[2].out_features, mlp[4].in_features] == [16, 16, 8, 8]
+    assert mlp[0].weight.shape == (16, 64) and mlp[0].weight.data.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(mlp(x).data, expected, atol=1e-6)
+
+
+def test_shrink_refuses_layers_that_do_not_keep_zeros():
+    model = tt_core.Sequential(tt_core.Linear(4, 4), tt_core.Sigmoid(), tt_core.Linear(4, 2))
+    with pytest.raises(tt_core.TinyTorchError, match="Sigmoid"):
+        shrink(model)
+
+
+def test_schedule_is_cubic_and_clamped():
+    schedule = SparsitySchedule(final=0.8, steps=100, begin=10)
+    assert schedule(0) == schedule(10) == 0.0
+    assert schedule(60) == pytest.approx(0.8 * (1 - 0.5**3))
+    assert schedule(110) == schedule(1000) == pytest.approx(0.8)
+    values = [schedule(t) for t in range(0, 120)]
+    assert all(a <= b for a, b in zip(values, values[1:]))
+    with pytest.raises(ValueError):
+        SparsitySchedule(final=1.0, steps=10)
+
+
+def test_bad_arguments(mlp):
+    with pytest.raises(ValueError, match="sparsity"):
+        prune(mlp, 1.0)
+    with pytest.raises(ValueError, match="scope"):
+        Pruner(mlp, scope="model")
+    with pytest.raises(tt_core.TinyTorchError, match="no Linear"):
+        Pruner(tt_core.Sequential(tt_core.ReLU()))

@@ -1,0 +1,91 @@
+import os
+
+import numpy as np
+import pytest
+import tt_core
+from tt_core import Tensor
+
+from tt_perf import QuantizedLinear, quantize_int8
+from tt_perf.quantize import RangeObserver, dequantize_per_channel, quantize_activation, quantize_per_channel
+
+
+def test_per_channel_codes_are_int8_and_error_is_at_most_half_a_step(rng):
+    weight = rng.standard_normal((16, 40)).astype(np.float32) * rng.uniform(0.01, 3, (16, 1)).astype(np.float32)
+    weight[3] = 0  # an all-zero channel
+    codes, scales = quantize_per_channel(weight)
+    assert codes.dtype == np.int8 and scales.shape == (16,)
+    assert np.abs(codes).max() == 127
+    np.testing.assert_allclose(scales[[0, 5]], np.abs(weight[[0, 5]]).max(axis=1) / 127, rtol=1e-6)
+    error = np.abs(dequantize_per_channel(codes, scales) - weight)
+    assert np.all(error <= scales[:, None] / 2 * (1 + 1e-5))
+    assert np.all(codes[3] == 0)
+
+
+def test_conv_weights_get_one_scale_per_output_channel(rng):
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    codes, scales = quantize_per_channel(weight, axis=0)
+    assert scales.shape == (4,)
+    np.testing.assert_allclose(dequantize_per_channel(codes, scales), weight, atol=scales.max() / 2 + 1e-7)
+
+
+def test_observer_range_includes_zero_and_maps_onto_uint8():
+    observer = RangeObserver()
+    observer.observe(np.array([0.5, 2.0]))
+    observer.observe(np.array([1.0, 3.0]))
+    scale, zero_point = observer.qparams()
+    assert zero_point == 0 and scale == pytest.approx(3.0 / 255)
+    centred = quantize_activation(np.array([-1.0, 0.0, 1.5, 3.0, 9.0], dtype=np.float32), scale, zero_point)
+    np.testing.assert_array_equal(centred, [0, 0, np.rint(1.5 / scale), 255, 255])  # clipped to the range
+    with pytest.raises(tt_core.TinyTorchError, match="calibration"):
+        RangeObserver().qparams()
+
+
+def test_integer_mode_is_integer_arithmetic(mlp, rng):
+    x = rng.random((32, 64), dtype=np.float32)
+    qmodel = quantize_int8(mlp, x)
+    layer = qmodel[0]
+    assert isinstance(layer, QuantizedLinear) and layer.weight_int8.dtype == np.int8
+    centred = quantize_activation(x, float(layer.input_scale.data[0]), float(layer.input_zero_point.data[0]))
+    exact = centred.astype(np.int64) @ layer.weight_int8.data.astype(np.int64).T  # the integer reference
+    expected = exact * (layer.input_scale.data * layer.weight_scale.data) + layer.bias.data
+    np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["integer", "dequantize"])
+def test_quantized_model_stays_close_to_float_and_original_is_untouched(mlp, rng, mode):
+    x = rng.random((64, 64), dtype=np.float32)
+    reference = mlp(Tensor(x)).data
+    qmodel = quantize_int8(mlp, [x[:32], (x[32:], None)], mode=mode)
+    assert type(mlp[0]).__name__ == "Linear"  # a copy was quantized
+    assert [type(m).__name__ for m in qmodel] == ["QuantizedLinear", "ReLU", "QuantizedLinear", "ReLU", "QuantizedLinear"]
+    error = np.abs(qmodel(Tensor(x)).data - reference).max()
+    assert error < 0.02 * np.abs(reference).max()
+    assert np.array_equal(qmodel(Tensor(x)).data.argmax(1), reference.argmax(1)) or error < 1e-2
+
+
+def test_saved_file_holds_int8_and_is_about_four_times_smaller(rng, tmp_path):
+    tt_core.manual_seed(0)
+    model = tt_core.Sequential(tt_core.Linear(256, 256), tt_core.ReLU(), tt_core.Linear(256, 128))
+    qmodel = quantize_int8(model, rng.random((16, 256), dtype=np.float32))
+    tt_core.save(model.state_dict(), tmp_path / "f32.npz")
+    tt_core.save(qmodel.state_dict(), tmp_path / "int8.npz")
+    loaded = tt_core.load(tmp_path / "int8.npz")
+    assert loaded["0.weight_int8"].dtype == np.int8
+    ratio = os.path.getsize(tmp_path / "f32.npz") / os.path.getsize(tmp_path / "int8.npz")
+    assert 3.5 < ratio < 4.0
+    # and it loads back into a quantized model of the same shape
+    tt_core.manual_seed(5)
+    other = quantize_int8(tt_core.Sequential(tt_core.Linear(256, 256), tt_core.ReLU(), tt_core.Linear(256, 128)),
+                          rng.random((4, 256), dtype=np.float32))
+    other.load_state_dict(loaded)
+    x = Tensor(rng.random((3, 256), dtype=np.float32))
+    np.testing.assert_array_equal(other(x).data, qmodel(x).data)
+
+
+def test_errors(mlp):
+    with pytest.raises(ValueError, match="mode"):
+        quantize_int8(mlp, np.zeros((1, 64), np.float32), mode="int4")
+    with pytest.raises(tt_core.TinyTorchError, match="no Linear"):
+        quantize_int8(tt_core.Sequential(tt_core.ReLU()), np.zeros((1, 3), np.float32))
+    with pytest.raises(tt_core.TinyTorchError, match="int8"):
+        QuantizedLinear(np.zeros((2, 2), np.float32), np.ones(2, np.float32))
