@@ -70,12 +70,18 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
+def _clamped_log(p: Tensor) -> Tensor:
+    """``log(p)`` clamped at -100. ``p`` is first raised to 1e-44 (below e^-100), so that p = 0
+    gives -100 and a zero gradient rather than ``-inf`` and ``nan``."""
+    return p.clip(low=1e-44).log().clip(low=-100.0)
+
+
 def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy of probabilities ``input`` (in [0, 1]) against targets in [0, 1]:
     ``-(t log p + (1 - t) log(1 - p))``.
 
     As in PyTorch, each log is clamped at -100, so a probability of exactly 0 or 1 gives a
-    large finite loss instead of ``inf``. Prefer :func:`binary_cross_entropy_with_logits`,
+    large finite loss instead of ``inf`` (and there a zero gradient, where PyTorch's is huge). Prefer :func:`binary_cross_entropy_with_logits`,
     which is stable for any logit.
     """
     _check_reduction(reduction)
@@ -88,9 +94,7 @@ def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tens
             f"(got values in [{np.nanmin(p):.4g}, {np.nanmax(p):.4g}]); pass logits to "
             "binary_cross_entropy_with_logits / BCEWithLogitsLoss instead"
         )
-    log_p = input.log().clip(low=-100.0)
-    log_not_p = (1 - input).log().clip(low=-100.0)
-    return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction)
+    return _reduce(-(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input)), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -141,9 +145,11 @@ def _class_rows(name: str, input: Tensor, target) -> tuple[Tensor, np.ndarray, t
             f"{name}: target class indices must be in [0, {classes - 1}] for {classes} classes, "
             f"got values in [{target.min()}, {target.max()}]"
         )
-    if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C) -> (M, C)
-        input = input.permute(0, *range(2, input.ndim), 1)
-    return input.reshape(-1, classes), target.reshape(-1), target.shape
+    if input.ndim != 2:  # (C,) -> (1, C); (N, C, d1, ...) -> (N, d1, ..., C) -> (M, C)
+        if input.ndim > 2:
+            input = input.permute(0, *range(2, input.ndim), 1)
+        input = input.reshape(-1, classes)
+    return input, target.reshape(-1), target.shape
 
 
 def _picked(log_probs: Tensor, target: np.ndarray) -> Tensor:

@@ -277,25 +277,25 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        # m += (1 - beta1) * (g - m), the form PyTorch computes (lerp)
-        np.subtract(grad, exp_avg, out=work)
-        work *= 1 - beta1
+        # m = beta1 * m + (1 - beta1) * g
+        exp_avg *= beta1
+        np.multiply(grad, 1 - beta1, out=work)
         exp_avg += work
         # v = beta2 * v + (1 - beta2) * g * g
+        np.multiply(grad, 1 - beta2, out=work)
+        work *= grad
         exp_avg_sq *= beta2
-        np.multiply(grad, grad, out=work)
-        work *= 1 - beta2
         exp_avg_sq += work
         second = exp_avg_sq
         if group["amsgrad"]:
             second = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        # p -= step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps), with step_size divided into
+        # the denominator (one pass over the arrays fewer): p -= m / (sqrt(v) * c + eps / step_size)
         step_size = lr / (1 - beta1**step)
-        # p -= step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
         np.sqrt(second, out=work)
-        work /= math.sqrt(1 - beta2**step)
-        work += eps
+        work *= 1 / (math.sqrt(1 - beta2**step) * step_size)
+        work += eps / step_size
         np.divide(exp_avg, work, out=work)
-        work *= step_size
         param -= work
 
 

@@ -1,0 +1,328 @@
+"""The training loop: :class:`Trainer`, with progress, evaluation, early stopping, checkpoints
+and bit-identical resume; and :func:`batches`, a minimal loader over in-memory arrays.
+
+A *loader* is anything that yields ``(x, y)`` batches on each pass (a list of pairs,
+:func:`batches`, tt-data's ``DataLoader``). If it has a ``generator`` attribute (a NumPy
+``Generator`` used for shuffling), its state goes into checkpoints with the global one.
+
+Examples:
+    >>> import numpy as np
+    >>> import tt_core as tt
+    >>> from tt_learn.losses import CrossEntropyLoss
+    >>> from tt_learn.metrics import accuracy
+    >>> from tt_learn.optim import SGD
+    >>> tt.manual_seed(0)  # doctest: +ELLIPSIS
+    Generator(PCG64) at 0x...
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > 0).astype(np.int64)
+    >>> model = tt.Linear(2, 2)
+    >>> trainer = Trainer(model, SGD(model.parameters(), lr=0.5), CrossEntropyLoss(),
+    ...                   metrics={"accuracy": accuracy}, progress=False)
+    >>> history = trainer.fit(batches(x, y, batch_size=16, shuffle=True), epochs=20)
+    >>> history[-1]["accuracy"] > 0.9
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import tt_core
+from tt_core import CheckpointError, Module, Tensor
+
+from .autograd import no_grad
+from .clip import clip_grad_norm_
+from .optim import Optimizer
+from .schedulers import LRScheduler
+
+CHECKPOINT_FORMAT = "tt-learn-trainer-1"
+
+__all__ = ["Trainer", "batches"]
+
+
+class _ArrayBatches:
+    """Mini-batches of in-memory arrays; a fresh order (from ``generator``) on every pass."""
+
+    def __init__(self, x, y, batch_size: int, shuffle: bool, generator, drop_last: bool) -> None:
+        self.x = x.data if isinstance(x, Tensor) else np.asarray(x)
+        self.y = y.data if isinstance(y, Tensor) else np.asarray(y)
+        if len(self.x) != len(self.y):
+            raise tt_core.ShapeError(f"batches: x has {len(self.x)} samples but y has {len(self.y)}")
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.generator = generator
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = (self.generator or tt_core.rng.generator()).permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield Tensor(self.x[index]), Tensor(self.y[index])
+
+
+def batches(x, y, batch_size: int, shuffle: bool = False, generator: np.random.Generator | None = None,
+            drop_last: bool = False) -> _ArrayBatches:
+    """A re-iterable loader of ``(x, y)`` mini-batches (as Tensors) over arrays ``x`` and ``y``.
+
+    Args:
+        batch_size: samples per batch (the last one may be smaller unless ``drop_last``).
+        shuffle: a new random order on every pass (epoch).
+        generator: the NumPy Generator that shuffles (default: tt-core's global one).
+    """
+    return _ArrayBatches(x, y, batch_size, shuffle, generator, drop_last)
+
+
+def _batch_size(y) -> int:
+    return len(y.data if isinstance(y, Tensor) else y)
+
+
+class _Running:
+    """Sample-weighted running means of the loss and the metrics over one pass."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.totals = dict.fromkeys(["loss", *names], 0.0)
+        self.samples = 0
+
+    def add(self, size: int, values: dict[str, float]) -> None:
+        self.samples += size
+        for name, value in values.items():
+            self.totals[name] += value * size
+
+    def means(self) -> dict[str, float]:
+        return {name: total / max(self.samples, 1) for name, total in self.totals.items()}
+
+
+class Trainer:
+    """Fit a model: the training loop with progress, evaluation, early stopping and checkpoints.
+
+    Args:
+        model: the Module to train.
+        optimizer: an :class:`~tt_learn.optim.Optimizer` over the model's parameters.
+        loss_fn: ``loss_fn(output, y) -> scalar Tensor`` (e.g. ``CrossEntropyLoss()``).
+        scheduler: an optional learning-rate scheduler, stepped every epoch, or every batch
+            with ``scheduler_interval="batch"`` (as :class:`OneCycleLR` wants).
+        metrics: ``{name: fn(output, y) -> float}``, computed on every batch and averaged
+            (e.g. ``{"accuracy": accuracy}``).
+        max_grad_norm: clip the gradients' joint norm to this before each step (default off).
+        progress: show a rich progress bar with loss, metrics and speed (default True).
+        console: the rich Console to draw on (default: a new one).
+
+    Attributes:
+        history: one dict per finished epoch: ``epoch``, ``loss``, the metrics, ``val_loss``
+            and ``val_<metric>`` when there is a validation loader, ``lr``, ``seconds`` and
+            ``samples_per_s``.
+        epoch: the number of finished epochs.
+    """
+
+    def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable, scheduler: LRScheduler | None = None,
+                 metrics: dict[str, Callable] | None = None, scheduler_interval: str = "epoch",
+                 max_grad_norm: float | None = None, progress: bool = True, console=None) -> None:
+        if scheduler_interval not in ("epoch", "batch"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+        self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss_fn, scheduler
+        self.metrics = dict(metrics or {})
+        self.scheduler_interval = scheduler_interval
+        self.max_grad_norm = max_grad_norm
+        self.progress, self.console = progress, console
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.best: float | None = None
+        self.bad_epochs = 0
+        self._loader_rng: dict | None = None
+
+    # -- one step and one pass -----------------------------------------------------------
+    def _measure(self, output: Tensor, y, loss: Tensor) -> dict[str, float]:
+        return {"loss": loss.item(), **{name: float(fn(output, y)) for name, fn in self.metrics.items()}}
+
+    def train_step(self, x, y) -> dict[str, float]:
+        """Forward, loss, backward and one optimizer step on a batch; returns its loss and metrics."""
+        output = self.model(x if isinstance(x, Tensor) else Tensor(x))
+        loss = self.loss_fn(output, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.max_grad_norm is not None:
+            clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "batch":
+            self.scheduler.step()
+        return self._measure(output, y, loss)
+
+    @no_grad()
+    def evaluate(self, loader) -> dict[str, float]:
+        """The mean loss and metrics over ``loader`` in eval mode, without recording a graph."""
+        was_training = self.model.training
+        self.model.eval()
+        running = _Running(self.metrics)
+        try:
+            for x, y in loader:
+                output = self.model(x if isinstance(x, Tensor) else Tensor(x))
+                running.add(_batch_size(y), self._measure(output, y, self.loss_fn(output, y)))
+        finally:
+            self.model.train(was_training)
+        return running.means()
+
+    def _train_epoch(self, loader, bar) -> dict[str, float]:
+        self.model.train()
+        running = _Running(self.metrics)
+        started = time.perf_counter()
+        for x, y in loader:
+            running.add(_batch_size(y), self.train_step(x, y))
+            if bar is not None:
+                bar(running.means(), running.samples / max(time.perf_counter() - started, 1e-9))
+        seconds = time.perf_counter() - started
+        return {**running.means(), "seconds": seconds, "samples_per_s": running.samples / max(seconds, 1e-9)}
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self, train_loader, val_loader=None, epochs: int = 1, patience: int | None = None,
+            monitor: str | None = None, mode: str | None = None, checkpoint: str | Path | None = None
+            ) -> list[dict[str, float]]:
+        """Train until ``epochs`` epochs are done in total (so after :meth:`resume` the same
+        call carries on where the saved run stopped).
+
+        Args:
+            train_loader: yields ``(x, y)`` training batches, once per epoch.
+            val_loader: evaluated after every epoch (``val_loss``, ``val_<metric>``).
+            epochs: total number of epochs.
+            patience: stop after this many epochs without improvement of ``monitor``.
+            monitor: the history key to watch (default ``val_loss``, or ``loss`` without a
+                validation loader).
+            mode: "min" or "max" (default: "min" for losses, else "max").
+            checkpoint: write a checkpoint (see :meth:`save_checkpoint`) here after every epoch.
+
+        Returns:
+            ``history``, one dict per epoch.
+        """
+        monitor = monitor or ("val_loss" if val_loader is not None else "loss")
+        mode = mode or ("min" if monitor.endswith("loss") else "max")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be a positive number of epochs, got {patience}")
+        self._restore_loader_rng(train_loader)
+        with self._progress_bar() as new_bar:
+            while self.epoch < epochs:
+                lr = self.optimizer.param_groups[0]["lr"]
+                row: dict[str, Any] = {"epoch": self.epoch + 1}
+                row.update(self._train_epoch(train_loader, new_bar(self.epoch + 1, epochs, train_loader)))
+                if val_loader is not None:
+                    row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+                row["lr"] = lr
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    self.scheduler.step()
+                self.history.append(row)
+                self.epoch += 1
+                self._log(row)
+                if monitor not in row:
+                    raise KeyError(f"cannot monitor {monitor!r}: the history has {', '.join(row)}")
+                stop = self._early_stop(row[monitor], mode, patience)
+                if checkpoint is not None:
+                    self.save_checkpoint(checkpoint, train_loader)
+                if stop:
+                    self._log_text(f"early stopping: no improvement of {monitor} for {patience} epochs")
+                    break
+        return self.history
+
+    def _early_stop(self, value: float, mode: str, patience: int | None) -> bool:
+        improved = self.best is None or (value < self.best if mode == "min" else value > self.best)
+        if improved:
+            self.best, self.bad_epochs = float(value), 0
+        else:
+            self.bad_epochs += 1
+        return patience is not None and self.bad_epochs >= patience
+
+    # -- progress ------------------------------------------------------------------------
+    @contextmanager
+    def _progress_bar(self):
+        """Yields ``new_bar(epoch, epochs, loader)``, which returns an ``update(means, speed)``
+        callable drawing one epoch's bar (or None when progress is off)."""
+        if not self.progress:
+            yield lambda *args: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[stats]}"), TextColumn("{task.fields[speed]:,.0f} samples/s"),
+                   TimeElapsedColumn()]
+        with Progress(*columns, console=self.console) as progress:
+            self.console = progress.console
+
+            def new_bar(epoch, epochs, loader):
+                total = len(loader) if hasattr(loader, "__len__") else None
+                task = progress.add_task("train", total=total, epoch=f"{epoch}/{epochs}", stats="", speed=0.0)
+
+                def update(means, speed):
+                    stats = "  ".join(f"{k} {v:.4f}" for k, v in means.items())
+                    progress.update(task, advance=1, stats=stats, speed=speed)
+
+                return update
+
+            yield new_bar
+
+    def _log_text(self, text: str) -> None:
+        if self.progress and self.console is not None:
+            self.console.print(text)
+
+    def _log(self, row: dict[str, Any]) -> None:
+        skip = {"epoch", "seconds", "samples_per_s"}
+        summary = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip)
+        self._log_text(f"epoch {row['epoch']}: {summary}  ({row['samples_per_s']:,.0f} samples/s)")
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def state_dict(self, train_loader=None) -> dict[str, Any]:
+        """Everything needed to continue exactly: model, optimizer, scheduler, the global RNG
+        and the loader's generator, the epoch count, history and early-stopping state."""
+        generator = getattr(train_loader, "generator", None)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": tt_core.get_rng_state(),
+            "loader_rng": generator.bit_generator.state if isinstance(generator, np.random.Generator) else None,
+            "trainer": {"history": self.history, "best": self.best, "bad_epochs": self.bad_epochs},
+        }
+
+    def save_checkpoint(self, path: str | Path, train_loader=None) -> Path:
+        """Write :meth:`state_dict` to ``path`` as ``.npz`` (atomically, via ``tt_core.save``)."""
+        return tt_core.save(self.state_dict(train_loader), path)
+
+    def resume(self, path: str | Path) -> "Trainer":
+        """Load a checkpoint written by :meth:`save_checkpoint` into this trainer's model,
+        optimizer and scheduler, restore the RNG state and the epoch count; the training
+        loader's generator is restored when ``fit`` starts. Then ``fit(..., epochs=N)``
+        continues the run as if it had never stopped."""
+        state = tt_core.load(path)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not a Trainer checkpoint (format {CHECKPOINT_FORMAT!r})")
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            raise CheckpointError(f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a scheduler, this trainer differs")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        tt_core.set_rng_state(state["rng"])
+        self._loader_rng = state["loader_rng"]
+        self.epoch = int(state["epoch"])
+        trainer = state["trainer"]
+        self.history, self.best, self.bad_epochs = list(trainer["history"]), trainer["best"], int(trainer["bad_epochs"])
+        return self
+
+    def _restore_loader_rng(self, train_loader) -> None:
+        if self._loader_rng is None:
+            return
+        generator = getattr(train_loader, "generator", None)
+        if not isinstance(generator, np.random.Generator):
+            raise CheckpointError("the checkpoint holds the state of the loader's generator, but this loader has none")
+        generator.bit_generator.state = self._loader_rng
+        self._loader_rng = None
