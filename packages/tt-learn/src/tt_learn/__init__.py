@@ -3,11 +3,21 @@
 
 from .__about__ import __version__
 from .autograd import GraphFreedError, backward, enable_grad, no_grad, set_grad_enabled
+from .clip import clip_grad_norm_, clip_grad_value_
 from .grad_rules import unbroadcast
 from .gradcheck import GradcheckError, gradcheck
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss, TargetError
+from .metrics import accuracy, confusion_matrix
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedulers import CosineAnnealingLR, LinearWarmup, LRScheduler, OneCycleLR, StepLR
+from .train import Trainer, batches
 
 __all__ = [
     "__version__",
     "GradcheckError", "GraphFreedError", "backward", "enable_grad", "gradcheck", "no_grad", "set_grad_enabled",
     "unbroadcast",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss", "TargetError",
+    "Adam", "AdamW", "Optimizer", "RMSprop", "SGD",
+    "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "OneCycleLR", "StepLR",
+    "Trainer", "accuracy", "batches", "clip_grad_norm_", "clip_grad_value_", "confusion_matrix",
 ]

@@ -4,7 +4,13 @@ optimizers, schedulers and metrics. (Shared file: edit with small, targeted chan
 from tt_core import hookimpl
 
 from . import autograd, grad_rules
+from .clip import clip_grad_norm_, clip_grad_value_
 from .gradcheck import gradcheck
+from .losses import LOSSES
+from .metrics import accuracy, confusion_matrix
+from .optim import OPTIMIZERS
+from .schedulers import SCHEDULERS
+from .train import Trainer, batches
 
 
 @hookimpl
@@ -14,3 +20,12 @@ def tt_register_components(registry):
         registry.register("grad_rule", name, rule)
     registry.register("function", "gradcheck", gradcheck)
     registry.register("function", "no_grad", autograd.no_grad)
+    for kind, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        for name, cls in table.items():
+            registry.register(kind, name, cls)
+    registry.register("function", "clip_grad_norm_", clip_grad_norm_)
+    registry.register("function", "clip_grad_value_", clip_grad_value_)
+    registry.register("function", "batches", batches)
+    registry.register("trainer", "Trainer", Trainer)
+    registry.register("metric", "accuracy", accuracy)
+    registry.register("metric", "confusion_matrix", confusion_matrix)

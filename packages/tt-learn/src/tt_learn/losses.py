@@ -259,3 +259,6 @@ class CrossEntropyLoss(_Loss):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+
+
+LOSSES = {cls.__name__: cls for cls in (MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss)}
