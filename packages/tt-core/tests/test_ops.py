@@ -66,19 +66,6 @@ def test_tensor_methods_match_functional_forms(rng):
         np.testing.assert_array_equal(getattr(x, name)().data, getattr(F, name)(x).data)
 
 
-def test_activations_vs_torch(rng):
-    torch = pytest.importorskip("torch")
-    x = (rng.standard_normal((5, 6)) * 4).astype(np.float32)
-    tx = torch.from_numpy(x)
-    pairs = {
-        "relu": torch.relu(tx), "sigmoid": torch.sigmoid(tx), "tanh": torch.tanh(tx),
-        "gelu": torch.nn.functional.gelu(tx, approximate="tanh"),
-        "softmax": torch.softmax(tx, -1), "log_softmax": torch.log_softmax(tx, -1),
-    }
-    for name, want in pairs.items():
-        np.testing.assert_allclose(getattr(F, name)(Tensor(x)).data, want.numpy(), rtol=1e-5, atol=1e-6)
-
-
 def test_every_core_op_is_in_the_table():
     expected = {
         "add", "sub", "mul", "div", "pow", "neg", "matmul", "sum", "mean", "max", "min", "getitem",

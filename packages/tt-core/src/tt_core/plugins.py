@@ -17,14 +17,17 @@ and in that module::
 Plugins are loaded once, lazily, the first time something asks for the registry
 (:func:`get_registry`). A plugin that fails to import or raises in its hook is recorded with
 its error and contributes nothing; the others still load. ``TT_DISABLE_PLUGINS`` (a comma
-list of entry-point or distribution names) blocks plugins. When two distributions provide the
-same component, the built-in (``tt-*``) one is used unless ``TT_PROVIDERS`` picks another,
-e.g. ``TT_PROVIDERS="layer:Linear=my-linear,op:conv2d=fast-conv"``.
+list of entry-point or distribution names) blocks plugins, except tt-core. When two
+distributions provide the same component, the built-in one (from TinyTorch's own packages,
+:data:`BUILTIN_DISTRIBUTIONS`) is used unless ``TT_PROVIDERS`` picks another, e.g.
+``TT_PROVIDERS="layer:Linear=my-linear,op:conv2d=fast-conv"``. Distribution names are
+compared in their normalised form (``My_Plugin`` is ``my-plugin``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -38,6 +41,7 @@ from .errors import TinyTorchError
 PROJECT = "tinytorch"
 ENTRY_POINT_GROUP = "tinytorch"
 CORE_DISTRIBUTION = "tt-core"
+BUILTIN_DISTRIBUTIONS = frozenset({"tt-core", "tt-learn", "tt-data", "tt-language", "tt-perf", "tt-milestones"})
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -88,22 +92,27 @@ class UnknownComponentError(TinyTorchError, KeyError):
         return str(self.args[0])
 
 
+def normalize_dist(name: str) -> str:
+    """A distribution name in its normalised form (PEP 503): ``My_Plugin`` -> ``my-plugin``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _is_builtin(dist: str) -> bool:
-    return dist.startswith("tt-")
+    return dist in BUILTIN_DISTRIBUTIONS
 
 
 def parse_provider_choices(text: str) -> dict[tuple[str, str], str]:
     """Parse ``"kind:name=dist,kind:name=dist"`` (the ``TT_PROVIDERS`` format)."""
     choices: dict[tuple[str, str], str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, dist = item.partition("=")
-        kind, colon, name = key.partition(":")
+        key, sep, dist = (part.strip() for part in item.partition("="))
+        kind, colon, name = (part.strip() for part in key.partition(":"))
         if not (sep and colon and kind and name and dist):
             raise TinyTorchError(
                 f"TT_PROVIDERS entry {item!r} is not of the form 'kind:name=distribution' "
                 "(for example 'layer:Linear=my-linear')"
             )
-        choices[(kind.strip(), name.strip())] = dist.strip()
+        choices[(kind, name)] = normalize_dist(dist)
     return choices
 
 
@@ -116,16 +125,20 @@ class ComponentRegistry:
 
     # -- filling -------------------------------------------------------------------------
     def add(self, component: Component) -> None:
+        """Add one provider of ``(component.kind, component.name)``."""
         self._providers.setdefault((component.kind, component.name), []).append(component)
 
     def registrar(self, dist: str) -> "ComponentRegistrar":
+        """The object handed to distribution ``dist``'s ``tt_register_components`` hook."""
         return ComponentRegistrar(self, dist)
 
     # -- asking --------------------------------------------------------------------------
     def has(self, kind: str, name: str) -> bool:
+        """Whether any installed plugin provides the component."""
         return (kind, name) in self._providers
 
     def providers(self, kind: str, name: str) -> list[Component]:
+        """Every provider of the component, in load order."""
         return list(self._providers.get((kind, name), ()))
 
     def chosen(self, kind: str, name: str) -> Component:
@@ -151,12 +164,15 @@ class ComponentRegistry:
         return providers[0]
 
     def get(self, kind: str, name: str) -> Any:
+        """The chosen provider's object (a class, a function, ...)."""
         return self.chosen(kind, name).obj
 
     def kinds(self) -> list[str]:
+        """Every kind that has at least one component, sorted."""
         return sorted({kind for kind, _ in self._providers})
 
     def names(self, kind: str) -> list[str]:
+        """The names of one kind's components, sorted."""
         return sorted(name for k, name in self._providers if k == kind)
 
     def items(self, kind: str) -> dict[str, Any]:
@@ -176,6 +192,7 @@ class ComponentRegistry:
         return rows
 
     def __iter__(self) -> Iterator[Component]:
+        """Every provider of every component."""
         for providers in self._providers.values():
             yield from providers
 
@@ -193,12 +210,16 @@ class ComponentRegistrar:
         self.staged: list[Component] = []
 
     def register(self, kind: str, name: str, obj: Any) -> Any:
+        """Stage ``obj`` as component ``kind:name`` of this distribution; returns ``obj``."""
         if not (isinstance(kind, str) and kind and isinstance(name, str) and name):
             raise TinyTorchError(f"register(kind, name, obj) needs two non-empty strings, got {kind!r}, {name!r}")
+        if any(c.kind == kind and c.name == name for c in self.staged):
+            raise TinyTorchError(f"{self.dist} registers {kind}:{name} twice")
         self.staged.append(Component(kind, name, obj, self.dist))
         return obj
 
     def commit(self) -> None:
+        """Add the staged components to the registry (called when the hook returned)."""
         for component in self.staged:
             self._registry.add(component)
 
@@ -226,15 +247,27 @@ class PluginSystem:
 
 
 def _short_traceback() -> str:
+    """The last frames of the exception being handled: enough to find a plugin's bug."""
     return traceback.format_exc(limit=-3).strip()
 
 
 def disabled_plugins() -> set[str]:
-    return {p.strip() for p in os.environ.get("TT_DISABLE_PLUGINS", "").split(",") if p.strip()}
+    """The names in ``TT_DISABLE_PLUGINS`` (entry-point or normalised distribution names)."""
+    return {normalize_dist(p.strip()) for p in os.environ.get("TT_DISABLE_PLUGINS", "").split(",") if p.strip()}
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return normalize_dist(ep.dist.name if ep.dist is not None else ep.name)
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    """The ``tinytorch`` entry points in a fixed order: tt-core, TinyTorch's other packages,
+    then third-party ones, each by name (so "the first provider" does not depend on sys.path)."""
+    def order(ep: metadata.EntryPoint) -> tuple:
+        dist = _dist_name(ep)
+        return (dist != CORE_DISTRIBUTION, not _is_builtin(dist), dist, ep.name)
+
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order)
 
 
 def load_plugins() -> PluginSystem:
@@ -244,17 +277,22 @@ def load_plugins() -> PluginSystem:
     registry = ComponentRegistry(parse_provider_choices(os.environ.get("TT_PROVIDERS", "")))
     blocked = disabled_plugins()
     plugins: list[PluginInfo] = []
-    seen_dists: set[str] = set()
+    seen_dists: dict[str, PluginInfo] = {}
     for ep in _entry_points():
-        dist = ep.dist.name if ep.dist is not None else ep.name
+        dist = _dist_name(ep)
         version = ep.dist.version if ep.dist is not None else "?"
-        if ep.name in blocked or dist in blocked:
-            if dist != CORE_DISTRIBUTION:  # tt-core is the ground floor: never blocked
-                continue
-        if dist in seen_dists:  # the same distribution seen twice (e.g. editable + site)
+        if dist != CORE_DISTRIBUTION and (normalize_dist(ep.name) in blocked or dist in blocked):
+            continue  # tt-core is the ground floor: never blocked
+        if dist in seen_dists:
+            first = seen_dists[dist]
+            if ep.name != first.name:  # (the same entry point twice is one install seen twice)
+                first.error = "\n".join(filter(None, [first.error, (
+                    f"{dist} declares a second tinytorch entry point {ep.name!r}; only {first.name!r} "
+                    "is loaded (one entry point per distribution)"
+                )]))
             continue
-        seen_dists.add(dist)
         info = PluginInfo(name=ep.name, dist=dist, version=version)
+        seen_dists[dist] = info
         try:
             info.module = ep.load()
             manager.register(info.module, name=ep.name)
@@ -282,17 +320,28 @@ def load_plugins() -> PluginSystem:
 
 
 _SYSTEM: PluginSystem | None = None
+_LOADING = False
 
 
 def get_plugin_system() -> PluginSystem:
     """The plugin system, loaded on first use and cached for the life of the process."""
-    global _SYSTEM
+    global _SYSTEM, _LOADING
     if _SYSTEM is None:
-        _SYSTEM = load_plugins()
+        if _LOADING:  # a plugin ran an op or asked for the registry while being loaded
+            raise TinyTorchError(
+                "the plugins are still loading: a plugin must not run ops or use the registry when it "
+                "is imported or registers; do that inside the functions it registers"
+            )
+        _LOADING = True
+        try:
+            _SYSTEM = load_plugins()
+        finally:
+            _LOADING = False
     return _SYSTEM
 
 
 def get_registry() -> ComponentRegistry:
+    """The component registry of the installed plugins (loaded once, then cached)."""
     return get_plugin_system().registry
 
 
