@@ -18,8 +18,9 @@ SPLITS = ("train", "test", "all")
 
 @lru_cache(maxsize=1)
 def _load_all() -> tuple[np.ndarray, np.ndarray]:
-    with resources.files("tt_core").joinpath("data/digits.csv.gz").open("rb") as raw:
-        table = np.loadtxt(gzip.open(raw), delimiter=",", dtype=np.int64)
+    """Decode the embedded CSV once (64 pixel columns, then the label)."""
+    with resources.files("tt_core").joinpath("data/digits.csv.gz").open("rb") as raw, gzip.open(raw) as csv:
+        table = np.loadtxt(csv, delimiter=",", dtype=np.int64)
     return table[:, :64].reshape(-1, 8, 8).astype(np.uint8), table[:, 64]
 
 
