@@ -146,7 +146,7 @@ GELU_C = float(np.sqrt(2 / np.pi))  # a Python float keeps float32 inputs float3
 
 def gelu(ctx, x):
     """GELU, tanh approximation (PyTorch's ``GELU(approximate='tanh')``)."""
-    inner = np.tanh(GELU_C * (x + 0.044715 * x**3))
+    inner = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))  # x*x*x: x**3 calls pow(), ~20x slower
     ctx.tanh = inner
     return 0.5 * x * (1 + inner)
 
