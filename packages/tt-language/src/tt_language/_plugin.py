@@ -2,7 +2,18 @@
 
 from tt_core import hookimpl
 
+from . import layers, ops
+from .model import GPT
+from .tokenizers import BPETokenizer, CharTokenizer
+
 
 @hookimpl
 def tt_register_components(registry):
-    pass
+    for name, (kernel, rule) in ops.OPS.items():
+        registry.register("op", name, kernel)
+        registry.register("grad_rule", name, rule)
+    registry.register("tokenizer", "char", CharTokenizer)
+    registry.register("tokenizer", "bpe", BPETokenizer)
+    for name in ("Embedding", "PositionalEncoding", "LayerNorm", "MultiHeadAttention", "TransformerBlock"):
+        registry.register("layer", name, getattr(layers, name))
+    registry.register("model", "GPT", GPT)

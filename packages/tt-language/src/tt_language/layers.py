@@ -1,0 +1,218 @@
+"""Layers of Act IV: embeddings, positional encodings, layer norm, attention, transformer block.
+
+Shapes follow PyTorch's ``batch_first=True`` convention: sequences are (B, T) ids or
+(B, T, C) features. Linear layers are applied to (B*T, C) matrices, so each is one BLAS
+matmul and its weight gradient one more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, concatenate
+from tt_core.errors import ShapeError
+from tt_core.rng import generator
+
+from . import functional as F
+
+
+def _normal(shape, std: float) -> np.ndarray:
+    return (generator().standard_normal(shape) * std).astype(np.float32)
+
+
+def _tokens(layer: Module, x: Tensor) -> Tensor:
+    """Apply ``layer`` to the last axis of ``x`` (..., C) as one (N, C) matrix."""
+    out = layer(x.reshape(-1, x.shape[-1]))
+    return out.reshape(x.shape[:-1] + (out.shape[-1],))
+
+
+class Embedding(Module):
+    """A lookup table: id ``i`` -> row ``i`` of ``weight`` (num_embeddings, embedding_dim).
+
+    The weight gradient is a scatter-add of the output gradient into the rows that were
+    looked up; rows no id used get zero.
+
+    Shape:
+        integer ids (*) -> (*, embedding_dim).
+
+    Examples:
+        >>> Embedding(10, 4)(np.array([[1, 2, 3]])).shape
+        (1, 3, 4)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, std: float = 1.0) -> None:
+        super().__init__()
+        if num_embeddings <= 0 or embedding_dim <= 0:
+            raise ValueError(f"Embedding needs positive sizes, got {num_embeddings} x {embedding_dim}")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(_normal((num_embeddings, embedding_dim), std))  # torch: N(0, 1)
+
+    def forward(self, ids) -> Tensor:
+        return F.embedding(ids, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class PositionalEncoding(Module):
+    """Adds position information to (B, T, C) features: ``x + table[start:start+T]``.
+
+    Args:
+        max_len: the longest sequence (positions 0 .. max_len-1).
+        dim: the feature size C.
+        kind: ``"learned"`` (a trained table, as GPT) or ``"sinusoidal"`` (the fixed sines and
+            cosines of the 2017 paper, a buffer).
+    """
+
+    def __init__(self, max_len: int, dim: int, kind: str = "learned") -> None:
+        super().__init__()
+        if kind not in ("learned", "sinusoidal"):
+            raise ValueError(f"kind must be 'learned' or 'sinusoidal', got {kind!r}")
+        self.max_len, self.dim, self.kind = max_len, dim, kind
+        if kind == "learned":
+            self.weight = Parameter(_normal((max_len, dim), 0.02))
+        else:
+            self.register_buffer("weight", Tensor(F.sinusoidal_encoding(max_len, dim)))
+
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        length = x.shape[-2]
+        if start + length > self.max_len:
+            raise ShapeError(
+                f"positions {start}..{start + length - 1} exceed the positional encoding's max_len "
+                f"{self.max_len}: use shorter sequences or a larger max_len (the model's block_size)"
+            )
+        return x + self.weight[start : start + length]
+
+    def extra_repr(self) -> str:
+        return f"max_len={self.max_len}, dim={self.dim}, kind={self.kind!r}"
+
+
+class LayerNorm(Module):
+    """Normalise each feature vector (the last axis) to mean 0, variance 1, then scale by
+    ``weight`` (ones) and shift by ``bias`` (zeros). One fused op with its own gradient rule.
+
+    Shape:
+        (*, normalized_shape) -> same.
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.normalized_shape, self.eps = int(normalized_shape), eps
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention, every head in one batched matmul.
+
+    One linear layer makes queries, keys and values for all heads at once (C -> 3C); the
+    result is viewed as (3, B, heads, T, head_dim), attention runs on all (B, heads) pairs
+    together, and the heads are joined and projected back (C -> C).
+
+    Args:
+        embed_dim: C, divisible by ``num_heads``.
+        num_heads: number of heads.
+        causal: each position attends only to itself and earlier positions (language models).
+        dropout: dropout on the output projection.
+
+    Forward:
+        ``attn(x, mask=None, past=None, use_cache=False)`` with x (B, T, C); ``mask``: a
+        (B, T) array, True for real tokens (padding is never attended to), or any boolean
+        array broadcastable to (B, heads, T, T_keys). ``past``: the ``(keys, values)`` of
+        earlier positions, each (B, heads, T_past, head_dim), so that generation can feed
+        one new token at a time. Returns (B, T, C), or ``(out, (keys, values))`` with
+        ``use_cache``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim, self.num_heads, self.causal = embed_dim, num_heads, causal
+        self.head_dim = embed_dim // num_heads
+        self.qkv = Linear(embed_dim, 3 * embed_dim)
+        self.proj = Linear(embed_dim, embed_dim)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False):
+        batch, length, width = x.shape
+        if width != self.embed_dim:
+            raise ShapeError(f"MultiHeadAttention({self.embed_dim}) got features of size {width} (shape {x.shape})")
+        qkv = _tokens(self.qkv, x).reshape(batch, length, 3, self.num_heads, self.head_dim)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, T, head_dim)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if past is not None:
+            k = concatenate([past[0], k], axis=2)
+            v = concatenate([past[1], v], axis=2)
+        if mask is not None and np.ndim(mask) == 2:
+            mask = F.padding_mask(mask)
+        out = F.scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal)
+        out = out.permute(0, 2, 1, 3).reshape(batch, length, width)  # join the heads
+        out = self.dropout(_tokens(self.proj, out))
+        return (out, (k, v)) if use_cache else out
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, causal={self.causal}"
+
+
+class MLP(Module):
+    """The transformer's feed-forward part: C -> hidden -> C with GELU between."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc = Linear(dim, hidden)
+        self.act = GELU()
+        self.proj = Linear(hidden, dim)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(_tokens(self.proj, self.act(_tokens(self.fc, x))))
+
+
+class TransformerBlock(Module):
+    """A pre-norm transformer block (GPT-2): ``x + attn(ln1(x))``, then ``x + mlp(ln2(x))``.
+
+    Normalising *before* each sub-layer keeps the residual path an identity, which lets deep
+    stacks train without warm-up tricks.
+
+    Args:
+        embed_dim, num_heads: as :class:`MultiHeadAttention`.
+        mlp_ratio: hidden size of the MLP as a multiple of ``embed_dim`` (4).
+        causal: causal self-attention (True for language models).
+        dropout: on the attention projection and the MLP output.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int = 4, causal: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.ln1 = LayerNorm(embed_dim)
+        self.attn = MultiHeadAttention(embed_dim, num_heads, causal=causal, dropout=dropout)
+        self.ln2 = LayerNorm(embed_dim)
+        self.mlp = MLP(embed_dim, mlp_ratio * embed_dim, dropout)
+
+    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False):
+        attended = self.attn(self.ln1(x), mask=mask, past=past, use_cache=use_cache)
+        if use_cache:
+            attended, present = attended
+        x = x + attended
+        x = x + self.mlp(self.ln2(x))
+        return (x, present) if use_cache else x
+
+
+def init_gpt_weights(module: Module, num_layers: int) -> None:
+    """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the projections that
+    write into the residual stream scaled down by sqrt(2 * layers)."""
+    for name, param in module.named_parameters():
+        if ".ln" in f".{name}":  # layer norms keep ones and zeros
+            continue
+        if name.endswith("bias"):
+            param.data = np.zeros_like(param.data)
+            continue
+        std = 0.02 / math.sqrt(2 * num_layers) if name.endswith("proj.weight") else 0.02
+        param.data = _normal(param.shape, std)
