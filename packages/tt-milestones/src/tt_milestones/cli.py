@@ -22,6 +22,7 @@ from .api import MilestoneSpec
 from .registry import Catalogue, get_catalogue
 
 EXIT_REACHED, EXIT_MISSED, EXIT_USAGE = 0, 1, 2
+ACTS = ("tt-core", "tt-learn", "tt-data", "tt-language", "tt-perf", "tt-milestones")
 
 
 class UsageError(TinyTorchError):
@@ -92,6 +93,11 @@ def cmd_info(args: argparse.Namespace, catalogue: Catalogue) -> int:
 # -- plugins ----------------------------------------------------------------------------
 
 
+def act_order(info) -> tuple:
+    """The Acts in their order, then third-party plugins by name."""
+    return (ACTS.index(info.dist), "") if info.dist in ACTS else (len(ACTS), info.dist)
+
+
 def plugins_report(catalogue: Catalogue) -> dict:
     """What ``plugins --json`` says: every plugin, and the components with several providers."""
     from tt_core.plugins import disabled_plugins
@@ -106,7 +112,7 @@ def plugins_report(catalogue: Catalogue) -> dict:
                 "milestones": catalogue.from_dist(info.dist),
                 "error": info.error,
             }
-            for info in catalogue.plugins
+            for info in sorted(catalogue.plugins, key=act_order)
         ],
         "choices": [
             {"component": f"{kind}:{name}", "providers": providers, "chosen": chosen}

@@ -1,21 +1,23 @@
 """The milestone catalogue: every spec contributed through the ``tt_register_milestones`` hook.
 
 Each plugin's hook receives a :class:`MilestoneRegistrar` and calls ``registry.register(spec)``
-for each of its milestones. As with components, a plugin whose hook raises (for example by
-registering an id that is already taken) is recorded with its error and contributes nothing;
-the others still load. The catalogue is built once per loaded plugin system.
+for each of its milestones. As with components, a plugin whose hook raises, or whose milestone
+takes an id or slug that is already taken, is recorded with its error and contributes no
+milestone; the others still load. The catalogue is built once per loaded plugin system.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry, PluginInfo, PluginSystem, get_plugin_system
 
 from .api import MilestoneSpec
 
+BUILTIN = "tt-milestones"
 RUN_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -26,8 +28,7 @@ class UnknownMilestoneError(TinyTorchError, LookupError):
 class MilestoneRegistrar:
     """What a plugin's ``tt_register_milestones`` receives: stages specs under its distribution."""
 
-    def __init__(self, catalogue: "Catalogue", dist: str) -> None:
-        self._catalogue = catalogue
+    def __init__(self, dist: str) -> None:
         self.dist = dist
         self.staged: list[MilestoneSpec] = []
 
@@ -37,21 +38,21 @@ class MilestoneRegistrar:
             raise TinyTorchError(f"register() needs a tt_milestones.api.MilestoneSpec, got {type(spec).__name__}")
         if not RUN_TARGET.match(spec.run):
             raise TinyTorchError(f"milestone {spec.id!r}: run must be 'package.module:function', got {spec.run!r}")
-        known = [*self._catalogue.specs.values(), *self.staged]
-        clash = next((s for s in known if s.id == spec.id or s.slug == spec.slug), None)
-        if clash is not None:
-            owner = self._catalogue.origin.get(clash.id, self.dist)
-            raise TinyTorchError(
-                f"milestone {spec.id!r} ({spec.slug}) clashes with {clash.id!r} ({clash.slug}) registered by "
-                f"{owner}: pick an id and a slug of your own"
-            )
+        _refuse_clash(spec, self.staged, self.dist)
         self.staged.append(spec)
         return spec
 
-    def commit(self) -> None:
-        for spec in self.staged:
-            self._catalogue.specs[spec.id] = spec
-            self._catalogue.origin[spec.id] = self.dist
+
+def _refuse_clash(spec: MilestoneSpec, known: Iterable[MilestoneSpec], owner_of: str | dict[str, str]) -> None:
+    """Raise when ``spec`` has the id or slug of one of ``known``, naming its owner (the
+    distribution, or a dict from milestone id to distribution)."""
+    clash = next((s for s in known if s.id == spec.id or s.slug == spec.slug), None)
+    if clash is not None:
+        owner = owner_of if isinstance(owner_of, str) else owner_of[clash.id]
+        raise TinyTorchError(
+            f"milestone {spec.id!r} ({spec.slug}) clashes with {clash.id!r} ({clash.slug}) registered by "
+            f"{owner}: pick an id and a slug of your own"
+        )
 
 
 @dataclass
@@ -61,6 +62,14 @@ class Catalogue:
     system: PluginSystem
     specs: dict[str, MilestoneSpec] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+
+    def add(self, dist: str, specs: list[MilestoneSpec]) -> None:
+        """Add one plugin's specs, all or none (none if one clashes with a milestone already in)."""
+        for spec in specs:
+            _refuse_clash(spec, self.specs.values(), self.origin)
+        for spec in specs:
+            self.specs[spec.id] = spec
+            self.origin[spec.id] = dist
 
     @property
     def registry(self) -> ComponentRegistry:
@@ -89,13 +98,21 @@ class Catalogue:
 
 
 def collect_milestones(system: PluginSystem) -> Catalogue:
-    """Call every plugin's ``tt_register_milestones`` hook, recording failures per plugin."""
+    """Call every plugin's ``tt_register_milestones`` hook, recording failures per plugin.
+
+    tt-milestones' own specs go in first, so a plugin cannot take the id of a historical
+    milestone: the plugin that clashes is recorded with the error and contributes nothing.
+    """
+    registrars: list[MilestoneRegistrar] = []
+    system.call_each("tt_register_milestones", lambda info: MilestoneRegistrar(info.dist), registrars.append)
     catalogue = Catalogue(system)
-    system.call_each(
-        "tt_register_milestones",
-        lambda info: MilestoneRegistrar(catalogue, info.dist),
-        lambda registrar: registrar.commit(),
-    )
+    infos = {info.dist: info for info in system.plugins}
+    for registrar in sorted(registrars, key=lambda r: (r.dist != BUILTIN, r.dist)):
+        try:
+            catalogue.add(registrar.dist, registrar.staged)
+        except TinyTorchError as error:
+            info = infos[registrar.dist]
+            info.error = "\n".join(filter(None, [info.error, str(error)]))
     return catalogue
 
 
