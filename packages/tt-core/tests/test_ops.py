@@ -135,3 +135,20 @@ def test_apply_records_only_with_a_rule_grad_mode_and_a_grad_input(fresh_plugins
         tt.set_grad_enabled(previous)
     assert tt.is_grad_enabled()
     assert (a * b)._node is None  # "mul" has no rule here
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "sigmoid", "tanh", "softmax", "log_softmax", "mean"])
+def test_float_functions_of_integer_tensors_give_float32(name):
+    ints = np.array([[1, 2, 3], [4, 5, 6]])
+    out = getattr(Tensor(ints), name)()
+    assert out.dtype == np.float32
+    if name == "mean":
+        want = ints.mean()
+    elif name in ("softmax", "log_softmax"):
+        want = REFERENCES[name](ints.astype(np.float64))
+    elif name in REFERENCES:
+        want = REFERENCES[name](ints)
+    else:
+        want = getattr(np, name)(ints)
+    np.testing.assert_allclose(out.data, want, rtol=1e-6)
+    assert F.gelu(Tensor(ints)).dtype == np.float32

@@ -9,6 +9,7 @@ ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax")
 
 @hookimpl
 def tt_register_components(registry):
+    """tt-core's primitives (kind ``op``), ``Linear``, ``Dropout`` and the activations."""
     for name, kernel in CORE_OPS.items():
         registry.register("op", name, kernel)
     registry.register("layer", "Linear", layers.Linear)

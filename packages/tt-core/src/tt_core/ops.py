@@ -32,6 +32,12 @@ Kernel = Callable[..., np.ndarray]
 # ----------------------------------------------------------------------------------------
 
 
+def _floating(a: np.ndarray) -> np.ndarray:
+    """Integer and boolean inputs of float-valued functions become float32 (NumPy would
+    give float64, and the sigmoid of an int array would be cast back to int)."""
+    return a if a.dtype.kind == "f" else a.astype(np.float32)
+
+
 def add(ctx, a, b):
     return a + b
 
@@ -65,7 +71,7 @@ def sum(ctx, a, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(ctx, a, axis=None, keepdims=False):
-    return np.mean(a, axis=axis, keepdims=keepdims)
+    return np.mean(_floating(a), axis=axis, keepdims=keepdims)
 
 
 def max(ctx, a, axis=None, keepdims=False):  # noqa: A001
@@ -105,15 +111,15 @@ def cast(ctx, a, dtype):
 
 
 def exp(ctx, a):
-    return np.exp(a)
+    return np.exp(_floating(a))
 
 
 def log(ctx, a):
-    return np.log(a)
+    return np.log(_floating(a))
 
 
 def sqrt(ctx, a):
-    return np.sqrt(a)
+    return np.sqrt(_floating(a))
 
 
 def abs(ctx, a):  # noqa: A001
@@ -133,12 +139,13 @@ def relu(ctx, x):
 
 def sigmoid(ctx, x):
     # exp of a non-positive number only: no overflow for large |x|
+    x = _floating(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def tanh(ctx, x):
-    return np.tanh(x)
+    return np.tanh(_floating(x))
 
 
 GELU_C = float(np.sqrt(2 / np.pi))  # a Python float keeps float32 inputs float32
@@ -146,18 +153,21 @@ GELU_C = float(np.sqrt(2 / np.pi))  # a Python float keeps float32 inputs float3
 
 def gelu(ctx, x):
     """GELU, tanh approximation (PyTorch's ``GELU(approximate='tanh')``)."""
+    x = _floating(x)
     inner = np.tanh(GELU_C * (x + 0.044715 * (x * x * x)))  # x*x*x: x**3 calls pow(), ~20x slower
     ctx.tanh = inner
     return 0.5 * x * (1 + inner)
 
 
 def softmax(ctx, x, axis=-1):
+    x = _floating(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(ctx, x, axis=-1):
+    x = _floating(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -179,6 +189,7 @@ _grad_enabled = True
 
 
 def is_grad_enabled() -> bool:
+    """Whether :func:`apply` records operations for autograd (on by default)."""
     return _grad_enabled
 
 
@@ -238,6 +249,7 @@ OP_TABLE = _OpTable()
 
 
 def reset_dispatch() -> None:
+    """Forget the op table; the next op call rebuilds it from the registry."""
     OP_TABLE.clear()
     OP_TABLE.loaded = False
     OP_TABLE.engine = None

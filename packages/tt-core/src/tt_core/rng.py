@@ -8,6 +8,7 @@ _generator = np.random.default_rng()
 
 
 def generator() -> np.random.Generator:
+    """The global generator (call this each time: :func:`manual_seed` replaces it)."""
     return _generator
 
 
@@ -26,4 +27,5 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore a state from :func:`get_rng_state`, to continue a run exactly."""
     _generator.bit_generator.state = state

@@ -118,17 +118,21 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """True unless the tensor was made by a recorded operation."""
         return self._node is None
 
     def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
         return self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise TinyTorchError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
 
     def tolist(self):
+        """The values as (nested) Python lists."""
         return self.data.tolist()
 
     def __len__(self) -> int:
@@ -167,6 +171,7 @@ class Tensor:
 
     # -- autograd hooks ------------------------------------------------------------------
     def requires_grad_(self, mode: bool = True) -> "Tensor":
+        """Switch gradient tracking on (float tensors only) or off, in place; returns self."""
         if mode and self.data.dtype.kind != "f":
             raise TinyTorchError(f"only floating-point tensors can require gradients, this one is {self.dtype}")
         self.requires_grad = bool(mode)
@@ -177,6 +182,7 @@ class Tensor:
         return Tensor._make(self.data)
 
     def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
         self.grad = None
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
@@ -282,13 +288,16 @@ class Tensor:
         return ops.apply("reshape", self, shape=shape)
 
     def view(self, *shape) -> "Tensor":
+        """The same as :meth:`reshape` (PyTorch's name)."""
         return self.reshape(*shape)
 
     def flatten(self, start_axis: int = 0) -> "Tensor":
+        """Merge the axes from ``start_axis`` on into one."""
         start = start_axis % builtins.max(self.ndim, 1)
         return self.reshape(self.shape[:start] + (-1,))
 
     def unsqueeze(self, axis: int) -> "Tensor":
+        """Insert an axis of size 1 at ``axis``."""
         return self.reshape(np.expand_dims(self.data, axis).shape)
 
     def squeeze(self, axis=None) -> "Tensor":
@@ -314,9 +323,11 @@ class Tensor:
 
     @property
     def T(self) -> "Tensor":
+        """All axes reversed (the matrix transpose for 2-D tensors)."""
         return ops.apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
 
     def astype(self, dtype) -> "Tensor":
+        """A copy converted to ``dtype`` (gradients flow back through float casts)."""
         return ops.apply("cast", self, dtype=np.dtype(dtype))
 
     def float(self) -> "Tensor":
@@ -336,6 +347,7 @@ class Tensor:
         return ops.apply("min", self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Index of the largest value (int64; no gradient)."""
         return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims))
 
     def argmin(self, axis=None, keepdims: bool = False) -> "Tensor":
@@ -386,12 +398,14 @@ class Tensor:
 
 
 def _shape(shape: Sequence) -> tuple[int, ...]:
+    """``zeros(2, 3)`` and ``zeros((2, 3))`` both mean shape (2, 3)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """``Tensor(data, requires_grad, dtype)`` (PyTorch's spelling)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
@@ -422,6 +436,8 @@ def rand(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
 
 
 def arange(start, stop=None, step=1, dtype=None) -> Tensor:
+    """Evenly spaced values in [start, stop), like ``np.arange``: int64 for integer
+    arguments (usable as indices), float32 otherwise."""
     return Tensor(np.arange(start, stop, step), dtype=dtype)
 
 
