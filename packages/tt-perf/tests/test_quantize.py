@@ -45,7 +45,7 @@ def test_integer_mode_is_integer_arithmetic(mlp, rng):
     qmodel = quantize_int8(mlp, x)
     layer = qmodel[0]
     assert isinstance(layer, QuantizedLinear) and layer.weight_int8.dtype == np.int8
-    centred = quantize_activation(x, float(layer.input_scale.data[0]), float(layer.input_zero_point.data[0]))
+    centred = quantize_activation(x, float(layer.input_scale.data), float(layer.input_zero_point.data))
     exact = centred.astype(np.int64) @ layer.weight_int8.data.astype(np.int64).T  # the integer reference
     expected = exact * (layer.input_scale.data * layer.weight_scale.data) + layer.bias.data
     np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-6)

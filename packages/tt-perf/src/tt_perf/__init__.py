@@ -2,6 +2,8 @@
 (Shared file: edit with small, targeted changes.)"""
 
 from .__about__ import __version__
+from .kv_cache import CachedDecoder, KVCache, kv_generate
+from .olympics import Arena, Scorecard, Submission, run_olympics
 from .profiler import LayerStats, Profile, profile
 from .pruning import Pruner, SparsitySchedule, prune, prune_finetune, shrink
 from .quantize import QuantizedConv2d, QuantizedLinear, quantize_int8
@@ -9,6 +11,7 @@ from .storage import load_compressed, save_compressed, saved_size
 from .timing import Timing, measure
 
 __all__ = [
+    "Arena", "CachedDecoder", "KVCache", "Scorecard", "Submission", "kv_generate", "run_olympics",
     "LayerStats", "Profile", "Pruner", "QuantizedConv2d", "QuantizedLinear", "SparsitySchedule", "Timing",
     "__version__", "load_compressed", "measure", "profile", "prune", "prune_finetune", "quantize_int8",
     "save_compressed", "saved_size", "shrink",

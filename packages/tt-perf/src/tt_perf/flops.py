@@ -88,16 +88,25 @@ def _heads(module) -> int:
 
 
 def attention_flops(module, input_shapes, output_shape) -> int:
-    """The attention core of multi-head attention, for queries (B, T, E) over keys (B, S, E).
+    """The attention core of multi-head attention, for queries (B, T, E) over S keys.
 
     Scores ``Q @ K^T`` (2·B·T·S·E), scaling (B·H·T·S), softmax (5·B·H·T·S) and the weighted
     sum ``A @ V`` (2·B·T·S·E). The Q/K/V and output projections are Linear children and
-    are counted as such.
+    are counted as such. S is T, plus the cached positions when the call passes ``past``
+    keys of shape (B, H, S_past, E/H), or the length of a separate key input (B, S, E).
     """
     query = input_shapes[0]
-    key = input_shapes[1] if len(input_shapes) > 1 and len(input_shapes[1]) == len(query) else query
-    batch, t, embed, s = int(math.prod(query[:-2])), query[-2], query[-1], key[-2]
-    scores = batch * _heads(module) * t * s
+    batch, t, embed = int(math.prod(query[:-2])), query[-2], query[-1]
+    heads = _heads(module)
+    s = t
+    for shape in input_shapes[1:]:
+        if len(shape) == len(query) and shape[-1] == embed:  # cross-attention keys
+            s = shape[-2]
+            break
+        if len(shape) == 4 and shape[1] == heads and shape[-1] * heads == embed:  # cached keys
+            s = t + shape[2]
+            break
+    scores = batch * heads * t * s
     return 4 * batch * t * s * embed + 6 * scores
 
 

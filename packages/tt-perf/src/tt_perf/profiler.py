@@ -195,7 +195,8 @@ class _Recorder:
             if id(module) not in self.names:  # a shared module is recorded under its first name
                 self.names[id(module)] = name
                 self.modules[name] = module
-        self.stats = {name: _new_stats(name, module) for name, module in self.modules.items()}
+        seen: set[int] = set()  # a tied parameter (GPT's head = embedding) counts once, where first seen
+        self.stats = {name: _new_stats(name, module, seen) for name, module in self.modules.items()}
         self.pass_times: dict[str, list[float]] = {name: [] for name in self.modules}
         self.current: dict[str, float] = dict.fromkeys(self.modules, 0.0)
         self.record_shapes = False  # switched on for the first measured pass only
@@ -246,11 +247,12 @@ class _Recorder:
             stats.flops += int(counter(module, inputs, outputs[0].shape if outputs else ()))
 
 
-def _new_stats(name: str, module: Module) -> LayerStats:
-    own = list(module._parameters.values())
+def _new_stats(name: str, module: Module, seen: set[int]) -> LayerStats:
+    own = [p for p in module._parameters.values() if p is not None and id(p) not in seen]
+    seen.update(id(p) for p in own)
     return LayerStats(
-        name=name, type=type(module).__name__, params=int(sum(p.size for p in own if p is not None)),
-        param_bytes=int(sum(p.data.nbytes for p in own if p is not None)), is_leaf=not module._modules,
+        name=name, type=type(module).__name__, params=int(sum(p.size for p in own)),
+        param_bytes=int(sum(p.data.nbytes for p in own)), is_leaf=not module._modules,
     )
 
 

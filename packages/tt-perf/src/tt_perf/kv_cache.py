@@ -1,0 +1,281 @@
+"""KV cache and batched generation for tt-language's GPT.
+
+Generating token ``t+1`` needs attention of the newest position over all earlier ones. Without
+a cache, every step runs the whole sequence through the model again, although the keys and
+values of the earlier positions have not changed: step ``t`` costs O(t) and a text of n
+tokens O(n²). A *KV cache* keeps every layer's keys and values; each step then runs only the
+one new token through the model, appends its key and value, and attends over the cache.
+
+The cost of a cached step is tiny arithmetic (one row through each matrix), so what decides
+the speed is Python overhead: how many operations are dispatched per step. The
+:class:`CachedDecoder` therefore takes the GPT's weights once, as contiguous NumPy arrays laid
+out for ``x @ W`` (weights transposed ahead of time, the tied output matrix included), and a
+step is ~20 NumPy calls per layer, with no autograd and no Tensor wrappers. The cache is
+preallocated for the whole generation (``(batch, heads, max_len, head_dim)`` per layer), so a
+step writes one column instead of concatenating.
+
+**Batched generation.** Prompts of different lengths are *left-padded* to the same length, so
+every sequence's next token goes into the same cache column. An attention mask hides the
+padding from every real query, and each row gets its own position ids (counting from its
+first real token), so a padded prompt produces exactly what it would alone.
+
+The layout follows ``tt_language.GPT`` (pre-norm blocks with ``ln1``, ``attn.qkv``,
+``attn.proj``, ``ln2``, ``mlp.fc``, ``mlp.proj``; ``tok_emb``, ``pos``, ``ln_f``, ``head``)
+and its kernels (layer norm with biased variance, GELU with the tanh approximation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import tt_core
+from tt_core import Module
+from tt_language.generation import sample_next
+
+GELU_C = float(np.sqrt(2 / np.pi))
+
+
+@dataclass
+class _Block:
+    """One transformer block's weights, transposed for ``x @ W``."""
+
+    ln1: tuple[np.ndarray, np.ndarray, float]
+    qkv_w: np.ndarray
+    qkv_b: np.ndarray
+    proj_w: np.ndarray
+    proj_b: np.ndarray
+    ln2: tuple[np.ndarray, np.ndarray, float]
+    fc_w: np.ndarray
+    fc_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+
+
+def _t(linear) -> np.ndarray:
+    """A Linear layer's weight as a contiguous (in, out) matrix."""
+    return np.ascontiguousarray(linear.weight.data.T, dtype=np.float32)
+
+
+def _bias(linear) -> np.ndarray:
+    return np.zeros(linear.weight.shape[0], np.float32) if linear.bias is None else linear.bias.data.astype(np.float32)
+
+
+def _ln(norm) -> tuple[np.ndarray, np.ndarray, float]:
+    return norm.weight.data.astype(np.float32), norm.bias.data.astype(np.float32), float(norm.eps)
+
+
+def _layer_norm(x: np.ndarray, params) -> np.ndarray:
+    weight, bias, eps = params
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    centred *= 1.0 / np.sqrt(var + eps)
+    centred *= weight
+    centred += bias
+    return centred
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation, in place: 0.5 x (1 + tanh(c (x + 0.044715 x³)))."""
+    inner = x * x
+    inner *= 0.044715 * GELU_C
+    inner += GELU_C
+    inner *= x
+    np.tanh(inner, out=inner)
+    inner += 1.0
+    inner *= 0.5
+    inner *= x
+    return inner
+
+
+class KVCache:
+    """Preallocated keys and values of every layer: ``(layers, batch, heads, max_len, head_dim)``.
+
+    ``length`` columns are filled; ``valid`` (batch, max_len) marks real tokens (False for
+    left padding), so attention never looks at padding.
+    """
+
+    def __init__(self, layers: int, batch: int, heads: int, max_len: int, head_dim: int) -> None:
+        shape = (layers, batch, heads, max_len, head_dim)
+        self.keys = np.zeros(shape, dtype=np.float32)
+        self.values = np.zeros(shape, dtype=np.float32)
+        self.valid = np.ones((batch, max_len), dtype=bool)
+        self.length = 0
+        self.max_len = max_len
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes
+
+
+class CachedDecoder:
+    """A GPT's weights, copied once into the layout of a fast, cached, inference-only step.
+
+    Args:
+        model: a ``tt_language.GPT`` (or a model with the same attribute layout). Later
+            changes to the model's weights are not seen: build a new decoder after training.
+
+    Examples:
+        >>> decoder = CachedDecoder(model)
+        >>> decoder.generate(prompt_ids, 100)            # greedy, with the KV cache
+    """
+
+    def __init__(self, model: Module) -> None:
+        try:
+            blocks = list(model.blocks)
+            self.heads = int(blocks[0].attn.num_heads)
+            self.wte = np.ascontiguousarray(model.tok_emb.weight.data, dtype=np.float32)
+            self.wpe = np.ascontiguousarray(model.pos.weight.data, dtype=np.float32)
+            self.blocks = [
+                _Block(_ln(b.ln1), _t(b.attn.qkv), _bias(b.attn.qkv), _t(b.attn.proj), _bias(b.attn.proj),
+                       _ln(b.ln2), _t(b.mlp.fc), _bias(b.mlp.fc), _t(b.mlp.proj), _bias(b.mlp.proj))
+                for b in blocks
+            ]
+            self.ln_f = _ln(model.ln_f)
+            self.head_w = _t(model.head)
+            self.head_b = None if getattr(model.head, "bias", None) is None else _bias(model.head)
+        except AttributeError as error:
+            raise tt_core.TinyTorchError(
+                f"CachedDecoder needs tt-language's GPT layout (tok_emb, pos, blocks[i].ln1/attn.qkv/attn.proj/"
+                f"ln2/mlp.fc/mlp.proj, ln_f, head); {type(model).__name__} lacks {error.name!r}") from None
+        if getattr(model.pos, "kind", "learned") not in ("learned", "sinusoidal"):
+            raise tt_core.TinyTorchError(f"unsupported positional encoding {model.pos.kind!r}")
+        self.block_size = int(model.block_size)
+        self.embed_dim = self.wte.shape[1]
+        self.head_dim = self.embed_dim // self.heads
+        self.scale = np.float32(1.0 / np.sqrt(self.head_dim))
+
+    def new_cache(self, batch: int, max_len: int) -> KVCache:
+        if max_len > self.block_size:
+            raise tt_core.TinyTorchError(
+                f"{max_len} positions do not fit the model's context of {self.block_size}: generate fewer tokens, "
+                "use shorter prompts or a model with a larger block_size")
+        return KVCache(len(self.blocks), batch, self.heads, max_len, self.head_dim)
+
+    # -- one forward step over the new tokens -------------------------------------------
+    def _mask(self, cache: KVCache, start: int, new: int) -> np.ndarray | None:
+        """(B, 1, new, L) True where a query may attend: causal, never padding; every query
+        may see itself, so a padding query's row is never empty (no NaN)."""
+        stop = start + new
+        padded = not cache.valid[:, :stop].all()
+        if new == 1 and not padded:
+            return None
+        queries = start + np.arange(new)[:, None]
+        keys = np.arange(stop)[None, :]
+        allowed = (keys <= queries) & cache.valid[:, None, None, :stop]
+        allowed |= keys == queries
+        return allowed
+
+    def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
+        keys and values to ``cache``; returns the logits of the last position, (B, vocab)."""
+        batch, new = ids.shape
+        start, stop = cache.length, cache.length + new
+        heads, head_dim = self.heads, self.head_dim
+        x = self.wte[ids]
+        x += self.wpe[positions]
+        mask = self._mask(cache, start, new)
+        for layer, blk in enumerate(self.blocks):
+            qkv = _layer_norm(x, blk.ln1) @ blk.qkv_w
+            qkv += blk.qkv_b
+            qkv = qkv.reshape(batch, new, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+            cache.keys[layer, :, :, start:stop] = qkv[1]
+            cache.values[layer, :, :, start:stop] = qkv[2]
+            scores = qkv[0] @ cache.keys[layer, :, :, :stop].swapaxes(-1, -2)
+            scores *= self.scale
+            if mask is not None:
+                np.copyto(scores, -np.inf, where=~mask)
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            attended = (scores @ cache.values[layer, :, :, :stop]).transpose(0, 2, 1, 3).reshape(batch, new, -1)
+            x += attended @ blk.proj_w
+            x += blk.proj_b
+            hidden = _layer_norm(x, blk.ln2) @ blk.fc_w
+            hidden += blk.fc_b
+            x += _gelu(hidden) @ blk.out_w
+            x += blk.out_b
+        cache.length = stop
+        logits = _layer_norm(x[:, -1], self.ln_f) @ self.head_w
+        return logits if self.head_b is None else logits + self.head_b
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(self, prompts, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
+                 top_p: float | None = None, seed: int | None = None, use_cache: bool = True):
+        """Continue one prompt or a batch of prompts (of any lengths) by ``max_new_tokens``.
+
+        Args:
+            prompts: ids (T,), a batch (B, T), or a list of 1-D id arrays of different lengths
+                (left-padded and masked internally).
+            temperature: 0 is greedy; otherwise sampled as ``tt_language.sample_next``
+                (``top_k``, ``top_p``, ``seed``).
+            use_cache: False recomputes the whole sequence at every step (the same code
+                without memoization: the reference the cache is measured against).
+
+        Returns:
+            Like the input: (T + n,) for one prompt, (B, T + n) for an array, a list of
+            (T_i + n,) arrays for a list.
+        """
+        rows, single, as_list = _prompt_rows(prompts)
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        lengths = np.array([len(r) for r in rows])
+        width = int(lengths.max())
+        batch, total = len(rows), width + max_new_tokens
+        ids = np.zeros((batch, total), dtype=np.int64)
+        pad = width - lengths
+        for i, row in enumerate(rows):  # one copy per prompt, not per token
+            ids[i, pad[i]:width] = row
+        positions = np.maximum(np.arange(total)[None, :] - pad[:, None], 0)
+        cache = self.new_cache(batch, total)
+        cache.valid[:, :width] = np.arange(width)[None, :] >= pad[:, None]
+        rng = np.random.default_rng(seed) if seed is not None else None
+        for t in range(width, total):
+            if use_cache:
+                begin = cache.length
+            else:
+                cache.length, begin = 0, 0
+            logits = self.step(ids[:, begin:t], positions[:, begin:t], cache)
+            ids[:, t] = _choose(logits, temperature, top_k, top_p, rng)
+        if single:
+            return ids[0]
+        if as_list:
+            return [ids[i, pad[i]:] for i in range(batch)]
+        return ids
+
+
+def _prompt_rows(prompts) -> tuple[list[np.ndarray], bool, bool]:
+    """Prompts as a list of 1-D int arrays, and whether the input was one prompt / a list."""
+    if isinstance(prompts, (list, tuple)) and prompts and np.ndim(prompts[0]) == 1:
+        rows, single, as_list = [np.asarray(p, dtype=np.int64) for p in prompts], False, True
+    else:
+        array = np.asarray(getattr(prompts, "data", prompts), dtype=np.int64)
+        if array.ndim not in (1, 2):
+            raise tt_core.TinyTorchError(f"prompts must be ids (T,), (B, T) or a list of 1-D arrays, got shape {array.shape}")
+        rows, single, as_list = list(np.atleast_2d(array)), array.ndim == 1, False
+    if not rows or min(len(r) for r in rows) == 0:
+        raise tt_core.TinyTorchError("every prompt needs at least one id")
+    return rows, single, as_list
+
+
+def _choose(logits: np.ndarray, temperature: float, top_k, top_p, rng) -> np.ndarray:
+    if temperature == 0 and top_k is None and top_p is None:
+        return logits.argmax(axis=-1)
+    return sample_next(logits, temperature, top_k, top_p, rng)
+
+
+def kv_generate(model, prompts, max_new_tokens: int, **options):
+    """Generate with a KV cache: ``CachedDecoder(model).generate(prompts, max_new_tokens, ...)``.
+
+    ``model`` may also be a :class:`CachedDecoder` (reuse it to skip copying the weights).
+    Options as :meth:`CachedDecoder.generate` (``temperature``, ``top_k``, ``top_p``, ``seed``,
+    ``use_cache``).
+    """
+    decoder = model if isinstance(model, CachedDecoder) else CachedDecoder(model)
+    return decoder.generate(prompts, max_new_tokens, **options)
+
+
+def one_at_a_time(decoder: CachedDecoder, prompts: Sequence[np.ndarray], max_new_tokens: int, **options) -> list:
+    """Generate for each prompt separately (the baseline that batching is measured against)."""
+    return [decoder.generate(p, max_new_tokens, **options) for p in prompts]
