@@ -1,0 +1,185 @@
+"""The new primitives: values by hand, gradients vs finite differences, and vs PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tt_core as tt
+from tt_core.errors import ShapeError, TinyTorchError
+from tt_learn import gradcheck
+
+from tt_language import functional as F
+from tt_language.ops import causal_mask
+
+RNG = np.random.default_rng(0)
+
+
+def randn(*shape):
+    return RNG.standard_normal(shape)
+
+
+# -- embedding -----------------------------------------------------------------------------
+
+
+def test_embedding_picks_rows_and_scatter_adds_repeated_ids():
+    weight = tt.Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    ids = np.array([[0, 2], [2, 2]])
+    out = F.embedding(ids, weight)
+    assert np.array_equal(out.data, weight.data[ids])
+    out.sum().backward()
+    assert weight.grad.data[:, 0].tolist() == [1, 0, 3, 0]  # id 2 used three times, 1 and 3 never
+
+
+def test_embedding_gradcheck():
+    ids = np.array([[1, 3, 1], [0, 4, 1]])
+    assert gradcheck(lambda w: F.embedding(ids, w), [randn(5, 3)])
+
+
+def test_embedding_rejects_bad_ids():
+    weight = tt.Tensor(randn(4, 2))
+    with pytest.raises(TinyTorchError, match=r"\[0, 4\)"):
+        F.embedding(np.array([4]), weight)
+    with pytest.raises(TinyTorchError, match="integers"):
+        F.embedding(np.array([1.0]), weight)
+
+
+# -- layer norm ----------------------------------------------------------------------------
+
+
+def test_layer_norm_normalises_the_last_axis():
+    x = tt.Tensor(randn(3, 5, 8) * 4 + 2)
+    out = F.layer_norm(x, tt.ones(8), tt.zeros(8)).data
+    assert np.allclose(out.mean(-1), 0, atol=1e-5) and np.allclose(out.var(-1), 1, atol=1e-3)
+    assert out.dtype == np.float32
+
+
+def test_layer_norm_gradcheck():
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, w, b), [randn(2, 3, 6), randn(6), randn(6)])
+
+
+def test_layer_norm_gradient_is_stable_for_large_offsets():
+    # a large common offset must not leak into the gradient (it cancels in x - mean)
+    base = randn(4, 16)
+    x = tt.Tensor(base + 1e4, requires_grad=True, dtype=np.float64)
+    y = tt.Tensor(base, requires_grad=True, dtype=np.float64)
+    g = randn(4, 16)
+    w, b = tt.Tensor(np.ones(16)), tt.Tensor(np.zeros(16))
+    (F.layer_norm(x, w, b) * tt.Tensor(g)).sum().backward()
+    (F.layer_norm(y, w, b) * tt.Tensor(g)).sum().backward()
+    assert np.allclose(x.grad.data, y.grad.data, atol=1e-8)
+
+
+def test_layer_norm_shape_errors():
+    with pytest.raises(ShapeError, match="weight and bias"):
+        F.layer_norm(tt.Tensor(randn(2, 4)), tt.ones(3), tt.zeros(3))
+
+
+# -- attention -----------------------------------------------------------------------------
+
+
+def naive_attention(q, k, v, allowed):
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    scores = np.where(allowed, scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return (weights / weights.sum(-1, keepdims=True)) @ v
+
+
+def test_attention_equals_the_formula_with_causal_and_padding_masks():
+    q, k, v = randn(2, 3, 5, 4), randn(2, 3, 5, 4), randn(2, 3, 5, 6)
+    valid = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
+    mask = F.padding_mask(valid)
+    out = F.scaled_dot_product_attention(tt.Tensor(q), tt.Tensor(k), tt.Tensor(v), mask=mask, causal=True)
+    allowed = np.tril(np.ones((5, 5), dtype=bool)) & mask
+    assert out.shape == (2, 3, 5, 6)
+    assert np.allclose(out.data, naive_attention(q, k, v, allowed), atol=1e-5)
+
+
+def test_causal_attention_ignores_the_future():
+    q, k, v = randn(1, 6, 4), randn(1, 6, 4), randn(1, 6, 4)
+    first = F.scaled_dot_product_attention(tt.Tensor(q), tt.Tensor(k), tt.Tensor(v), causal=True).data
+    k2, v2 = k.copy(), v.copy()
+    k2[:, 3:], v2[:, 3:] = randn(1, 3, 4), randn(1, 3, 4)
+    second = F.scaled_dot_product_attention(tt.Tensor(q), tt.Tensor(k2), tt.Tensor(v2), causal=True).data
+    assert np.allclose(first[:, :3], second[:, :3]) and not np.allclose(first[:, 3:], second[:, 3:])
+
+
+def test_causal_mask_is_aligned_to_the_last_key():
+    assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]]
+    assert np.array_equal(causal_mask(3, 3), np.tril(np.ones((3, 3), dtype=bool)))
+
+
+def test_fully_masked_query_gives_zeros_not_nan():
+    q, k, v = (tt.Tensor(randn(1, 2, 3, 4)) for _ in range(3))
+    out = F.scaled_dot_product_attention(q, k, v, mask=np.zeros((1, 1, 1, 3), dtype=bool)).data
+    assert np.array_equal(out, np.zeros_like(out))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_gradcheck(causal):
+    mask = np.array([[True, True, True, False]])[:, None, None, :]
+    assert gradcheck(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=mask, causal=causal),
+        [randn(1, 2, 4, 3), randn(1, 2, 4, 3), randn(1, 2, 4, 5)],
+    )
+
+
+def test_attention_gradcheck_with_broadcast_keys_and_more_keys_than_queries():
+    # keys and values shared by both heads (broadcast), 2 queries over 4 keys (a cached prefix)
+    assert gradcheck(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+        [randn(1, 2, 2, 3), randn(1, 1, 4, 3), randn(1, 1, 4, 3)],
+    )
+
+
+def test_attention_shape_errors():
+    q = tt.Tensor(randn(1, 4, 3))
+    with pytest.raises(ShapeError, match="do not fit"):
+        F.scaled_dot_product_attention(q, tt.Tensor(randn(1, 4, 2)), q)
+    with pytest.raises(ShapeError, match="broadcast"):
+        F.scaled_dot_product_attention(q, q, q, mask=np.ones((3, 3), dtype=bool))
+
+
+def test_sinusoidal_encoding_values():
+    table = F.sinusoidal_encoding(10, 6)
+    assert table.shape == (10, 6) and table.dtype == np.float32
+    assert np.allclose(table[:, 0], np.sin(np.arange(10)))
+    assert np.allclose(table[:, 1], np.cos(np.arange(10)))
+    assert np.allclose(table[3, 4], np.sin(3 / 10000 ** (4 / 6)))
+    with pytest.raises(ValueError):
+        F.sinusoidal_encoding(4, 3)
+
+
+# -- against PyTorch -------------------------------------------------------------------------
+
+
+def test_layer_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, w, b, g = randn(4, 7, 32).astype(np.float32), randn(32), randn(32), randn(4, 7, 32)
+    ours = [tt.Tensor(a.astype(np.float32), requires_grad=True) for a in (x * 3 + 1, w, b)]
+    out = F.layer_norm(*ours)
+    (out * tt.Tensor(g.astype(np.float32))).sum().backward()
+    theirs = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in (x * 3 + 1, w, b)]
+    ref = torch.nn.functional.layer_norm(theirs[0], (32,), theirs[1], theirs[2], eps=1e-5)
+    (ref * torch.tensor(g.astype(np.float32))).sum().backward()
+    assert np.allclose(out.data, ref.detach().numpy(), atol=1e-4)
+    for a, t in zip(ours, theirs):
+        assert np.allclose(a.grad.data, t.grad.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matches_torch(causal):
+    torch = pytest.importorskip("torch")
+    arrays = [randn(2, 4, 9, 8).astype(np.float32) for _ in range(3)]
+    g = randn(2, 4, 9, 8).astype(np.float32)
+    valid = np.ones((2, 9), dtype=bool)
+    valid[0, 6:] = False
+    mask = F.padding_mask(valid) & (causal_mask(9, 9) if causal else True)
+    ours = [tt.Tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, mask=F.padding_mask(valid), causal=causal)
+    (out * tt.Tensor(g)).sum().backward()
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ref = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=torch.from_numpy(mask))
+    (ref * torch.from_numpy(g)).sum().backward()
+    assert np.allclose(out.data, ref.detach().numpy(), atol=1e-4)
+    for a, t in zip(ours, theirs):
+        assert np.allclose(a.grad.data, t.grad.numpy(), atol=1e-4)
