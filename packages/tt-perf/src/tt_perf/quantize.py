@@ -117,9 +117,8 @@ class _QuantizedBase(Module):
         self.register_buffer("weight_int8", Tensor(codes, dtype=np.int8))
         self.register_buffer("weight_scale", Tensor(scales, dtype=np.float32))
         self.register_buffer("bias", None if bias is None else Tensor(bias, dtype=np.float32))
-        # shape (1,), not 0-d: tt_core.save stores 0-d arrays as (1,) (np.ascontiguousarray)
-        self.register_buffer("input_scale", Tensor([input_scale], dtype=np.float32))
-        self.register_buffer("input_zero_point", Tensor([input_zero_point], dtype=np.float32))
+        self.register_buffer("input_scale", Tensor(input_scale, dtype=np.float32))
+        self.register_buffer("input_zero_point", Tensor(input_zero_point, dtype=np.float32))
         self._codes_source: np.ndarray | None = None
         self._codes_f32: np.ndarray | None = None
 
@@ -136,7 +135,7 @@ class _QuantizedBase(Module):
         return self._codes_f32
 
     def _quantized_input(self, x: np.ndarray) -> np.ndarray:
-        return quantize_activation(x, float(self.input_scale.data[0]), float(self.input_zero_point.data[0]))
+        return quantize_activation(x, float(self.input_scale.data), float(self.input_zero_point.data))
 
     def _output_scale(self) -> np.ndarray:
         return (self.input_scale.data * self.weight_scale.data).astype(np.float32)
