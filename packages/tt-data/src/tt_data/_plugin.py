@@ -2,7 +2,7 @@
 
 from tt_core import hookimpl
 
-from . import datasets, loader, transforms
+from . import datasets, layers, loader, norm, spatial, transforms
 
 TRANSFORMS = ("Normalize", "RandomCrop", "RandomHorizontalFlip", "Compose")
 
@@ -17,6 +17,17 @@ def _register_data(registry):
         registry.register("transform", name, getattr(transforms, name))
 
 
+def _register_spatial(registry):
+    """Convolution, pooling and batch norm: ops with their gradient rules, and the layers."""
+    for module in (spatial, norm):
+        for name, kernel in module.KERNELS.items():
+            registry.register("op", name, kernel)
+            registry.register("grad_rule", name, module.GRAD_RULES[name])
+    for name in layers.__all__:
+        registry.register("layer", name, getattr(layers, name))
+
+
 @hookimpl
 def tt_register_components(registry):
     _register_data(registry)
+    _register_spatial(registry)

@@ -1,0 +1,371 @@
+"""Convolution and pooling: forward kernels and gradient rules, side by side.
+
+The ops (registered under kind ``op`` and ``grad_rule``) take and return NCHW-shaped arrays,
+``(batch, channels, height, width)``, as PyTorch does. How the numbers lie in memory is a
+separate matter, chosen for speed:
+
+* A convolution writes its output **channels-last** (NHWC memory, seen through an NCHW
+  view). Then the im2col copies of the next convolution move runs of ``C`` contiguous floats,
+  and element-wise ops, batch norm and pooling keep that layout (NumPy's ufuncs follow the
+  memory order of their inputs).
+* An input in the ordinary NCHW memory (images from a data loader) is read the other way:
+  its im2col matrix is built **channels-first**, ``(kernel offsets x channels, pixels)``, where
+  every copy moves whole image rows; BLAS multiplies the transposed matrix just as fast.
+
+**im2col.** A convolution is one matrix product: each output pixel's receptive field, laid
+out as a row of ``kh * kw * C`` numbers, times the weights reshaped to ``(kh * kw * C, out)``.
+The matrix of receptive fields is filled with one slice copy per kernel offset (9 for 3x3) —
+never a loop over pixels, channels or samples — into a buffer reused from call to call
+(:mod:`tt_data._scratch`). Zero padding costs nothing: each offset copies only the output
+pixels whose input lies inside the image, and the rest of the buffer stays zero.
+
+**Gradients.** With ``cols`` the im2col matrix and ``g`` the output gradient as ``(pixels,
+out)``: ``dW = cols.T @ g``, ``dcols = g @ W.T``, and ``dx`` sums ``dcols`` back onto the image
+with the same slices (col2im); the bias gradient is ``g`` summed over pixels. Groups split
+the channels into independent convolutions, one batched matmul.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from tt_core import ops
+from tt_core.errors import ShapeError
+from tt_core.tensor import Tensor
+
+from ._scratch import SCRATCH
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "KERNELS", "GRAD_RULES"]
+
+
+# ----------------------------------------------------------------------------------------
+# Geometry shared by convolution and pooling
+# ----------------------------------------------------------------------------------------
+
+
+def _pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints as ``(height, width)``, each at least ``minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Offset(NamedTuple):
+    """One kernel offset ``(i, j)``: the output pixels whose input at that offset lies inside
+    the image (``out_rows, out_cols``) and those input pixels (``in_rows, in_cols``)."""
+
+    i: int
+    j: int
+    out_rows: slice
+    out_cols: slice
+    in_rows: slice
+    in_cols: slice
+
+
+def _valid_range(size: int, out_size: int, offset: int, stride: int, padding: int) -> tuple[slice, slice] | None:
+    """Along one axis: output positions ``o`` with ``0 <= o*stride + offset - padding < size``."""
+    start = max(0, -(-(padding - offset) // stride))  # ceil division
+    stop = min(out_size, (size - 1 + padding - offset) // stride + 1)
+    if stop <= start:
+        return None
+    first = start * stride + offset - padding
+    return slice(start, stop), slice(first, first + (stop - start - 1) * stride + 1, stride)
+
+
+@functools.lru_cache(maxsize=256)
+def _offsets(size, kernel, stride, padding, dilation) -> tuple[tuple[int, int], tuple[Offset, ...]]:
+    """Output size and the kernel offsets of a sliding window (all arguments are pairs)."""
+    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = size, kernel, stride, padding, dilation
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    offsets = []
+    for i in range(kh):
+        rows = _valid_range(h, out_h, i * dh, sh, ph)
+        for j in range(kw):
+            cols = _valid_range(w, out_w, j * dw, sw, pw)
+            if rows is not None and cols is not None:
+                offsets.append(Offset(i, j, rows[0], cols[0], rows[1], cols[1]))
+    return (out_h, out_w), tuple(offsets)
+
+
+def _geometry(op: str, x_shape, kernel, stride, padding, dilation):
+    size = x_shape[2:]
+    (out_h, out_w), offsets = _offsets(size, kernel, stride, padding, dilation)
+    if out_h <= 0 or out_w <= 0:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise ShapeError(
+            f"{op}: input of shape {tuple(x_shape)} is too small: its padded size "
+            f"{tuple(s + 2 * p for s, p in zip(size, padding))} is less than the kernel's span {span}"
+        )
+    return (out_h, out_w), offsets
+
+
+def _channels_last(x: np.ndarray) -> bool:
+    """True when an NCHW-shaped array lies in NHWC memory."""
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _empty_like_layout(like: np.ndarray, shape: tuple[int, ...], dtype=None, zero: bool = False) -> np.ndarray:
+    """A new NCHW-shaped array laid out in memory like ``like`` (channels-last or not)."""
+    make = np.zeros if zero else np.empty
+    dtype = like.dtype if dtype is None else dtype
+    if _channels_last(like):
+        n, c, h, w = shape
+        return make((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    return make(shape, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# conv2d
+# ----------------------------------------------------------------------------------------
+
+
+def _weight_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
+    """``(out, in/groups, kh, kw)`` -> ``(groups, kh*kw*in/groups, out/groups)``, rows ordered
+    (kernel row, kernel column, channel) like the columns of the im2col matrix."""
+    out, cg, kh, kw = weight.shape
+    per_group = weight.reshape(groups, out // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1)
+    return per_group.reshape(groups, kh * kw * cg, out // groups)
+
+
+def _column_views(buffer: np.ndarray, channels_last: bool, dims):
+    """The im2col buffer seen two ways: as ``(groups, pixels, kh*kw*cg)`` matrices (for the
+    matmuls) and as ``(n, out_h, out_w, groups, kh, kw, cg)`` (for the slice copies).
+
+    Channels-last memory is ``(groups, pixels, kh*kw*cg)``; channels-first memory is
+    ``(groups, kh*kw*cg, pixels)``, read through a transposed view.
+    """
+    n, out_h, out_w, g, kh, kw, cg = dims
+    if channels_last:
+        matrix = buffer.reshape(g, n * out_h * out_w, kh * kw * cg)
+        windows = buffer.reshape(g, n, out_h, out_w, kh, kw, cg).transpose(1, 2, 3, 0, 4, 5, 6)
+    else:
+        matrix = buffer.reshape(g, kh * kw * cg, n * out_h * out_w).transpose(0, 2, 1)
+        windows = buffer.reshape(g, kh, kw, cg, n, out_h, out_w).transpose(4, 5, 6, 0, 1, 2, 3)
+    return matrix, windows
+
+
+def _grouped_pixels(x: np.ndarray, groups: int) -> np.ndarray:
+    """An NCHW array as an ``(n, h, w, groups, channels per group)`` view (no copy)."""
+    n, c, h, w = x.shape
+    return x.transpose(0, 2, 3, 1).reshape(n, h, w, groups, c // groups)
+
+
+def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments)."""
+    n, c, h, w = x.shape
+    out_channels, cg, kh, kw = weight.shape
+    (out_h, out_w), offsets = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
+    channels_last = _channels_last(x)
+    dims = (n, out_h, out_w, groups, kh, kw, cg)
+    key = ("cols", channels_last, x.shape, weight.shape, stride, padding, dilation, groups, x.dtype.str)
+    buffer = SCRATCH.lend(ctx, key, (groups * n * out_h * out_w * kh * kw * cg,), x.dtype)
+    cols, windows = _column_views(buffer, channels_last, dims)
+    pixels = _grouped_pixels(x, groups)
+    for o in offsets:  # im2col: one slice copy per kernel offset
+        windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :] = pixels[:, o.in_rows, o.in_cols]
+    wmat = _weight_matrix(weight, groups)
+    out = np.matmul(cols, wmat)  # (groups, pixels, out/groups)
+    out = out[0] if groups == 1 else out.transpose(1, 0, 2).reshape(-1, out_channels)
+    if bias:
+        out += bias[0]
+    ctx.cols, ctx.wmat, ctx.channels_last, ctx.dims, ctx.offsets = cols, wmat, channels_last, dims, offsets
+    return out.reshape(n, out_h, out_w, out_channels).transpose(0, 3, 1, 2)
+
+
+def _conv2d_grad(ctx, grad):
+    """Gradient rule of ``conv2d``: input (col2im), weight and bias gradients."""
+    x, weight = ctx.inputs[0], ctx.inputs[1]
+    n, out_h, out_w, groups, kh, kw, cg = ctx.dims
+    out_channels = weight.shape[0]
+    g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)  # (pixels, out)
+    g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
+    grad_x = grad_w = None
+    if ctx.needs[0]:
+        grad_x = _col2im(ctx, x, g_groups)
+    if ctx.needs[1]:
+        grad_wmat = np.matmul(ctx.cols.transpose(0, 2, 1), g_groups)  # (groups, kh*kw*cg, out/groups)
+        grad_w = grad_wmat.reshape(groups, kh, kw, cg, -1).transpose(0, 4, 3, 1, 2).reshape(weight.shape)
+    if len(ctx.inputs) == 2:
+        return grad_x, grad_w
+    return grad_x, grad_w, (g.sum(axis=0) if ctx.needs[2] else None)
+
+
+def _col2im(ctx, x, g_groups):
+    """``dx``: the gradient of the im2col matrix, ``g @ W.T``, summed back onto the image."""
+    n, c, h, w = x.shape
+    groups = ctx.dims[3]
+    key = ("grad_cols", ctx.channels_last, ctx.dims, x.dtype.str)
+    buffer = SCRATCH.take(key, (ctx.cols.size,), x.dtype)
+    grad_cols, windows = _column_views(buffer, ctx.channels_last, ctx.dims)
+    if ctx.channels_last:
+        np.matmul(g_groups, ctx.wmat.transpose(0, 2, 1), out=grad_cols)
+    else:  # channels-first memory: write the transposed product, which is contiguous there
+        np.matmul(ctx.wmat, g_groups.transpose(0, 2, 1), out=grad_cols.transpose(0, 2, 1))
+    grad_x = _empty_like_layout(x, x.shape, zero=True)
+    pixels = _grouped_pixels(grad_x, groups)
+    for o in ctx.offsets:
+        pixels[:, o.in_rows, o.in_cols] += windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :]
+    SCRATCH.give(key, buffer)
+    return grad_x
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch) of a batch of images.
+
+    Args:
+        x: input ``(N, C, H, W)``.
+        weight: ``(out_channels, C / groups, kh, kw)``.
+        bias: ``(out_channels,)`` or None.
+        stride, padding, dilation: an int or an ``(h, w)`` pair; padding is with zeros.
+        groups: split the channels into this many independent convolutions.
+
+    Returns:
+        ``(N, out_channels, H_out, W_out)`` with ``H_out = (H + 2p - d(k-1) - 1) // s + 1``.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> conv2d(tt.randn(2, 3, 8, 8), tt.randn(4, 3, 3, 3), padding=1).shape
+        (2, 4, 8, 8)
+    """
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(
+            f"conv2d needs a 4-D input (N, C, H, W) and a 4-D weight (out, in/groups, kh, kw), "
+            f"got input shape {x.shape} and weight shape {weight.shape}"
+        )
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    out_channels, cg = weight.shape[:2]
+    if x.shape[1] != cg * groups or out_channels % groups:
+        raise ShapeError(
+            f"conv2d: input shape {x.shape} has {x.shape[1]} channels but weight shape {weight.shape} "
+            f"with groups={groups} expects {cg * groups} (and out_channels divisible by groups)"
+        )
+    if bias is not None and bias.shape != (out_channels,):
+        raise ShapeError(f"conv2d: bias shape {bias.shape} does not match weight shape {weight.shape}: expected ({out_channels},)")
+    attrs = dict(
+        stride=_pair(stride, "stride"), padding=_pair(padding, "padding", 0),
+        dilation=_pair(dilation, "dilation"), groups=int(groups),
+    )
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return ops.apply("conv2d", *inputs, **attrs)
+
+
+# ----------------------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------------------
+
+
+def _window_view(x: np.ndarray, o: Offset) -> np.ndarray:
+    return x[:, :, o.in_rows, o.in_cols]
+
+
+def _max_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
+    """Forward kernel of ``max_pool2d``: a running maximum over the kernel offsets, and the
+    offset that won at each output (the first one on ties, as PyTorch)."""
+    n, c = x.shape[:2]
+    size, offsets = _geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
+    out = _empty_like_layout(x, (n, c, *size))
+    out.fill(-np.inf)
+    winner = _empty_like_layout(x, out.shape, dtype=np.uint8 if len(offsets) < 256 else np.uint16, zero=True)
+    for k, o in enumerate(offsets):
+        window = _window_view(x, o)
+        best = out[:, :, o.out_rows, o.out_cols]
+        better = window > best
+        np.copyto(best, window, where=better)
+        np.copyto(winner[:, :, o.out_rows, o.out_cols], k, where=better)
+    ctx.winner, ctx.offsets = winner, offsets
+    return out
+
+
+def _max_pool2d_grad(ctx, grad):
+    """Each output's gradient goes to the input element that was its maximum."""
+    x = ctx.inputs[0]
+    grad_x = _empty_like_layout(x, x.shape, zero=True)
+    for k, o in enumerate(ctx.offsets):
+        routed = ctx.winner[:, :, o.out_rows, o.out_cols] == k
+        _window_view(grad_x, o)[...] += np.where(routed, grad[:, :, o.out_rows, o.out_cols], 0)
+    return (grad_x,)
+
+
+def _avg_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+    """Forward kernel of ``avg_pool2d``: the sum over kernel offsets over ``kh * kw`` (zero
+    padding counts, as PyTorch's default ``count_include_pad=True``)."""
+    n, c = x.shape[:2]
+    size, offsets = _geometry("avg_pool2d", x.shape, kernel_size, stride, padding, (1, 1))
+    out = _empty_like_layout(x, (n, c, *size), zero=True)
+    for o in offsets:
+        out[:, :, o.out_rows, o.out_cols] += _window_view(x, o)
+    out *= 1 / (kernel_size[0] * kernel_size[1])
+    ctx.offsets = offsets
+    return out
+
+
+def _avg_pool2d_grad(ctx, grad):
+    x = ctx.inputs[0]
+    kh, kw = ctx.attrs["kernel_size"]
+    share = grad * (1 / (kh * kw))
+    grad_x = _empty_like_layout(x, x.shape, zero=True)
+    for o in ctx.offsets:
+        _window_view(grad_x, o)[...] += share[:, :, o.out_rows, o.out_cols]
+    return (grad_x,)
+
+
+def _pool_attrs(op: str, x: Tensor, kernel_size, stride, padding) -> dict:
+    if x.ndim != 4:
+        raise ShapeError(f"{op} needs a 4-D input (N, C, H, W), got shape {x.shape}")
+    kernel = _pair(kernel_size, "kernel_size")
+    padding = _pair(padding, "padding", 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+    return dict(kernel_size=kernel, stride=kernel if stride is None else _pair(stride, "stride"), padding=padding)
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
+    """The maximum of each ``kernel_size`` window (stride defaults to the kernel size).
+
+    Examples:
+        >>> import tt_core as tt
+        >>> max_pool2d(tt.arange(16.0).reshape(1, 1, 4, 4), 2).data.ravel().tolist()
+        [5.0, 7.0, 13.0, 15.0]
+    """
+    attrs = _pool_attrs("max_pool2d", x, kernel_size, stride, padding)
+    return ops.apply("max_pool2d", x, dilation=_pair(dilation, "dilation"), **attrs)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """The mean of each ``kernel_size`` window (stride defaults to the kernel size).
+
+    Examples:
+        >>> import tt_core as tt
+        >>> avg_pool2d(tt.arange(16.0).reshape(1, 1, 4, 4), 2).data.ravel().tolist()
+        [2.5, 4.5, 10.5, 12.5]
+    """
+    return ops.apply("avg_pool2d", x, **_pool_attrs("avg_pool2d", x, kernel_size, stride, padding))
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Average-pool to ``output_size`` (an int or ``(h, w)``).
+
+    1x1 is the global average (a mean over height and width). Other sizes must divide the
+    input's height and width, so that the windows tile the image exactly.
+    """
+    out_h, out_w = _pair(output_size, "output_size")
+    if x.ndim != 4:
+        raise ShapeError(f"adaptive_avg_pool2d needs a 4-D input (N, C, H, W), got shape {x.shape}")
+    h, w = x.shape[2:]
+    if (out_h, out_w) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    if h % out_h or w % out_w:
+        raise ShapeError(
+            f"adaptive_avg_pool2d: output size {(out_h, out_w)} must divide the input's height and "
+            f"width (input shape {x.shape})"
+        )
+    return avg_pool2d(x, (h // out_h, w // out_w))
+
+
+KERNELS = {"conv2d": _conv2d, "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d}
+GRAD_RULES = {"conv2d": _conv2d_grad, "max_pool2d": _max_pool2d_grad, "avg_pool2d": _avg_pool2d_grad}
