@@ -86,7 +86,9 @@ def test_parse_provider_choices():
     }
 
 
-@pytest.mark.parametrize("text", ["layer:Linear", "Linear=x", "layer:=x", ":Linear=x", "layer:Linear=", "layer: =x", "a=b:c"])
+@pytest.mark.parametrize(
+    "text", ["layer:Linear", "Linear=x", "layer:=x", ":Linear=x", "layer:Linear=", "layer: =x", "a=b:c"]
+)
 def test_bad_provider_choices_say_the_expected_form(text):
     with pytest.raises(TinyTorchError, match="'kind:name=distribution'") as info:
         parse_provider_choices(text)

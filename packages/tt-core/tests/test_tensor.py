@@ -136,7 +136,10 @@ def test_mixed_dtypes_stay_float32():
 
 @pytest.mark.parametrize(
     "shape_a, shape_b",
-    [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((5, 1, 3, 4), (2, 4, 6)), ((4,), (4, 2)), ((3, 4), (4,))],
+    [
+        ((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)),
+        ((5, 1, 3, 4), (2, 4, 6)), ((4,), (4, 2)), ((3, 4), (4,)),
+    ],
 )
 def test_matmul_batched_like_numpy(shape_a, shape_b, rng):
     a = rng.standard_normal(shape_a).astype(np.float32)

@@ -48,7 +48,9 @@ class Module:
     # -- registration --------------------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
-            raise TinyTorchError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+            raise TinyTorchError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}"
+            )
         if name in self._buffers:
             self._buffers[name] = self._checked_buffer(name, value)
             return

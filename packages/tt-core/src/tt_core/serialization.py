@@ -41,7 +41,9 @@ def _encode(obj: Any, arrays: list[np.ndarray], where: str):
         tag = None
     if tag is not None:
         if obj.dtype.hasobject:
-            raise CheckpointError(f"cannot save {where}: arrays of dtype {obj.dtype} need pickle, which .npz files here never use")
+            raise CheckpointError(
+                f"cannot save {where}: arrays of dtype {obj.dtype} need pickle, which .npz files here never use"
+            )
         arrays.append(obj)
         return {tag: len(arrays) - 1}
     if isinstance(obj, (np.bool_, np.integer, np.floating)):
@@ -105,7 +107,10 @@ def load(path: str | os.PathLike) -> Any:
     if magic.startswith(NPY_MAGIC):
         _refuse_npy(path)
     if not magic.startswith(ZIP_MAGIC):
-        what = "a pickle file" if magic.startswith(PICKLE_MAGIC) else "not a .npz file (it does not start as a zip archive)"
+        if magic.startswith(PICKLE_MAGIC):
+            what = "a pickle file"
+        else:
+            what = "not a .npz file (it does not start as a zip archive)"
         raise CheckpointError(f"{path} is {what}; TinyTorch only loads .npz checkpoints written by tt_core.save")
     try:
         with np.load(path, allow_pickle=False) as archive:

@@ -68,7 +68,8 @@ class Tensor:
     """An n-dimensional array (float32 by default) that can take part in autograd.
 
     Args:
-        data: anything ``numpy.asarray`` accepts, or a Tensor.
+        data: anything ``numpy.asarray`` accepts, or a Tensor. An array that already has
+            the resulting dtype is shared, not copied (as ``torch.from_numpy``).
         requires_grad: record operations on it so that ``backward()`` fills ``.grad``.
         dtype: a NumPy dtype; default float32 for Python numbers and float arrays, NumPy
             integer and boolean arrays keep their type.
