@@ -89,3 +89,27 @@ def test_errors(mlp):
         quantize_int8(tt_core.Sequential(tt_core.ReLU()), np.zeros((1, 3), np.float32))
     with pytest.raises(tt_core.TinyTorchError, match="int8"):
         QuantizedLinear(np.zeros((2, 2), np.float32), np.ones(2, np.float32))
+
+
+def test_quantized_conv_matches_integer_reference_and_float(rng):
+    tt_data = pytest.importorskip("tt_data")
+    tt_core.manual_seed(0)
+    model = tt_core.Sequential(tt_data.Conv2d(3, 8, 3, padding=1), tt_core.ReLU(), tt_data.Conv2d(8, 4, 3, stride=2))
+    x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
+    reference = model(Tensor(x)).data
+    qmodel = quantize_int8(model, x)
+    conv = qmodel[0]
+    assert type(conv).__name__ == "QuantizedConv2d" and conv.weight_int8.dtype == np.int8
+    assert (conv.stride, conv.padding) == ((1, 1), (1, 1))
+    # integer reference: centred input codes, int64 products, sums per output pixel
+    centred = quantize_activation(x, float(conv.input_scale.data), float(conv.input_zero_point.data))
+    padded = np.pad(centred.astype(np.int64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # (N, C, 9, 9, 3, 3)
+    exact = np.einsum("nchwij,ocij->nohw", windows, conv.weight_int8.data.astype(np.int64))
+    expected = exact * (conv.input_scale.data * conv.weight_scale.data)[:, None, None] + conv.bias.data[:, None, None]
+    np.testing.assert_allclose(conv(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
+    out = qmodel(Tensor(x)).data
+    assert out.shape == reference.shape == (4, 4, 4, 4)
+    assert np.abs(out - reference).max() < 0.03 * np.abs(reference).max()
+    dequantized = quantize_int8(model, x, mode="dequantize")(Tensor(x)).data
+    assert np.abs(dequantized - reference).max() < 0.02 * np.abs(reference).max()

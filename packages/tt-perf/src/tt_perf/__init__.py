@@ -2,6 +2,8 @@
 (Shared file: edit with small, targeted changes.)"""
 
 from .__about__ import __version__
+from .accelerate import FusedLinear, Identity, blas_threads, compare, fold_batchnorms, fuse_linear_activations
+from .distill import distill, distillation_loss
 from .kv_cache import CachedDecoder, KVCache, kv_generate
 from .olympics import Arena, Scorecard, Submission, run_olympics
 from .profiler import LayerStats, Profile, profile
@@ -11,6 +13,8 @@ from .storage import load_compressed, save_compressed, saved_size
 from .timing import Timing, measure
 
 __all__ = [
+    "FusedLinear", "Identity", "blas_threads", "compare", "distill", "distillation_loss", "fold_batchnorms",
+    "fuse_linear_activations",
     "Arena", "CachedDecoder", "KVCache", "Scorecard", "Submission", "kv_generate", "run_olympics",
     "LayerStats", "Profile", "Pruner", "QuantizedConv2d", "QuantizedLinear", "SparsitySchedule", "Timing",
     "__version__", "load_compressed", "measure", "profile", "prune", "prune_finetune", "quantize_int8",

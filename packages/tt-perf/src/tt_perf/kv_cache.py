@@ -34,7 +34,7 @@ import tt_core
 from tt_core import Module
 from tt_language.generation import sample_next
 
-GELU_C = float(np.sqrt(2 / np.pi))
+from .kernels import gelu_, layer_norm
 
 
 @dataclass
@@ -67,26 +67,7 @@ def _ln(norm) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _layer_norm(x: np.ndarray, params) -> np.ndarray:
-    weight, bias, eps = params
-    centred = x - x.mean(axis=-1, keepdims=True)
-    var = np.mean(centred * centred, axis=-1, keepdims=True)
-    centred *= 1.0 / np.sqrt(var + eps)
-    centred *= weight
-    centred += bias
-    return centred
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation, in place: 0.5 x (1 + tanh(c (x + 0.044715 x³)))."""
-    inner = x * x
-    inner *= 0.044715 * GELU_C
-    inner += GELU_C
-    inner *= x
-    np.tanh(inner, out=inner)
-    inner += 1.0
-    inner *= 0.5
-    inner *= x
-    return inner
+    return layer_norm(x, *params)
 
 
 class KVCache:
@@ -194,7 +175,7 @@ class CachedDecoder:
             x += blk.proj_b
             hidden = _layer_norm(x, blk.ln2) @ blk.fc_w
             hidden += blk.fc_b
-            x += _gelu(hidden) @ blk.out_w
+            x += gelu_(hidden) @ blk.out_w
             x += blk.out_b
         cache.length = stop
         logits = _layer_norm(x[:, -1], self.ln_f) @ self.head_w

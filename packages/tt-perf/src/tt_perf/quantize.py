@@ -28,6 +28,7 @@ from typing import Iterable
 import numpy as np
 import tt_core
 from tt_core import Module, Tensor
+from tt_data import conv2d
 
 from .hooks import input_arrays, replace_child, wrapped_forwards
 
@@ -181,26 +182,29 @@ class QuantizedLinear(_QuantizedBase):
 class QuantizedConv2d(_QuantizedBase):
     """A Conv2d layer with int8 filters (per output channel) and uint8-quantized inputs.
 
-    The convolution itself is the registered ``conv2d`` op (tt-data) applied to integer
-    codes. Shape: input (N, C_in, H, W) -> output (N, C_out, H_out, W_out).
+    The convolution itself is tt-data's ``conv2d`` applied to the integer codes (zero
+    padding is exact: the centred code of 0.0 is 0). Shape: input (N, C_in, H, W) -> output
+    (N, C_out, H_out, W_out).
     """
 
     def __init__(self, codes, scales, bias=None, input_scale: float = 1.0, input_zero_point: float = 0.0,
-                 mode: str = "integer", stride=1, padding=0) -> None:
+                 mode: str = "integer", stride=1, padding=0, dilation=1, groups: int = 1) -> None:
         super().__init__(codes, scales, bias, input_scale, input_zero_point, mode)
-        self.out_channels, self.in_channels, kh, kw = codes.shape
+        self.out_channels, in_per_group, kh, kw = codes.shape
+        self.in_channels = in_per_group * groups
         self.kernel_size = (kh, kw)
-        self.stride, self.padding = stride, padding
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     @classmethod
     def from_float(cls, conv, observer: RangeObserver | None = None, mode: str = "integer") -> "QuantizedConv2d":
         codes, scales = quantize_per_channel(conv.weight.data, axis=0)
         scale, zero_point = observer.qparams() if observer is not None else (1.0, 0.0)
         bias = None if conv.bias is None else conv.bias.data
-        return cls(codes, scales, bias, scale, zero_point, mode, stride=conv.stride, padding=conv.padding)
+        return cls(codes, scales, bias, scale, zero_point, mode, stride=conv.stride, padding=conv.padding,
+                   dilation=getattr(conv, "dilation", 1), groups=getattr(conv, "groups", 1))
 
     def _conv(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        out = tt_core.apply("conv2d", Tensor._make(x), Tensor._make(weight), stride=self.stride, padding=self.padding)
+        out = conv2d(Tensor._make(x), Tensor._make(weight), None, self.stride, self.padding, self.dilation, self.groups)
         return out.data
 
     def forward(self, x) -> Tensor:
