@@ -29,6 +29,11 @@ def predictions(output, target_shape: tuple, threshold: float = 0.0) -> np.ndarr
     """
     output = _array(output)
     if output.ndim == len(target_shape) + 1 and output.shape[:-1] == tuple(target_shape):
+        if output.shape[-1] == 1:
+            raise ShapeError(
+                f"outputs of shape {output.shape} have one score per sample, targets {tuple(target_shape)}: "
+                "for binary outputs give targets of the outputs' shape (or squeeze the last axis)"
+            )
         return output.argmax(axis=-1)
     if output.shape != tuple(target_shape):
         raise ShapeError(

@@ -292,6 +292,8 @@ class Adam(Optimizer):
         # p -= step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps), with step_size divided into
         # the denominator (one pass over the arrays fewer): p -= m / (sqrt(v) * c + eps / step_size)
         step_size = lr / (1 - beta1**step)
+        if step_size == 0:  # lr = 0: the moments move, the parameter does not
+            return
         np.sqrt(second, out=work)
         work *= 1 / (math.sqrt(1 - beta2**step) * step_size)
         work += eps / step_size

@@ -1,0 +1,334 @@
+"""Optimizers and gradient clipping: hand-computed steps, parameter groups, state dicts,
+invalid hyper-parameters, and (with torch installed) 20 steps against torch.optim."""
+
+import math
+
+import numpy as np
+import pytest
+import tt_core as tt
+from tt_core import CheckpointError, Parameter, Tensor, TinyTorchError
+from tt_learn import SGD, Adam, AdamW, CrossEntropyLoss, RMSprop, clip_grad_norm_, clip_grad_value_
+
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop}
+
+
+def param(values) -> Parameter:
+    return Parameter(np.array(values, dtype=np.float32))
+
+
+def set_grad(p, values) -> None:
+    p.grad = Tensor(np.array(values, dtype=np.float32))
+
+
+def test_registered_under_contract_names():
+    registry = tt.get_registry()
+    for name, cls in OPTIMIZERS.items():
+        assert registry.get("optimizer", name) is cls
+    assert registry.get("function", "clip_grad_norm_") is clip_grad_norm_
+    assert registry.get("function", "clip_grad_value_") is clip_grad_value_
+
+
+# -- hand-computed steps -----------------------------------------------------------------
+
+
+def test_sgd_step_in_place():
+    p = param([1.0, -2.0])
+    data = p.data
+    set_grad(p, [0.5, -1.0])
+    SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [0.95, -1.9])
+    assert p.data is data and p.dtype == np.float32
+
+
+def test_sgd_momentum_and_nesterov_two_steps():
+    # heavy ball: b1 = g, b2 = 0.9 b1 + g; nesterov uses g + 0.9 b
+    for nesterov, expected in [(False, 1 - 0.1 * 1 - 0.1 * 1.9), (True, 1 - 0.1 * 1.9 - 0.1 * (1 + 0.9 * 1.9))]:
+        p = param([1.0])
+        opt = SGD([p], lr=0.1, momentum=0.9, nesterov=nesterov)
+        for _ in range(2):
+            set_grad(p, [1.0])
+            opt.step()
+        assert p.data[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_sgd_weight_decay_adds_l2_gradient():
+    p = param([2.0])
+    set_grad(p, [0.0])
+    SGD([p], lr=0.5, weight_decay=0.1).step()
+    assert p.data[0] == pytest.approx(2.0 - 0.5 * 0.1 * 2.0)
+
+
+def test_adam_first_step_moves_by_lr_times_sign():
+    p = param([1.0, 1.0, 1.0])
+    set_grad(p, [3.0, -0.01, 0.0])
+    Adam([p], lr=0.1).step()
+    # m_hat = g, v_hat = g^2: the step is lr * g / (|g| + eps)
+    np.testing.assert_allclose(p.data, [0.9, 1.1, 1.0], rtol=1e-5)
+
+
+def test_adamw_decays_weights_directly():
+    p = param([2.0])
+    set_grad(p, [0.0])
+    AdamW([p], lr=0.1, weight_decay=0.5).step()
+    assert p.data[0] == pytest.approx(2.0 * (1 - 0.1 * 0.5))
+    q = param([2.0])
+    set_grad(q, [0.0])
+    Adam([q], lr=0.1, weight_decay=0.5).step()  # L2: the decay goes through the Adam scaling
+    assert q.data[0] == pytest.approx(2.0 - 0.1, rel=1e-5)
+
+
+def test_rmsprop_first_step():
+    p = param([1.0])
+    set_grad(p, [2.0])
+    RMSprop([p], lr=0.01, alpha=0.9).step()
+    # s = 0.1 * 4, step = lr * g / sqrt(s)
+    assert p.data[0] == pytest.approx(1 - 0.01 * 2 / math.sqrt(0.4), rel=1e-6)
+
+
+def test_parameters_without_gradient_are_skipped_and_state_is_lazy():
+    a, b = param([1.0]), param([1.0])
+    set_grad(a, [1.0])
+    opt = Adam([a, b], lr=0.1)
+    opt.step()
+    assert b.data[0] == 1.0 and a.data[0] != 1.0
+    assert b not in opt.state and opt.state[a]["step"] == 1
+
+
+def test_parameter_groups_have_their_own_hyper_parameters():
+    a, b = param([1.0]), param([1.0])
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 1.0}], lr=0.1)
+    set_grad(a, [1.0])
+    set_grad(b, [1.0])
+    opt.step()
+    assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.0)
+    c = param([0.0])
+    opt.add_param_group({"params": c, "momentum": 0.5})
+    assert opt.param_groups[2]["lr"] == 0.1 and opt.param_groups[2]["momentum"] == 0.5
+
+
+def test_zero_grad():
+    p = param([1.0, 2.0])
+    opt = SGD([p], lr=0.1)
+    set_grad(p, [1.0, 1.0])
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(p.grad.data, [0.0, 0.0])
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_accepts_a_generator_of_parameters():
+    model = tt.Sequential(tt.Linear(3, 4), tt.Linear(4, 2))
+    assert len(Adam(model.parameters()).param_groups[0]["params"]) == 4
+
+
+# -- invalid hyper-parameters ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: SGD(p, lr=-0.1), "learning rate"),
+    (lambda p: SGD(p, lr=0.1, momentum=-1), "momentum"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "Nesterov"),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov"),
+    (lambda p: Adam(p, lr=-1e-3), "learning rate"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), "beta parameter at index 0"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), "beta parameter at index 1"),
+    (lambda p: Adam(p, eps=-1e-8), "epsilon"),
+    (lambda p: AdamW(p, weight_decay=-0.01), "weight_decay"),
+    (lambda p: RMSprop(p, alpha=-0.5), "alpha"),
+    (lambda p: RMSprop(p, momentum=-0.5), "momentum"),
+    (lambda p: SGD([{"params": p, "lr": -1.0}], lr=0.1), "learning rate"),
+    (lambda p: SGD([], lr=0.1), "empty parameter list"),
+    (lambda p: SGD(p + p, lr=0.1), "more than once"),
+])
+def test_invalid_hyper_parameters_raise_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([param([1.0])])
+
+
+def test_other_misuse():
+    p = param([1.0])
+    with pytest.raises(TypeError, match="single Tensor"):
+        SGD(p, lr=0.1)
+    with pytest.raises(TypeError, match="no hyper-parameter"):
+        SGD([{"params": [p], "betas": (0.9, 0.99)}], lr=0.1)
+    with pytest.raises(TinyTorchError, match="floating point"):
+        SGD([Tensor(np.array([1, 2]))], lr=0.1)
+
+
+# -- state dicts -------------------------------------------------------------------------
+
+
+def quadratic_grad(p, step):
+    """A gradient that depends on the parameter and the step, the same for every optimizer."""
+    return p.data * 0.5 + np.sin(np.arange(p.size, dtype=np.float32) + step).reshape(p.shape)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+])
+def test_state_dict_round_trip_through_npz_continues_identically(tmp_path, name, kwargs):
+    def fresh():
+        ps = [param(np.linspace(-1, 1, 6).reshape(2, 3)), param([0.5, -0.5])]
+        return ps, OPTIMIZERS[name]([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.003}], **kwargs)
+
+    def run(ps, opt, steps):
+        for step in steps:
+            for p in ps:
+                p.grad = Tensor(quadratic_grad(p, step))
+            opt.step()
+
+    ps, opt = fresh()
+    run(ps, opt, range(10))
+    expected = [p.data.copy() for p in ps]
+
+    ps, opt = fresh()
+    run(ps, opt, range(5))
+    tt.save({"params": [p.data for p in ps], "optimizer": opt.state_dict()}, tmp_path / "opt.npz")
+    saved = tt.load(tmp_path / "opt.npz")
+    ps2, opt2 = fresh()
+    for p, data in zip(ps2, saved["params"]):
+        p.data = np.array(data)
+    opt2.load_state_dict(saved["optimizer"])
+    assert opt2.param_groups[1]["lr"] == 0.003
+    run(ps2, opt2, range(5, 10))
+    for p, e in zip(ps2, expected):
+        np.testing.assert_array_equal(p.data, e)
+
+
+def test_state_dict_layout_and_mismatches():
+    a, b = param([1.0, 2.0]), param([3.0])
+    opt = Adam([a, b], lr=0.1)
+    a.grad = Tensor(np.ones(2, np.float32))
+    opt.step()
+    state = opt.state_dict()
+    assert state["param_groups"][0]["params"] == [0, 1]
+    assert set(state["state"]) == {"0"} and state["state"]["0"]["step"] == 1
+    with pytest.raises(CheckpointError, match="parameter groups"):
+        Adam([{"params": [a]}, {"params": [b]}]).load_state_dict(state)
+    with pytest.raises(CheckpointError, match="holds 2 parameters"):
+        Adam([a]).load_state_dict(state)
+    with pytest.raises(CheckpointError, match="shape"):
+        Adam([param([1.0, 2.0, 3.0]), b]).load_state_dict(state)
+
+
+# -- gradient clipping -------------------------------------------------------------------
+
+
+def test_clip_grad_norm_scales_all_gradients_together():
+    a, b = param([0.0, 0.0]), param([0.0])
+    set_grad(a, [3.0, 0.0])
+    set_grad(b, [4.0])
+    total = clip_grad_norm_([a, b], max_norm=1.0)
+    assert total == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad.data, b.grad.data]), [0.6, 0.0, 0.8], rtol=1e-5)
+    # below the limit nothing changes; inf-norm is the largest magnitude
+    assert clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad.data, [0.6, 0.0], rtol=1e-5)
+    set_grad(a, [-3.0, 1.0])
+    assert clip_grad_norm_(a, max_norm=1.5, norm_type=float("inf")) == 3.0
+    np.testing.assert_allclose(a.grad.data, [-1.5, 0.5], rtol=1e-5)
+
+
+def test_clip_grad_norm_errors():
+    a = param([0.0])
+    set_grad(a, [np.inf])
+    with pytest.raises(TinyTorchError, match="error_if_nonfinite"):
+        clip_grad_norm_([a], 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError):
+        clip_grad_norm_([a], -1.0)
+    assert clip_grad_norm_([param([1.0])], 1.0) == 0.0  # no gradients at all
+
+
+def test_clip_grad_value():
+    a = param([0.0, 0.0, 0.0])
+    set_grad(a, [-5.0, 0.5, 2.0])
+    clip_grad_value_([a], 1.0)
+    np.testing.assert_array_equal(a.grad.data, [-1.0, 0.5, 1.0])
+    with pytest.raises(ValueError):
+        clip_grad_value_([a], -1.0)
+
+
+# -- against PyTorch ---------------------------------------------------------------------
+
+TORCH_CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, weight_decay=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.2, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.05)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.0)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.2, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, centered=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.05)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", TORCH_CASES)
+def test_twenty_steps_match_torch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(shape).astype(np.float32) for shape in [(4, 3), (3,)]]
+    ours = [Parameter(a.copy()) for a in init]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    opt = OPTIMIZERS[name]([{"params": ours[:1]}, {"params": ours[1:], "lr": kwargs["lr"] / 2}], **kwargs)
+    torch_opt = getattr(torch.optim, name)([{"params": theirs[:1]}, {"params": theirs[1:], "lr": kwargs["lr"] / 2}], **kwargs)
+    for step in range(20):
+        for p, q in zip(ours, theirs):
+            g = quadratic_grad(p, step)
+            p.grad = Tensor(g)
+            q.grad = torch.tensor(quadratic_grad(Tensor(q.detach().numpy()), step))
+        opt.step()
+        torch_opt.step()
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-5)
+        assert p.dtype == np.float32
+
+
+@pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01)), ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True))])
+def test_mlp_training_through_autograd_matches_torch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(5, 8), tt.Tanh(), tt.Linear(8, 3))
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), net.parameters()):
+            q.copy_(torch.tensor(p.data))
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+    opt, torch_opt = OPTIMIZERS[name](model.parameters(), **kwargs), getattr(torch.optim, name)(net.parameters(), **kwargs)
+    for _ in range(20):
+        opt.zero_grad()
+        CrossEntropyLoss()(model(Tensor(x)), y).backward()
+        opt.step()
+        torch_opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.tensor(x)), torch.tensor(y)).backward()
+        torch_opt.step()
+    for p, q in zip(model.parameters(), net.parameters()):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    grads = [rng.standard_normal(s).astype(np.float32) for s in [(3, 4), (5,)]]
+    for norm_type in (2.0, 1.0, 3.0, float("inf")):
+        ours = [Parameter(np.zeros_like(g)) for g in grads]
+        theirs = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = Tensor(g.copy()), torch.tensor(g)
+        total = clip_grad_norm_(ours, 0.5, norm_type=norm_type)
+        torch_total = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type=norm_type)
+        assert total == pytest.approx(torch_total.item(), rel=1e-5)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-5, atol=1e-7)

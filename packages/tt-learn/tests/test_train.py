@@ -1,0 +1,229 @@
+"""Trainer, batches and metrics: learning, history, early stopping, checkpoints and a
+bit-identical resume, progress output, and no memory growth over many steps."""
+
+import gc
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+import tt_core as tt
+from rich.console import Console
+from tt_core import CheckpointError, ShapeError, Tensor
+from tt_learn import (
+    SGD,
+    Adam,
+    CrossEntropyLoss,
+    OneCycleLR,
+    StepLR,
+    Trainer,
+    accuracy,
+    batches,
+    confusion_matrix,
+)
+
+
+def blobs(n=96, seed=0):
+    """Three well-separated Gaussian blobs in 4-D: easy to learn."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 3, 0]], np.float32)
+    x = centres[y] + rng.standard_normal((n, 4)).astype(np.float32) * 0.5
+    return x, y
+
+
+def make_trainer(seed=0, lr=0.05, scheduler=None, **kwargs):
+    tt.manual_seed(seed)
+    model = tt.Sequential(tt.Linear(4, 16), tt.ReLU(), tt.Dropout(0.2), tt.Linear(16, 3))
+    optimizer = Adam(model.parameters(), lr=lr)
+    sched = scheduler(optimizer) if scheduler else None
+    return Trainer(model, optimizer, CrossEntropyLoss(), sched, metrics={"accuracy": accuracy}, progress=False, **kwargs)
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+
+def test_accuracy_from_logits_labels_and_binary_outputs():
+    assert accuracy(np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    assert accuracy(Tensor(np.array([1, 2, 2])), Tensor(np.array([1, 2, 0]))) == pytest.approx(2 / 3)
+    logits, labels = np.array([[-2.0], [0.5], [3.0]], np.float32), np.array([[0.0], [0.0], [1.0]], np.float32)
+    assert accuracy(logits, labels) == pytest.approx(2 / 3)
+    assert accuracy(np.array([0.2, 0.7]), np.array([0.0, 1.0]), threshold=0.5) == 1.0
+    with pytest.raises(ShapeError, match="one score per sample"):
+        accuracy(np.zeros((4, 1)), np.zeros(4))
+    with pytest.raises(ShapeError, match="cannot compare"):
+        accuracy(np.zeros((4, 3)), np.zeros(3))
+
+
+def test_confusion_matrix():
+    matrix = confusion_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), np.array([0, 1, 0]), num_classes=2)
+    np.testing.assert_array_equal(matrix, [[1, 1], [0, 1]])
+    with pytest.raises(ValueError, match="target labels"):
+        confusion_matrix(np.array([0, 1]), np.array([0, 5]), num_classes=2)
+
+
+def test_registered_components():
+    registry = tt.get_registry()
+    assert registry.get("trainer", "Trainer") is Trainer
+    assert registry.get("metric", "accuracy") is accuracy
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+def test_batches_sizes_and_order():
+    x, y = np.arange(10, dtype=np.float32)[:, None], np.arange(10)
+    assert [len(b[1]) for b in batches(x, y, 4)] == [4, 4, 2]
+    assert len(batches(x, y, 4, drop_last=True)) == 2
+    np.testing.assert_array_equal(np.concatenate([b[1].data for b in batches(x, y, 4)]), y)
+    loader = batches(x, y, 4, shuffle=True, generator=np.random.default_rng(0))
+    first, second = [np.concatenate([b[1].data for b in loader]) for _ in range(2)]
+    assert sorted(first) == list(range(10)) and not np.array_equal(first, second)  # reshuffled each pass
+    x_batch, y_batch = next(iter(loader))
+    assert x_batch.dtype == np.float32 and y_batch.dtype == np.int64
+    with pytest.raises(ShapeError):
+        batches(x, y[:5], 2)
+    with pytest.raises(ValueError):
+        batches(x, y, 0)
+
+
+# -- fitting -----------------------------------------------------------------------------
+
+
+def test_fit_learns_and_records_history():
+    x, y = blobs()
+    trainer = make_trainer(scheduler=lambda o: StepLR(o, step_size=2, gamma=0.5))
+    history = trainer.fit(batches(x, y, 16, shuffle=True), batches(*blobs(48, seed=1), 48), epochs=6)
+    assert len(history) == 6 and trainer.epoch == 6
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_s"} <= set(history[0])
+    assert history[-1]["val_accuracy"] >= 0.95 and history[-1]["loss"] < history[0]["loss"]
+    assert [row["lr"] for row in history] == pytest.approx([0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125])
+    assert trainer.model.training  # evaluation puts the model back in training mode
+
+
+def test_evaluate_matches_a_manual_pass():
+    x, y = blobs(40)
+    trainer = make_trainer()
+    result = trainer.evaluate(batches(x, y, 7))
+    trainer.model.eval()
+    logits = trainer.model(Tensor(x))
+    assert result["loss"] == pytest.approx(CrossEntropyLoss()(logits, y).item(), rel=1e-5)
+    assert result["accuracy"] == pytest.approx(accuracy(logits, y))
+
+
+def test_batch_interval_scheduler_and_gradient_clipping():
+    x, y = blobs(64)
+    trainer = make_trainer(scheduler=lambda o: OneCycleLR(o, max_lr=0.1, total_steps=9), scheduler_interval="batch",
+                           max_grad_norm=0.5)
+    trainer.fit(batches(x, y, 16), epochs=2)
+    assert trainer.scheduler.last_epoch == 8  # 2 epochs of 4 batches: at the cycle's last step
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 25 / 1e4)
+
+
+def test_early_stopping_on_a_metric_that_does_not_improve():
+    x, y = blobs(32)
+    trainer = make_trainer(lr=0.0)  # nothing changes, so val_loss never improves after epoch 1
+    history = trainer.fit(batches(x, y, 16), batches(x, y, 32), epochs=10, patience=2)
+    assert len(history) == 3 and trainer.bad_epochs == 2
+    trainer = make_trainer(lr=0.0)
+    assert len(trainer.fit(batches(x, y, 16), batches(x, y, 32), epochs=10, patience=1, monitor="val_accuracy")) == 2
+    with pytest.raises(KeyError, match="cannot monitor"):
+        make_trainer().fit(batches(x, y, 16), epochs=1, monitor="val_f1")
+
+
+def test_bad_trainer_arguments():
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        make_trainer(scheduler_interval="step")
+    with pytest.raises(ValueError, match="patience"):
+        make_trainer().fit(batches(*blobs(8), 4), epochs=1, patience=0)
+
+
+def test_progress_bar_shows_loss_metric_and_speed():
+    x, y = blobs(32)
+    out = io.StringIO()
+    trainer = make_trainer(console=Console(file=out, width=150, force_terminal=False))
+    trainer.progress = True
+    trainer.fit(batches(x, y, 8), epochs=1)
+    text = out.getvalue()
+    assert "epoch 1" in text and "loss" in text and "accuracy" in text and "samples/s" in text
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """Train 2 epochs, versus train 1 + checkpoint + resume into fresh objects + train 1:
+    the same weights, optimizer state and learning rate, bit for bit (dropout draws from the
+    global RNG, shuffling from the loader's own generator)."""
+    x, y = blobs()
+    schedule = lambda o: StepLR(o, step_size=1, gamma=0.7)  # noqa: E731
+
+    straight = make_trainer(scheduler=schedule)
+    straight.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(5)), epochs=2)
+
+    first = make_trainer(scheduler=schedule)
+    first.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(5)), epochs=1,
+              checkpoint=tmp_path / "run.npz")
+    tt.manual_seed(123)  # disturb the global RNG: resume must restore it
+    resumed = make_trainer(seed=99, scheduler=schedule).resume(tmp_path / "run.npz")
+    assert resumed.epoch == 1 and len(resumed.history) == 1
+    resumed.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(777)), epochs=2)
+
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for key, state in straight.optimizer.state_dict()["state"].items():
+        np.testing.assert_array_equal(state["exp_avg_sq"], resumed.optimizer.state_dict()["state"][key]["exp_avg_sq"])
+    assert straight.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"]
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+
+
+def test_checkpoint_contents_and_atomic_write(tmp_path):
+    x, y = blobs(32)
+    trainer = make_trainer()
+    path = tmp_path / "ckpt" / "last.npz"
+    trainer.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(0)), epochs=2, checkpoint=path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.npz"]  # no temp files left behind
+    state = tt.load(path)
+    assert state["epoch"] == 2 and set(state["model"]) == set(trainer.model.state_dict())
+    assert state["loader_rng"]["bit_generator"] == "PCG64" and state["rng"]["bit_generator"] == "PCG64"
+    assert len(state["trainer"]["history"]) == 2
+
+
+def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
+    tt.save({"weights": np.zeros(3)}, tmp_path / "other.npz")
+    with pytest.raises(CheckpointError, match="not a Trainer checkpoint"):
+        make_trainer().resume(tmp_path / "other.npz")
+    trainer = make_trainer()
+    trainer.save_checkpoint(tmp_path / "plain.npz")
+    with pytest.raises(CheckpointError, match="scheduler"):
+        make_trainer(scheduler=lambda o: StepLR(o, 1)).resume(tmp_path / "plain.npz")
+    tt.manual_seed(0)
+    other = Trainer(tt.Linear(4, 2), SGD([tt.Parameter(np.zeros(1, np.float32))], lr=0.1), CrossEntropyLoss(),
+                    progress=False)
+    with pytest.raises(CheckpointError):
+        other.resume(tmp_path / "plain.npz")
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def test_repeated_training_steps_do_not_grow_memory():
+    x, y = blobs(64)
+    trainer = make_trainer()
+    xb, yb = Tensor(x), y
+
+    def steps(n):
+        for _ in range(n):
+            trainer.train_step(xb, yb)
+
+    steps(20)  # optimizer state, scratch buffers, caches
+    gc.collect()
+    tracemalloc.start()
+    steps(10)
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    steps(300)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after - before < 20_000, f"memory grew by {after - before} bytes over 300 steps"
