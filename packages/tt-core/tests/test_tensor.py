@@ -277,6 +277,13 @@ def test_transpose_permute_T(rng):
         t.permute(0, 0, 1)
     with pytest.raises(TinyTorchError, match="permutation"):
         t.permute(0, 1)
+    with pytest.raises(TinyTorchError, match="permutation"):
+        t.permute(0, 1, 5)  # out of range, not wrapped around
+    with pytest.raises(TinyTorchError, match="permutation"):
+        t.permute(0, 1, -4)
+    assert Tensor(2.0).permute().shape == ()
+    with pytest.raises(ShapeError, match=r"transpose\(-2, -1\).*\(3,\)"):
+        tt.ones(3).transpose()
 
 
 def test_astype_and_float():

@@ -310,16 +310,22 @@ class Tensor:
         return self.reshape(shape)
 
     def permute(self, *axes) -> "Tensor":
+        """Reorder the axes: output axis ``i`` is input axis ``axes[i]`` (negative axes count
+        from the end)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+        order = tuple(a + self.ndim if a < 0 else a for a in axes)
+        if sorted(order) != list(range(self.ndim)):
             raise TinyTorchError(f"permute{axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        return ops.apply("transpose", self, axes=tuple(a % self.ndim for a in axes))
+        return ops.apply("transpose", self, axes=order)
 
     def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
         """Swap two axes (PyTorch's ``transpose(dim0, dim1)``)."""
         axes = list(range(self.ndim))
-        axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+        try:
+            axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+        except IndexError:
+            raise ShapeError(f"transpose({axis0}, {axis1}): a tensor of shape {self.shape} has no such axes") from None
         return ops.apply("transpose", self, axes=tuple(axes))
 
     @property
