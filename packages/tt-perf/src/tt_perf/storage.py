@@ -10,9 +10,12 @@ formats (all plain arrays inside the usual ``.npz``, no pickle):
 - ``csr``: compressed sparse rows of the array seen as (rows, -1): row pointers, column
   indices (uint16 when they fit) and values: ``4 * (rows + 1) + nnz * (index + itemsize)`` bytes.
 
-Each array in an ``.npz`` also costs a few hundred bytes of headers, which decides for
-small arrays; :func:`encoded_bytes` includes it. With int8 values and 80 % zeros, the bitmask
-format needs 0.125 + 0.2 = 0.325 bytes per weight against float32's 4: 12x smaller.
+Each array in an ``.npz`` also costs about 260 bytes of headers (npy header, zip entries),
+which adds up for a quantized model's many small arrays (scales, zero points, biases). So
+:func:`save_compressed` *packs* the pieces: all pieces of one dtype are concatenated into one
+blob, and the JSON tree records where each piece starts. A file then holds one array per
+dtype, whatever the number of layers. With int8 values and 80 % zeros, the bitmask format
+needs 0.125 + 0.2 = 0.325 bytes per weight against float32's 4: 12x smaller.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 import tt_core
 from tt_core import Module, Tensor
 
-FORMAT = "tt-perf-compressed-1"
-ARRAY_OVERHEAD = 256  # bytes an .npz spends per array (npy header, zip local and central headers)
+FORMAT = "tt-perf-compressed-2"
+PIECE_OVERHEAD = 32  # bytes of the JSON reference that locates one packed piece
 FORMATS = ("dense", "bitmask", "csr")
 
 
@@ -35,17 +38,17 @@ def _index_dtype(columns: int) -> np.dtype:
 
 
 def encoded_bytes(array: np.ndarray, fmt: str) -> int:
-    """Bytes ``array`` takes on disk in format ``fmt`` (array data plus per-array overhead)."""
+    """Bytes ``array`` takes in a packed file in format ``fmt`` (its pieces plus their references)."""
     nnz = int(np.count_nonzero(array))
     item = array.dtype.itemsize
     if fmt == "dense":
-        return array.nbytes + ARRAY_OVERHEAD
+        return array.nbytes + PIECE_OVERHEAD
     if fmt == "bitmask":
-        return -(-array.size // 8) + nnz * item + 2 * ARRAY_OVERHEAD
+        return -(-array.size // 8) + nnz * item + 2 * PIECE_OVERHEAD
     if fmt == "csr":
         rows = array.shape[0] if array.ndim else 1
         columns = array.size // max(rows, 1)
-        return 4 * (rows + 1) + nnz * (_index_dtype(columns).itemsize + item) + 3 * ARRAY_OVERHEAD
+        return 4 * (rows + 1) + nnz * (_index_dtype(columns).itemsize + item) + 3 * PIECE_OVERHEAD
     raise ValueError(f"unknown storage format {fmt!r}; use one of {FORMATS}")
 
 
@@ -100,10 +103,47 @@ def _state(obj) -> "OrderedDict[str, np.ndarray]":
     return OrderedDict((k, v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in obj.items())
 
 
+def _pack(entries: dict[str, dict]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Move every array piece of every entry into one flat blob per dtype; each piece becomes
+    a short reference string ``"@dtype:offset:shape"``, e.g. ``"@|i1:1024:16,64"``."""
+    pieces: dict[str, list[np.ndarray]] = {}
+    sizes: dict[str, int] = {}
+    packed = {}
+    for name, entry in entries.items():
+        packed[name] = {}
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                dtype = value.dtype.str
+                shape = ",".join(str(n) for n in value.shape)
+                packed[name][key] = f"@{dtype}:{sizes.get(dtype, 0)}:{shape}"
+                pieces.setdefault(dtype, []).append(value.reshape(-1))
+                sizes[dtype] = sizes.get(dtype, 0) + value.size
+            else:
+                packed[name][key] = value
+    blobs = {dtype: np.concatenate(parts) for dtype, parts in pieces.items()}
+    return blobs, packed
+
+
+def _unpack(blobs: dict[str, np.ndarray], packed: dict[str, dict]) -> dict[str, dict]:
+    entries = {}
+    for name, entry in packed.items():
+        entries[name] = {}
+        for key, value in entry.items():
+            if isinstance(value, str) and value.startswith("@"):
+                dtype, offset, shape = value[1:].split(":")
+                shape = tuple(int(n) for n in shape.split(",") if n)
+                start = int(offset)
+                entries[name][key] = blobs[dtype][start:start + int(np.prod(shape))].reshape(shape)
+            else:
+                entries[name][key] = value
+    return entries
+
+
 def save_compressed(obj, path: str | os.PathLike, fmt: str = "auto") -> Path:
-    """Save a Module's state dict (or a dict of arrays) with every array in its smallest format."""
-    arrays = {name: encode(value, fmt) for name, value in _state(obj).items()}
-    return tt_core.save({"format": FORMAT, "arrays": arrays}, path)
+    """Save a Module's state dict (or a dict of arrays): every array in its smallest format,
+    all pieces packed into one blob per dtype."""
+    blobs, packed = _pack({name: encode(value, fmt) for name, value in _state(obj).items()})
+    return tt_core.save({"format": FORMAT, "blobs": blobs, "arrays": packed}, path)
 
 
 def load_compressed(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
@@ -111,7 +151,8 @@ def load_compressed(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
     tree = tt_core.load(path)
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
         raise tt_core.CheckpointError(f"{path} is not a compressed tt-perf checkpoint (format {FORMAT!r})")
-    return OrderedDict((name, decode(entry)) for name, entry in tree["arrays"].items())
+    entries = _unpack(tree["blobs"], tree["arrays"])
+    return OrderedDict((name, decode(entry)) for name, entry in entries.items())
 
 
 def saved_size(obj, path: str | os.PathLike, compressed: bool = False) -> int:
