@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tt_core
-
 from tt_plugin_example import Swish
 
 

@@ -7,7 +7,6 @@ import re
 import pytest
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import Component, ComponentRegistry
-
 from tt_milestones.api import MilestoneSpec, Requirement
 from tt_milestones.registry import Catalogue, MilestoneRegistrar, UnknownMilestoneError, get_catalogue
 from tt_milestones.specs import MILESTONES

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tt_milestones.cli import main
 from tt_milestones.specs import MILESTONES
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import tt_core
-
 from tt_milestones.cli import main
 from tt_milestones.history.m01_perceptron import Perceptron, digit_pair, separable_points
 
@@ -72,9 +71,9 @@ def test_quick_run_reaches_both_targets(quick_run):
     assert checks["separable_accuracy"]["value"] == 1.0 and checks["separable_accuracy"]["target"] == 1.0
     assert checks["digits_test_accuracy"]["value"] >= 0.98 and checks["digits_test_accuracy"]["op"] == ">="
     metrics = report["metrics"]
-    assert 0.3 < metrics["separable_accuracy_before"] < 0.7  # the untrained perceptron guesses one class
+    assert 0.3 < metrics["separable_train_accuracy_before"] < 0.7  # the untrained perceptron guesses one class
     assert 0.3 < metrics["digits_test_accuracy_before"] < 0.7
-    assert metrics["separable_mistakes_per_epoch"][-1] == 0
+    assert metrics["separable_mistakes_per_epoch"][-1] == 0 and metrics["digits_mistakes_per_epoch"][-1] == 0
 
 
 def test_quick_run_writes_a_complete_report_and_plots(quick_run):
@@ -92,3 +91,13 @@ def test_same_seed_same_run(quick_run, tmp_path):
     assert main(["run", "perceptron", "--quick", "--seed", "3", "--out", str(tmp_path)]) == 0
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["metrics"] == first["metrics"]
+
+
+def test_logistic_regression_comparison_when_tt_learn_is_installed(quick_run):
+    _, _, report = quick_run
+    registry = tt_core.get_registry()
+    needs = [("autograd", "engine"), ("loss", "BCEWithLogitsLoss"), ("optimizer", "SGD")]
+    if not all(registry.has(*need) for need in needs):
+        assert "digits_logistic_regression_test_accuracy" not in report["metrics"]
+        pytest.skip("the autograd comparison comes with tt-learn")
+    assert report["metrics"]["digits_logistic_regression_test_accuracy"] >= 0.95

@@ -29,7 +29,8 @@ def tt_register_components(registry):
 def tt_register_milestones(registry):
     from tt_milestones.api import MilestoneSpec, Requirement
     requires = (Requirement("layer", "Double", "good-plugin"),)
-    registry.register(MilestoneSpec("y1", "unreachable", 2024, "Unreachable", "One. Two.", requires, "never", f"{__name__}:run"))
+    run = f"{__name__}:run"
+    registry.register(MilestoneSpec("y1", "unreachable", 2024, "Unreachable", "One. Two.", requires, "never", run))
     locked = (Requirement("layer", "Nowhere", "nowhere-plugin"),)
     registry.register(MilestoneSpec("y2", "locked", 2024, "Locked", "One. Two.", locked, "never", f"{__name__}:run"))
 """
@@ -116,3 +117,33 @@ def test_cli_process_reports_the_broken_plugin(only_core, fake_plugin, cli):
     assert "a_module_that_does_not_exist" in result.stdout
     listing = cli("list")
     assert listing.returncode == 0 and "01  1957  The Perceptron" in listing.stdout
+
+
+MY_LINEAR = """
+from tt_core import Linear, hookimpl
+
+class MyLinear(Linear):
+    pass
+
+@hookimpl
+def tt_register_components(registry):
+    registry.register("layer", "Linear", MyLinear)
+"""
+
+
+def test_plugins_shows_provider_choices_and_the_user_pick(only_core, fake_plugin, capsys, monkeypatch):
+    fake_plugin("my-linear", "my_linear_mod", MY_LINEAR)
+    assert main(["plugins", "--json"]) == 0
+    choices = json.loads(capsys.readouterr().out)["choices"]
+    assert len(choices) == 1 and choices[0]["component"] == "layer:Linear"
+    assert sorted(choices[0]["providers"]) == ["my-linear", "tt-core"] and choices[0]["chosen"] == "tt-core"
+
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linear=my-linear")
+    import tt_core
+
+    tt_core.reset_plugins()
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "layer:Linear:" in line)
+    assert "tt-core" in line and line.endswith("-> using my-linear")
+    assert get_catalogue().registry.get("layer", "Linear").__name__ == "MyLinear"

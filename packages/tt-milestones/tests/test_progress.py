@@ -6,7 +6,6 @@ import io
 
 import pytest
 from rich.console import Console
-
 from tt_milestones.api import RunContext
 from tt_milestones.progress import progress_bar
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from tt_milestones.specs import MILESTONES
 
 README = Path(__file__).resolve().parents[3] / "README.md"

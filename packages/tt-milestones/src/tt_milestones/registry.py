@@ -9,8 +9,8 @@ milestone; the others still load. The catalogue is built once per loaded plugin 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry, PluginInfo, PluginSystem, get_plugin_system

@@ -88,12 +88,11 @@ def digit_pair(split: str, pair: tuple[int, int] = (0, 1)):
     return x, (labels[keep] == pair[1]).astype(np.int64)
 
 
-def train_task(ctx: RunContext, name: str, label: str, train, evaluate, max_epochs: int, rng):
-    """Train a fresh perceptron on ``train``; records accuracy on ``evaluate = (x, y, split)``
-    before and after training."""
-    *evaluate, split = evaluate
+def train_task(ctx: RunContext, name: str, label: str, train, evaluate, split: str, max_epochs: int, rng):
+    """Train a fresh perceptron on ``train = (x, y)``; records its accuracy on ``evaluate``
+    (the ``split`` named) before and after training, and its mistakes per epoch."""
     perceptron = Perceptron(ctx.component("layer", "Linear")(train[0].shape[1], 1))
-    before = ctx.record(f"{name}_accuracy_before", perceptron.accuracy(*evaluate))
+    before = ctx.record(f"{name}_{split}_accuracy_before", perceptron.accuracy(*evaluate))
     with ctx.progress(max_epochs, f"perceptron, {label}") as advance:
         history = perceptron.fit(*train, max_epochs, rng, advance)
     after = perceptron.accuracy(*evaluate)
@@ -169,7 +168,7 @@ def run(ctx: RunContext) -> None:
 
     x, y, true_line = separable_points(n_points, rng, margin)
     plane, plane_history, plane_accuracy = train_task(
-        ctx, "separable", "2-D points", (x, y), (x, y, "training"), max_epochs, rng
+        ctx, "separable", "2-D points", (x, y), (x, y), "train", max_epochs, rng
     )
     ctx.check("separable_accuracy", plane_accuracy, ">=", 1.0)
 
@@ -177,7 +176,7 @@ def run(ctx: RunContext) -> None:
     x_test, y_test = digit_pair("test")
     ctx.configure(digit_train_images=len(y_train), digit_test_images=len(y_test))
     digits, digit_history, digit_accuracy = train_task(
-        ctx, "digits_test", "digits 0 vs 1", (x_train, y_train), (x_test, y_test, "test"), max_epochs, rng
+        ctx, "digits", "digits 0 vs 1", (x_train, y_train), (x_test, y_test), "test", max_epochs, rng
     )
     ctx.record("digits_train_accuracy", digits.accuracy(x_train, y_train))
     ctx.check("digits_test_accuracy", digit_accuracy, ">=", 0.98)
