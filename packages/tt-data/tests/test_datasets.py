@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import tt_core
+from PIL import Image
 from tt_core.errors import TinyTorchError
 from tt_data import ChecksumError, DataFormatError, TensorDataset, dataset, datasets, load_arrays
 
@@ -43,7 +42,7 @@ def test_tinydigits_wraps_the_embedded_digits():
     ds = dataset("tinydigits", "test", flatten=True)
     assert isinstance(ds, TensorDataset)
     images, labels = ds.arrays
-    assert images.shape == (360, 64) and images.dtype == np.float32
+    assert images.shape == (360, 64) and images.dtype == np.float32 and labels.dtype == np.int64
     assert images.max() == 1.0 and images.min() == 0.0
 
 
@@ -214,6 +213,7 @@ def test_cifar10_jpeg_archive_is_decoded_once_and_cached(tmp_path, monkeypatch, 
     test = dataset("cifar10", "test", progress=False)
     images, labels = test.arrays
     np.testing.assert_allclose(images, expected["test"][0] / np.float32(255), rtol=1e-6)
+    np.testing.assert_array_equal(labels, expected["test"][1])
     assert images.dtype == np.float32 and (cache / "cifar10" / "decoded-jpeg" / "test-labels.npy").is_file()
 
 

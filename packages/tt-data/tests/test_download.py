@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tt_data import ChecksumError, DataNotFoundError, RemoteFile, fetch
-from tt_data import datasets
+from tt_data import ChecksumError, DataNotFoundError, RemoteFile, datasets, fetch
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import tt_core
 from tt_core import Tensor
 from tt_core.errors import ShapeError, TinyTorchError

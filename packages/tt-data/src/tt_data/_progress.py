@@ -18,8 +18,16 @@ def progress_bar(description: str, total: int | None, *, transfer: bool = False,
         yield lambda n: None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     amount = (DownloadColumn(), TransferSpeedColumn()) if transfer else (MofNCompleteColumn(), TimeElapsedColumn())
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), *amount, TimeRemainingColumn())

@@ -35,10 +35,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
-
 from tt_core.errors import TinyTorchError
 
 try:  # NumPy's array-unpickling helper, which NumPy 2 moved
@@ -150,7 +149,7 @@ class BatchUnpickler(pickle.Unpickler):
     pickle (``os.system``, ``builtins.eval``, ...) raises ``pickle.UnpicklingError``.
     """
 
-    ALLOWED = {
+    ALLOWED: ClassVar[dict[tuple[str, str], object]] = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): np.ndarray,

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-
 from tt_core import Tensor
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.rng import generator as global_generator

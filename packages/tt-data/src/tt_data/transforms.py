@@ -19,7 +19,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
 from tt_core import Tensor
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.rng import generator as global_generator
