@@ -29,14 +29,15 @@ ARGS = parse()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import statistics  # noqa: E402
-import time  # noqa: E402
+import itertools
+import statistics
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import tt_core as tt  # noqa: E402
-from tt_learn.losses import CrossEntropyLoss  # noqa: E402
-from tt_learn.optim import Adam  # noqa: E402
+import numpy as np
+import torch
+import tt_core as tt
+from tt_learn.losses import CrossEntropyLoss
+from tt_learn.optim import Adam
 
 SIZES = (784, 256, 128, 10)
 BATCH = 64
@@ -45,14 +46,14 @@ BATCH = 64
 def tt_model():
     tt.manual_seed(0)
     layers = []
-    for fan_in, fan_out in zip(SIZES, SIZES[1:]):
+    for fan_in, fan_out in itertools.pairwise(SIZES):
         layers += [tt.Linear(fan_in, fan_out), tt.ReLU()]
     return tt.Sequential(*layers[:-1])
 
 
 def torch_copy(model) -> torch.nn.Sequential:
     layers = []
-    for fan_in, fan_out in zip(SIZES, SIZES[1:]):
+    for fan_in, fan_out in itertools.pairwise(SIZES):
         layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers[:-1])
     with torch.no_grad():
@@ -124,7 +125,8 @@ def main() -> None:
     print(f"first loss: tt {first[0]:.6f}  torch {first[1]:.6f}")
     print(f"tt    {ours:7.3f} ms/step (median of {ARGS.rounds} rounds x {ARGS.steps} steps)")
     print(f"torch {theirs:7.3f} ms/step")
-    print(f"ratio tt/torch = {ours / theirs:.2f}x  (per-round ratios {ratios[0]:.2f}..{ratios[-1]:.2f}; target <= 1.2x)")
+    print(f"ratio tt/torch = {ours / theirs:.2f}x  "
+          f"(per-round ratios {ratios[0]:.2f}..{ratios[-1]:.2f}; target <= 1.2x)")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,8 @@ def quadratic_grad(p, step):
 
 
 @pytest.mark.parametrize("name,kwargs", [
-    ("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
-    ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ("SGD", {"lr": 0.1, "momentum": 0.9}), ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01}), ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
 ])
 def test_state_dict_round_trip_through_npz_continues_identically(tmp_path, name, kwargs):
     def fresh():
@@ -253,24 +253,24 @@ def test_clip_grad_value():
 # -- against PyTorch ---------------------------------------------------------------------
 
 TORCH_CASES = [
-    ("SGD", dict(lr=0.1)),
-    ("SGD", dict(lr=0.1, weight_decay=0.05)),
-    ("SGD", dict(lr=0.05, momentum=0.9)),
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.2, weight_decay=0.01)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.05)),
-    ("Adam", dict(lr=0.01)),
-    ("Adam", dict(lr=0.01, weight_decay=0.1)),
-    ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6)),
-    ("Adam", dict(lr=0.01, amsgrad=True)),
-    ("AdamW", dict(lr=0.01)),
-    ("AdamW", dict(lr=0.01, weight_decay=0.0)),
-    ("AdamW", dict(lr=0.01, weight_decay=0.2, amsgrad=True)),
-    ("RMSprop", dict(lr=0.01)),
-    ("RMSprop", dict(lr=0.01, weight_decay=0.1)),
-    ("RMSprop", dict(lr=0.01, momentum=0.9)),
-    ("RMSprop", dict(lr=0.01, alpha=0.9, centered=True)),
-    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.05)),
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "weight_decay": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}),
+    ("Adam", {"lr": 0.01}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6}),
+    ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.0}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.2, "amsgrad": True}),
+    ("RMSprop", {"lr": 0.01}),
+    ("RMSprop", {"lr": 0.01, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "centered": True}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.05}),
 ]
 
 
@@ -281,8 +281,9 @@ def test_twenty_steps_match_torch(name, kwargs):
     init = [rng.standard_normal(shape).astype(np.float32) for shape in [(4, 3), (3,)]]
     ours = [Parameter(a.copy()) for a in init]
     theirs = [torch.nn.Parameter(torch.tensor(a)) for a in init]
-    opt = OPTIMIZERS[name]([{"params": ours[:1]}, {"params": ours[1:], "lr": kwargs["lr"] / 2}], **kwargs)
-    torch_opt = getattr(torch.optim, name)([{"params": theirs[:1]}, {"params": theirs[1:], "lr": kwargs["lr"] / 2}], **kwargs)
+    half = kwargs["lr"] / 2
+    opt = OPTIMIZERS[name]([{"params": ours[:1]}, {"params": ours[1:], "lr": half}], **kwargs)
+    torch_opt = getattr(torch.optim, name)([{"params": theirs[:1]}, {"params": theirs[1:], "lr": half}], **kwargs)
     for step in range(20):
         for p, q in zip(ours, theirs):
             g = quadratic_grad(p, step)
@@ -295,7 +296,9 @@ def test_twenty_steps_match_torch(name, kwargs):
         assert p.dtype == np.float32
 
 
-@pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01)), ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True))])
+@pytest.mark.parametrize("name,kwargs", [
+    ("Adam", {"lr": 0.01}), ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+])
 def test_mlp_training_through_autograd_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     tt.manual_seed(0)
@@ -306,7 +309,8 @@ def test_mlp_training_through_autograd_matches_torch(name, kwargs):
             q.copy_(torch.tensor(p.data))
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
-    opt, torch_opt = OPTIMIZERS[name](model.parameters(), **kwargs), getattr(torch.optim, name)(net.parameters(), **kwargs)
+    opt = OPTIMIZERS[name](model.parameters(), **kwargs)
+    torch_opt = getattr(torch.optim, name)(net.parameters(), **kwargs)
     for _ in range(20):
         opt.zero_grad()
         CrossEntropyLoss()(model(Tensor(x)), y).backward()

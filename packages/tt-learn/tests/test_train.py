@@ -37,7 +37,8 @@ def make_trainer(seed=0, lr=0.05, scheduler=None, **kwargs):
     model = tt.Sequential(tt.Linear(4, 16), tt.ReLU(), tt.Dropout(0.2), tt.Linear(16, 3))
     optimizer = Adam(model.parameters(), lr=lr)
     sched = scheduler(optimizer) if scheduler else None
-    return Trainer(model, optimizer, CrossEntropyLoss(), sched, metrics={"accuracy": accuracy}, progress=False, **kwargs)
+    return Trainer(model, optimizer, CrossEntropyLoss(), sched, metrics={"accuracy": accuracy}, progress=False,
+                   **kwargs)
 
 
 # -- metrics -----------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def test_fit_learns_and_records_history():
     trainer = make_trainer(scheduler=lambda o: StepLR(o, step_size=2, gamma=0.5))
     history = trainer.fit(batches(x, y, 16, shuffle=True), batches(*blobs(48, seed=1), 48), epochs=6)
     assert len(history) == 6 and trainer.epoch == 6
-    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_s"} <= set(history[0])
+    keys = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_s"}
+    assert keys <= set(history[0])
     assert history[-1]["val_accuracy"] >= 0.95 and history[-1]["loss"] < history[0]["loss"]
     assert [row["lr"] for row in history] == pytest.approx([0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125])
     assert trainer.model.training  # evaluation puts the model back in training mode
@@ -156,7 +158,7 @@ def test_resume_is_bit_identical(tmp_path):
     the same weights, optimizer state and learning rate, bit for bit (dropout draws from the
     global RNG, shuffling from the loader's own generator)."""
     x, y = blobs()
-    schedule = lambda o: StepLR(o, step_size=1, gamma=0.7)  # noqa: E731
+    schedule = lambda o: StepLR(o, step_size=1, gamma=0.7)
 
     straight = make_trainer(scheduler=schedule)
     straight.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(5)), epochs=2)

@@ -81,8 +81,8 @@ def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tens
     ``-(t log p + (1 - t) log(1 - p))``.
 
     As in PyTorch, each log is clamped at -100, so a probability of exactly 0 or 1 gives a
-    large finite loss instead of ``inf`` (and there a zero gradient, where PyTorch's is huge). Prefer :func:`binary_cross_entropy_with_logits`,
-    which is stable for any logit.
+    large finite loss instead of ``inf`` (and there a zero gradient, where PyTorch's is huge).
+    Prefer :func:`binary_cross_entropy_with_logits`, which is stable for any logit.
     """
     _check_reduction(reduction)
     target = _float_target(target, input)

@@ -67,6 +67,8 @@ def confusion_matrix(output, target, num_classes: int, threshold: float = 0.0) -
     labels = target.astype(np.int64).ravel()
     for name, values in (("target", labels), ("prediction", predicted)):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} labels must be in [0, {num_classes - 1}], got values in [{values.min()}, {values.max()}]")
+            raise ValueError(
+                f"{name} labels must be in [0, {num_classes - 1}], got values in [{values.min()}, {values.max()}]"
+            )
     counts = np.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)

@@ -50,7 +50,8 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._scratch: dict[Tensor, np.ndarray] = {}
         if isinstance(params, Tensor):
-            raise TypeError("params must be an iterable of Tensors or of dicts, not a single Tensor (wrap it in a list)")
+            raise TypeError("params must be an iterable of Tensors or of dicts, not a single Tensor "
+                            "(wrap it in a list)")
         groups = list(params)
         if not groups:
             raise ValueError("the optimizer got an empty parameter list (did the model register its Parameters?)")
@@ -81,7 +82,8 @@ class Optimizer:
     def _validate(self, group: dict[str, Any]) -> None:
         """Raise ValueError for invalid hyper-parameters (subclasses add their own checks)."""
         _require(group["lr"] >= 0, f"invalid learning rate: {group['lr']} (must be >= 0)")
-        _require(group.get("weight_decay", 0.0) >= 0, f"invalid weight_decay: {group.get('weight_decay')} (must be >= 0)")
+        decay = group.get("weight_decay", 0.0)
+        _require(decay >= 0, f"invalid weight_decay: {decay} (must be >= 0)")
 
     # -- the update ----------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -144,7 +146,9 @@ class Optimizer:
         built over parameters of the same shapes, in the same order)."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
-            raise CheckpointError(f"the state dict has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}")
+            raise CheckpointError(
+                f"the state dict has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}"
+            )
         params: dict[int, Tensor] = {}
         for saved, group in zip(groups, self.param_groups):
             if len(saved["params"]) != len(group["params"]):
@@ -161,7 +165,9 @@ class Optimizer:
                 if isinstance(value, (np.ndarray, Tensor)):
                     value = np.array(value.data if isinstance(value, Tensor) else value, dtype=p.dtype)
                     if value.shape != p.shape:
-                        raise CheckpointError(f"state {name!r} of parameter {key} has shape {value.shape}, the parameter {p.shape}")
+                        raise CheckpointError(
+                            f"state {name!r} of parameter {key} has shape {value.shape}, the parameter {p.shape}"
+                        )
                 restored[name] = value
             new_state[p] = restored
         for saved, group in zip(groups, self.param_groups):
@@ -197,7 +203,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+                    "nesterov": nesterov}
         super().__init__(params, defaults)
 
     def _validate(self, group):
@@ -252,7 +259,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad}
         super().__init__(params, defaults)
 
     def _validate(self, group):
@@ -330,7 +337,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False) -> None:
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay, "momentum": momentum,
+                    "centered": centered}
         super().__init__(params, defaults)
 
     def _validate(self, group):

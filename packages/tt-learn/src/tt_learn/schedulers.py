@@ -93,7 +93,7 @@ class CosineAnnealingLR(LRScheduler):
     (SGDR without restarts): ``eta_min + (base_lr - eta_min) * (1 + cos(pi * step / T_max)) / 2``.
     Past ``T_max`` the cosine continues (back up), as in PyTorch."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803 - torch's name
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _positive_int("T_max", T_max)
         self.eta_min = eta_min
         super().__init__(optimizer)
@@ -201,7 +201,9 @@ class OneCycleLR(LRScheduler):
             group["min_lr"] = group["initial_lr"] / final_div_factor
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(f"cycle_momentum needs an optimizer with momentum or betas, {type(optimizer).__name__} has neither")
+                raise ValueError(
+                    f"cycle_momentum needs an optimizer with momentum or betas, {type(optimizer).__name__} has neither"
+                )
             self.use_beta1 = "betas" in optimizer.defaults
             bases = self._per_group("base_momentum", base_momentum, len(groups))
             peaks = self._per_group("max_momentum", max_momentum, len(groups))

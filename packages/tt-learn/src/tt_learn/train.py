@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import tt_core
@@ -297,7 +298,7 @@ class Trainer:
         """Write :meth:`state_dict` to ``path`` as ``.npz`` (atomically, via ``tt_core.save``)."""
         return tt_core.save(self.state_dict(train_loader), path)
 
-    def resume(self, path: str | Path) -> "Trainer":
+    def resume(self, path: str | Path) -> Trainer:
         """Load a checkpoint written by :meth:`save_checkpoint` into this trainer's model,
         optimizer and scheduler, restore the RNG state and the epoch count; the training
         loader's generator is restored when ``fit`` starts. Then ``fit(..., epochs=N)``
@@ -306,7 +307,8 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a Trainer checkpoint (format {CHECKPOINT_FORMAT!r})")
         if (state["scheduler"] is None) != (self.scheduler is None):
-            raise CheckpointError(f"{path} was saved {'without' if state['scheduler'] is None else 'with'} a scheduler, this trainer differs")
+            saved = "without" if state["scheduler"] is None else "with"
+            raise CheckpointError(f"{path} was saved {saved} a scheduler, this trainer differs")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:

@@ -28,6 +28,8 @@ from ..api import RunContext
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float32)
 LOG2 = math.log(2)
+# colour bands of the probability maps: 0.45-0.55 is one neutral band, "undecided"
+BANDS = np.concatenate([[0.0], np.linspace(0.05, 0.95, 10), [1.0]])
 
 
 def train(ctx: RunContext, model, steps: int, lr: float, momentum: float, label: str) -> list[float]:
@@ -75,7 +77,7 @@ def plot_boundaries(ctx: RunContext, models: dict[str, object]) -> None:
     fig, axes = ctx.figure(1, len(models), figsize=(5 * len(models), 4.6))
     for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
         probability = sigmoid(model(points)).numpy().reshape(gx.shape)
-        image = ax.contourf(gx, gy, probability, levels=np.linspace(0, 1, 11), cmap="RdBu", vmin=0, vmax=1)
+        image = ax.contourf(gx, gy, probability, levels=BANDS, cmap="RdBu", vmin=0, vmax=1)
         if probability.max() - probability.min() > 0.05:
             ax.contour(gx, gy, probability, levels=[0.5], colors="k", linewidths=1.5)
         else:  # flat: any 0.5 contour would only trace rounding noise
@@ -85,7 +87,7 @@ def plot_boundaries(ctx: RunContext, models: dict[str, object]) -> None:
             ax.scatter(*INPUTS[chosen].T, s=140, c=colour, marker=marker, edgecolors="black", linewidths=2,
                        label=f"XOR = {target}")
         ax.set(title=name, xlabel="x1", ylabel="x2", aspect="equal")
-        ax.legend(loc="center", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
         fig.colorbar(image, ax=ax, label="P(XOR = 1)")
     ctx.save_figure(fig, "decision_boundary.png")
 
