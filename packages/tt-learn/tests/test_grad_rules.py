@@ -286,3 +286,13 @@ def test_softmax_rules_stay_finite_for_large_logits():
     x.log_softmax().sum().backward()
     assert np.all(np.isfinite(x.grad.data))
     np.testing.assert_allclose(x.grad.data, [[1 - 3, 1, 1]], atol=1e-6)
+
+
+def test_weight_gradient_through_a_transpose_is_c_contiguous():
+    """``x @ weight.T`` (Linear): the weight's gradient comes back C-contiguous like the weight,
+    which keeps the optimizer's element-wise updates on the fast path."""
+    layer = tt.Linear(5, 3)
+    x = tt.randn(4, 5, requires_grad=True)
+    layer(x).sum().backward()
+    assert layer.weight.grad.data.flags.c_contiguous and x.grad.data.flags.c_contiguous
+    np.testing.assert_allclose(layer.weight.grad.data, np.ones((4, 3)).T @ x.data, rtol=1e-6)

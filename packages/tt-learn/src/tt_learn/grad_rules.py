@@ -90,9 +90,24 @@ def neg(ctx, grad):
     return (-grad,)
 
 
+def _swap(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _product_laid_out_like(left, right, like):
+    """``left @ right``, in the memory layout of ``like``. When ``like`` is a transposed view
+    (``linear`` multiplies by ``weight.T``), the product is computed as ``(rightᵀ @ leftᵀ)ᵀ``
+    — the same values — so that the gradient reaching the weight is C-contiguous again; the
+    optimizer's element-wise updates on a mixed-layout pair are several times slower."""
+    if not like.flags.c_contiguous and _swap(like).flags.c_contiguous:
+        return _swap(_swap(right) @ _swap(left))
+    return left @ right
+
+
 def matmul(ctx, grad):
     """``a @ b`` with NumPy's rules: batch axes broadcast, a 1-D operand is a row (left) or a
-    column (right) vector whose extra axis is dropped from the result."""
+    column (right) vector whose extra axis is dropped from the result.
+    dL/da = g @ bᵀ, dL/db = aᵀ @ g (summed over broadcast batch axes)."""
     a, b = ctx.inputs
     need_a, need_b = ctx.needs
     a2 = a[None, :] if a.ndim == 1 else a
@@ -101,8 +116,11 @@ def matmul(ctx, grad):
         grad = grad[..., None]
     if a.ndim == 1:
         grad = grad[..., None, :]
-    grad_a = unbroadcast(grad @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if need_a else None
-    grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape) if need_b else None
+    grad_a = grad_b = None
+    if need_a:
+        grad_a = unbroadcast(_product_laid_out_like(grad, _swap(b2), a2), a2.shape).reshape(a.shape)
+    if need_b:
+        grad_b = unbroadcast(_product_laid_out_like(_swap(a2), grad, b2), b2.shape).reshape(b.shape)
     return grad_a, grad_b
 
 
