@@ -150,13 +150,18 @@ class CachedDecoder:
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
-        keys and values to ``cache``; returns the logits of the last position, (B, vocab)."""
+        keys and values to ``cache``; returns the logits of the last position, (B, vocab).
+
+        The dense layers work on one (B*T, C) matrix, so each is a single BLAS call for the
+        whole batch; only attention sees the (B, heads, T, head_dim) view.
+        """
         batch, new = ids.shape
         start, stop = cache.length, cache.length + new
         heads, head_dim = self.heads, self.head_dim
-        x = self.wte[ids]
-        x += self.wpe[positions]
+        x = self.wte[ids.reshape(-1)]
+        x += self.wpe[positions.reshape(-1)]
         mask = self._mask(cache, start, new)
+        hidden_keys = None if mask is None else ~mask
         for layer, blk in enumerate(self.blocks):
             qkv = _layer_norm(x, blk.ln1) @ blk.qkv_w
             qkv += blk.qkv_b
@@ -165,12 +170,12 @@ class CachedDecoder:
             cache.values[layer, :, :, start:stop] = qkv[2]
             scores = qkv[0] @ cache.keys[layer, :, :, :stop].swapaxes(-1, -2)
             scores *= self.scale
-            if mask is not None:
-                np.copyto(scores, -np.inf, where=~mask)
-            scores -= scores.max(axis=-1, keepdims=True)
+            if hidden_keys is not None:
+                np.copyto(scores, -np.inf, where=hidden_keys)
+            scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
             np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            attended = (scores @ cache.values[layer, :, :, :stop]).transpose(0, 2, 1, 3).reshape(batch, new, -1)
+            scores /= np.add.reduce(scores, axis=-1, keepdims=True)
+            attended = (scores @ cache.values[layer, :, :, :stop]).transpose(0, 2, 1, 3).reshape(batch * new, -1)
             x += attended @ blk.proj_w
             x += blk.proj_b
             hidden = _layer_norm(x, blk.ln2) @ blk.fc_w
@@ -178,7 +183,8 @@ class CachedDecoder:
             x += gelu_(hidden) @ blk.out_w
             x += blk.out_b
         cache.length = stop
-        logits = _layer_norm(x[:, -1], self.ln_f) @ self.head_w
+        last = x.reshape(batch, new, -1)[:, -1]
+        logits = _layer_norm(last, self.ln_f) @ self.head_w
         return logits if self.head_b is None else logits + self.head_b
 
     # -- generation ----------------------------------------------------------------------
