@@ -1,6 +1,7 @@
 """Trainer, batches and metrics: learning, history, early stopping, checkpoints and a
 bit-identical resume, progress output, and no memory growth over many steps."""
 
+import doctest
 import gc
 import io
 import tracemalloc
@@ -19,7 +20,13 @@ from tt_learn import (
     Trainer,
     accuracy,
     batches,
+    clip,
     confusion_matrix,
+    losses,
+    metrics,
+    optim,
+    schedulers,
+    train,
 )
 
 
@@ -129,8 +136,8 @@ def test_early_stopping_on_a_metric_that_does_not_improve():
     assert len(history) == 3 and trainer.bad_epochs == 2
     trainer = make_trainer(lr=0.0)
     assert len(trainer.fit(batches(x, y, 16), batches(x, y, 32), epochs=10, patience=1, monitor="val_accuracy")) == 2
-    with pytest.raises(KeyError, match="cannot monitor"):
-        make_trainer().fit(batches(x, y, 16), epochs=1, monitor="val_f1")
+    with pytest.raises(ValueError, match="cannot monitor 'val_accuracy'"):
+        make_trainer().fit(batches(x, y, 16), epochs=1, monitor="val_accuracy")  # no validation loader
 
 
 def test_bad_trainer_arguments():
@@ -229,3 +236,8 @@ def test_repeated_training_steps_do_not_grow_memory():
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert after - before < 20_000, f"memory grew by {after - before} bytes over 300 steps"
+
+
+@pytest.mark.parametrize("module", [losses, optim, schedulers, clip, metrics, train], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

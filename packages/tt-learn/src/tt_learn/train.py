@@ -209,6 +209,10 @@ class Trainer:
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be a positive number of epochs, got {patience}")
+        watchable = ["loss", *self.metrics]
+        watchable += [f"val_{name}" for name in watchable] if val_loader is not None else []
+        if monitor not in watchable:
+            raise ValueError(f"cannot monitor {monitor!r}: choose one of {', '.join(watchable)}")
         self._restore_loader_rng(train_loader)
         with self._progress_bar() as new_bar:
             while self.epoch < epochs:
@@ -223,8 +227,6 @@ class Trainer:
                 self.history.append(row)
                 self.epoch += 1
                 self._log(row)
-                if monitor not in row:
-                    raise KeyError(f"cannot monitor {monitor!r}: the history has {', '.join(row)}")
                 stop = self._early_stop(row[monitor], mode, patience)
                 if checkpoint is not None:
                     self.save_checkpoint(checkpoint, train_loader)
