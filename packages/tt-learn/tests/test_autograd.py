@@ -242,9 +242,8 @@ def test_no_grad_as_decorator_with_and_without_parentheses():
 
 
 def test_no_grad_restores_mode_after_an_exception():
-    with pytest.raises(ValueError):
-        with no_grad():
-            raise ValueError("boom")
+    with pytest.raises(ValueError), no_grad():
+        raise ValueError("boom")
     assert ops.is_grad_enabled()
 
 

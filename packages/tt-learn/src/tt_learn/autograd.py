@@ -28,7 +28,7 @@ from tt_core import ops
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.tensor import Tensor
 
-__all__ = ["backward", "engine", "no_grad", "enable_grad", "set_grad_enabled", "GraphFreedError"]
+__all__ = ["GraphFreedError", "backward", "enable_grad", "engine", "no_grad", "set_grad_enabled"]
 
 
 class GraphFreedError(TinyTorchError, RuntimeError):

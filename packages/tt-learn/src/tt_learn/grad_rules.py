@@ -15,7 +15,7 @@ own shape (:func:`unbroadcast`). Every rule works on plain NumPy arrays.
 from __future__ import annotations
 
 import builtins
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from tt_core.ops import GELU_C
@@ -73,7 +73,8 @@ def div(ctx, grad):  # y = a / b: dy/da = 1/b, dy/db = -a/b² = -y/b
     )
 
 
-def pow(ctx, grad):  # noqa: A001 - y = a ** b: dy/da = b a^(b-1), dy/db = y ln a
+def pow(ctx, grad):
+    """y = a ** b: dy/da = b a^(b-1), dy/db = y ln a."""
     a, b = ctx.inputs
     need_a, need_b = ctx.needs
     grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape) if need_a else None
@@ -135,7 +136,7 @@ def _spread(grad, ctx):
     return np.broadcast_to(grad, ctx.inputs[0].shape)
 
 
-def sum(ctx, grad):  # noqa: A001
+def sum(ctx, grad):
     return (_spread(grad, ctx),)
 
 
@@ -163,11 +164,11 @@ def _to_one_extreme(ctx, grad, arg: Callable) -> tuple[np.ndarray]:
     return (out.reshape(tuple(a.shape[i] for i in order)).transpose(np.argsort(order)),)
 
 
-def max(ctx, grad):  # noqa: A001
+def max(ctx, grad):
     return _to_one_extreme(ctx, grad, np.argmax)
 
 
-def min(ctx, grad):  # noqa: A001
+def min(ctx, grad):
     return _to_one_extreme(ctx, grad, np.argmin)
 
 
@@ -180,9 +181,9 @@ def _may_repeat(index) -> bool:
     """Whether ``index`` can select one element more than once (integer arrays can; ints,
     slices, None, Ellipsis and boolean masks cannot)."""
     for item in index if isinstance(index, tuple) else (index,):
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, _BASIC_INDEX):
-            if np.asarray(item).dtype != bool:
-                return True
+        basic = isinstance(item, _BASIC_INDEX) and not isinstance(item, (bool, np.bool_))
+        if not basic and np.asarray(item).dtype != bool:
+            return True
     return False
 
 
@@ -253,7 +254,8 @@ def sqrt(ctx, grad):
     return (grad * 0.5 / ctx.out,)
 
 
-def abs(ctx, grad):  # noqa: A001 - sign(0) = 0, as in PyTorch
+def abs(ctx, grad):
+    """sign(x), with sign(0) = 0 as in PyTorch."""
     return (grad * np.sign(ctx.inputs[0]),)
 
 

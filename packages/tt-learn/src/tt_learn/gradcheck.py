@@ -11,7 +11,7 @@ in float64, where that estimate is accurate to about eps² + rounding/eps ≈ 1e
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tt_core.errors import TinyTorchError
@@ -19,7 +19,7 @@ from tt_core.tensor import Tensor
 
 from .autograd import no_grad
 
-__all__ = ["gradcheck", "GradcheckError"]
+__all__ = ["GradcheckError", "gradcheck"]
 
 
 class GradcheckError(TinyTorchError, AssertionError):
