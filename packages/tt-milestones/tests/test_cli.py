@@ -65,11 +65,12 @@ def test_locked_run_names_the_package(only_core, capsys):
     assert "install tt-learn" in err
 
 
-def test_bad_seed_is_a_usage_error(capsys):
+@pytest.mark.parametrize("seed", ["-3", "abc", "1.5"])
+def test_bad_seed_is_a_usage_error(capsys, seed):
     with pytest.raises(SystemExit) as exit_:
-        main(["run", "01", "--seed", "-3"])
+        main(["run", "01", "--seed", seed])
     assert exit_.value.code == 2
-    assert "non-negative" in capsys.readouterr().err
+    assert f"must be a non-negative integer, got {seed!r}" in capsys.readouterr().err
 
 
 def test_bad_provider_choice_is_reported_without_traceback(monkeypatch, capsys):

@@ -1,0 +1,341 @@
+"""Milestone 06: the Torch Olympics (2018), where every speed and size claim is measured.
+
+MLPerf (2018) made machine-learning systems compete on measured, reproducible benchmarks
+instead of claims. This run does the same for the models of the earlier milestones, on this
+machine, in one process:
+
+1. **Profile** the MLP, the CNN and a GPT: parameters, FLOPs, activation memory and time per
+   layer (tables in the log, bar charts as PNG).
+2. **Compress** the trained MLP (milestone 03) and CNN (milestone 04): magnitude pruning while
+   fine-tuning, BatchNorm folding, int8 quantization, sparse storage. Target: the file on
+   disk >= 8x smaller than float32, test accuracy <= 1 point lower. A smaller student trained
+   by knowledge distillation is a further entry.
+3. **KV cache**: greedy generation with and without the cache must give the same tokens; the
+   cached one must be >= 12x faster at 512 new tokens (speed-up also at 64, 128, 256).
+4. **Batching**: 16 prompts of different lengths at once (left padding + attention mask),
+   >= 5x the throughput of one prompt at a time, the same tokens as one at a time.
+5. **Acceleration**, one optimisation at a time, each with its speed-up and an output check.
+6. **Olympics scorecard**: float32 baseline against the optimised submissions (latency,
+   memory, compression, accuracy, all-around), as JSON and PNG.
+
+The machine this runs on may be shared: BLAS runs single-threaded (when threadpoolctl is
+installed), and the generation ratios compare CPU times (see ``tt_perf.timing``).
+
+The trained models of milestones 03 and 04 are used when their runs left them (``model.npz``
+beside their ``report.json``, loadable into this milestone's architecture); otherwise this
+run trains them itself (the CNN with a short budget, said so in the report). ``--quick`` uses
+the 8x8 TinyDigits for both and a small GPT: seconds, for CI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tt_core import Sequential, Tensor, load, save
+
+from ..api import RunContext
+
+MNIST_HIDDEN = (256, 128)
+
+
+# ----------------------------------------------------------------------------------------
+# Settings
+# ----------------------------------------------------------------------------------------
+
+QUICK = dict(
+    task="tinydigits", mlp_hidden=(256, 256), mlp_epochs=40, cnn_channels=(32, 64), cnn_epochs=20, batch_size=32,
+    lr=2e-3, sparsity=0.85, finetune_steps=1200, prune_every=20, finetune_lr=5e-4, student_hidden=(32,),
+    gpt=dict(vocab_size=65, block_size=160, num_layers=2, num_heads=4, embed_dim=64), prompt=32,
+    lengths=(32, 64, 128), batch_prompts=16, batch_new_tokens=64, kv_target=4.0, repeats=3,
+)
+FULL = dict(
+    task="mnist", mlp_hidden=MNIST_HIDDEN, mlp_epochs=5, cnn_channels=(32, 64, 128), cnn_epochs=3, batch_size=128,
+    lr=1e-3, sparsity=0.9, finetune_steps=3000, prune_every=50, finetune_lr=3e-4, student_hidden=(64,),
+    gpt=dict(vocab_size=65, block_size=576, num_layers=4, num_heads=4, embed_dim=128), prompt=64,
+    lengths=(64, 128, 256, 512), batch_prompts=16, batch_new_tokens=256, kv_target=12.0, repeats=2,
+)
+
+
+# ----------------------------------------------------------------------------------------
+# Data and models
+# ----------------------------------------------------------------------------------------
+
+
+def load_task(ctx: RunContext, name: str):
+    """(train_x, train_y, test_x, test_y) as float32 NCHW images scaled to [0, 1] (CIFAR-10
+    normalised per channel) and int64 labels."""
+    source = ctx.component("dataset", name)
+    arrays = [source.load_arrays(split) for split in ("train", "test")]
+    peak = 16.0 if name == "tinydigits" else 255.0
+    (train_x, train_y), (test_x, test_y) = [(x.astype(np.float32) / peak, y.astype(np.int64)) for x, y in arrays]
+    if name == "cifar10":
+        mean = train_x.mean(axis=(0, 2, 3), keepdims=True)
+        std = train_x.std(axis=(0, 2, 3), keepdims=True)
+        train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    return train_x, train_y, test_x, test_y
+
+
+def build_mlp(ctx: RunContext, inputs: int, hidden, classes: int = 10) -> Sequential:
+    """Flattened pixels -> hidden ReLU layers -> class scores (milestone 03's MLP)."""
+    Linear, ReLU = ctx.component("layer", "Linear"), ctx.component("activation", "ReLU")
+    layers, width = [], inputs
+    for size in hidden:
+        layers += [Linear(width, size), ReLU()]
+        width = size
+    return Sequential(*layers, Linear(width, classes))
+
+
+def build_cnn(ctx: RunContext, in_channels: int, image: int, channels, classes: int = 10) -> Sequential:
+    """Blocks of Conv 3x3 -> BatchNorm -> ReLU -> MaxPool 2, then a Linear classifier."""
+    layer = ctx.registry.namespace("layer")
+    ReLU = ctx.component("activation", "ReLU")
+    layers, width, size = [], in_channels, image
+    for out in channels:
+        layers += [layer.Conv2d(width, out, 3, padding=1, bias=False), layer.BatchNorm2d(out), ReLU(),
+                   layer.MaxPool2d(2)]
+        width, size = out, size // 2
+    return Sequential(*layers, layer.Flatten(), layer.Linear(width * size * size, classes))
+
+
+class Flat:
+    """Feeds an MLP the images flattened, so every model here takes the same NCHW arrays."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x.reshape(len(x), -1)
+
+
+def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int, lr: float, label: str) -> None:
+    """Adam on the cross-entropy loss, with a progress bar per run."""
+    batches = ctx.component("function", "batches")
+    loss_fn = ctx.component("loss", "CrossEntropyLoss")()
+    optimizer = ctx.component("optimizer", "Adam")(model.parameters(), lr=lr)
+    loader = batches(train_x, train_y, batch_size, shuffle=True)
+    model.train()
+    with ctx.progress(epochs * len(loader), f"training {label}") as advance:
+        for _ in range(epochs):
+            for x, y in loader:
+                loss = loss_fn(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                advance(loss=loss.item())
+    model.eval()
+
+
+def earlier_model(ctx: RunContext, run_folder: str, model):
+    """``model`` loaded with the weights an earlier milestone's run saved, or None."""
+    from tt_core.errors import CheckpointError
+
+    path = ctx.out.parent / run_folder / "model.npz"
+    if not path.is_file():
+        return None
+    try:
+        state = load(path)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    except (CheckpointError, AttributeError, TypeError) as error:
+        ctx.log(f"[yellow]{path} does not fit this milestone's model ({error}); training one here[/]")
+        return None
+    ctx.log(f"using the trained model of {run_folder} from {path}")
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------
+# The events
+# ----------------------------------------------------------------------------------------
+
+
+def profile_models(ctx: RunContext, models: dict) -> None:
+    """Profile each ``name: (model, example_input)``; table to the log, chart to PNG."""
+    profile = ctx.component("perf", "profile")
+    for name, (model, example) in models.items():
+        report = profile(model, example, warmup=2, repeats=5)
+        if ctx.console is not None:
+            ctx.console.print(report.table())
+        ctx.record(f"profile_{name}", {"params": report.total_params, "flops": report.total_flops,
+                                       "activation_bytes": report.activation_bytes,
+                                       "latency_ms": report.latency.median_ms, "input": list(report.input_shapes[0])})
+        ctx.save_figure(report.figure(), f"profile_{name}.png")
+
+
+def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: bool):
+    """Prune + fine-tune, fold, int8, sparse file; checks size ratio and accuracy drop."""
+    from tt_perf.compress import compress_classifier
+
+    train_x, train_y, test_x, test_y = data
+    if flatten:
+        train_x, test_x = Flat(train_x).x, Flat(test_x).x
+    with ctx.progress(settings["finetune_steps"], f"pruning {name} while fine-tuning") as advance:
+        compressed, report = compress_classifier(
+            model, train_x, train_y, test_x, test_y, ctx.out / "models", name=name,
+            sparsity=settings["sparsity"], finetune_steps=settings["finetune_steps"],
+            batch_size=settings["batch_size"], lr=settings["finetune_lr"], prune_every=settings["prune_every"],
+            on_step=lambda step, sparsity, loss: advance(sparsity=sparsity, loss=loss),
+        )
+    ctx.record(f"{name}_compression", report.to_dict())
+    ctx.log(f"{name}: {report.float_bytes / 1024:.1f} KB float32 -> {report.int8_bytes / 1024:.1f} KB int8 -> "
+            f"{report.compressed_bytes / 1024:.1f} KB pruned+int8 sparse; accuracy {report.float_accuracy:.2f}% -> "
+            f"{report.pruned_accuracy:.2f}% pruned -> {report.compressed_accuracy:.2f}%; latency "
+            f"{report.float_latency_ms:.3f} -> {report.compressed_latency_ms:.3f} ms")
+    ctx.check(f"{name}_size_ratio", report.ratio, ">=", 8.0)
+    ctx.check(f"{name}_accuracy_drop_points", report.accuracy_drop, "<=", 1.0)
+    return compressed, report
+
+
+def distilled_student(ctx: RunContext, teacher, data, settings: dict, inputs: int):
+    """A small MLP trained to match the teacher's softened outputs, then quantized to int8."""
+    from tt_perf.compress import accuracy
+    from tt_perf.distill import distill
+
+    train_x, train_y, test_x, test_y = data
+    train_x, test_x = Flat(train_x).x, Flat(test_x).x
+    student = build_mlp(ctx, inputs, settings["student_hidden"])
+    batches = ctx.component("function", "batches")(train_x, train_y, settings["batch_size"], shuffle=True)
+    optimizer = ctx.component("optimizer", "Adam")(student.parameters(), lr=settings["lr"])
+    epochs = settings["mlp_epochs"]
+    with ctx.progress(epochs, "distilling a student") as advance:
+        distill(student, teacher, batches, optimizer, epochs=epochs, temperature=4.0, alpha=0.7,
+                on_epoch=lambda epoch, loss: advance(loss=loss))
+    quantized = ctx.component("perf", "quantize_int8")(student, [train_x[:256]])
+    student_accuracy = accuracy(quantized, test_x, test_y)
+    path = save(quantized.state_dict(), ctx.out / "models" / "student-int8.npz")
+    ctx.record("student", {"hidden": list(settings["student_hidden"]), "params": student.num_parameters(),
+                           "int8_bytes": path.stat().st_size, "accuracy": student_accuracy})
+    ctx.log(f"distilled student {settings['student_hidden']}: {student.num_parameters():,} parameters, "
+            f"int8 file {path.stat().st_size / 1024:.1f} KB, accuracy {student_accuracy:.2f}%")
+    return quantized, path
+
+
+def kv_cache(ctx: RunContext, settings: dict):
+    """Cached vs uncached greedy generation at each length, and batched generation."""
+    from tt_perf.experiments import batched_throughput, kv_cache_speedups
+
+    gpt = ctx.component("model", "GPT")(**settings["gpt"]).eval()
+    generate = ctx.component("function", "generate")
+    rng = np.random.default_rng(ctx.seed)
+    prompt = rng.integers(0, settings["gpt"]["vocab_size"], settings["prompt"])
+    ctx.configure(gpt=dict(settings["gpt"], parameters=gpt.num_parameters()), prompt_tokens=settings["prompt"])
+    ctx.log(f"KV cache on GPT {settings['gpt']} ({gpt.num_parameters():,} parameters), "
+            f"prompt of {settings['prompt']} tokens")
+    rows = kv_cache_speedups(gpt, prompt, settings["lengths"], repeats=settings["repeats"],
+                             framework_generate=lambda m, p, n: generate(m, p, n, temperature=0))
+    for row in rows:
+        ctx.log(f"  {row['tokens']:4d} tokens: cached {row['cached_s']:.3f} s, uncached {row['uncached_s']:.3f} s "
+                f"({row['speedup']:.1f}x), tt-language generate {row['framework_s']:.3f} s "
+                f"({row['framework_speedup']:.1f}x)")
+    ctx.record("kv_cache", rows)
+    ctx.check("kv_tokens_identical", float(all(r["identical"] and r["identical_to_framework"] for r in rows)), ">=", 1.0)
+    longest = rows[-1]
+    ctx.check(f"kv_speedup_at_{longest['tokens']}_tokens", longest["speedup"], ">=", settings["kv_target"])
+
+    lengths = rng.integers(settings["prompt"] // 4, settings["prompt"] + 1, settings["batch_prompts"])
+    prompts = [rng.integers(0, settings["gpt"]["vocab_size"], n) for n in lengths]
+    batched = batched_throughput(gpt, prompts, settings["batch_new_tokens"], repeats=settings["repeats"])
+    ctx.record("batched_generation", batched)
+    ctx.log(f"  batched: {batched['batched_tokens_per_s']:.0f} tokens/s for {len(prompts)} prompts at once vs "
+            f"{batched['one_at_a_time_tokens_per_s']:.0f} one at a time")
+    ctx.check("batched_tokens_identical", float(batched["identical"]), ">=", 1.0)
+    ctx.check("batched_throughput_ratio", batched["throughput_ratio"], ">=", 5.0)
+    plot_kv(ctx, rows)
+    return gpt, prompt
+
+
+def plot_kv(ctx: RunContext, rows: list[dict]) -> None:
+    fig, ax = ctx.figure(figsize=(6, 4))
+    tokens = [r["tokens"] for r in rows]
+    ax.plot(tokens, [r["speedup"] for r in rows], marker="o", label="vs the same decoder without cache")
+    ax.plot(tokens, [r["framework_speedup"] for r in rows], marker="s", label="vs tt-language generate")
+    ax.set(xlabel="generated tokens", ylabel="speed-up (x)", title="KV-cache speed-up by length", xscale="log")
+    ax.set_xticks(tokens, [str(t) for t in tokens])
+    ax.legend()
+    ctx.save_figure(fig, "kv_cache_speedup.png")
+
+
+def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
+    from tt_perf.experiments import acceleration_suite
+
+    results = acceleration_suite(mlp, mlp_batch, cnn, cnn_batch, repeats=10 if ctx.quick else 30)
+    ctx.record("acceleration", results)
+    for result in results:
+        ctx.log(f"  {result['name']}: {result['baseline_ms']:.3f} -> {result['optimized_ms']:.3f} ms "
+                f"({result['speedup']:.2f}x), max |difference| {result['max_abs_diff']:.2e}")
+        slug = result["name"].split(" (")[0].replace(" ", "_").replace("+", "_") + "_" + result["name"][-4:-1]
+        ctx.check(f"accel_{slug}_max_abs_diff", result["max_abs_diff"], "<=", result["tolerance"])
+    fig, ax = ctx.figure(figsize=(7, 4))
+    ax.barh([r["name"] for r in results], [r["speedup"] for r in results], color="tab:green")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set(xlabel="speed-up (x, > 1 is faster)", title="Acceleration, one optimisation at a time")
+    ctx.save_figure(fig, "acceleration.png")
+
+
+def olympics(ctx: RunContext, baseline, compressed, student, data, flatten_batch) -> None:
+    from tt_perf.olympics import Arena, Submission
+    from tt_perf.storage import save_compressed
+
+    run_olympics = ctx.component("perf", "olympics")
+    _, _, test_x, test_y = data
+    test_x = Flat(test_x).x
+    arena = Arena(batch=test_x[:64], out=ctx.out / "olympics", test_x=test_x, test_y=test_y,
+                  repeats=10 if ctx.quick else 30)
+    card = run_olympics(
+        Submission("float32 MLP", baseline),
+        [Submission("pruned+int8 MLP", compressed, save=lambda path: save_compressed(compressed, path)),
+         Submission("distilled int8 student", student)],
+        arena,
+    )
+    if ctx.console is not None:
+        ctx.console.print(card.table())
+    card.save_json(ctx.out / "scorecard.json")
+    ctx.save_figure(card.figure(), "scorecard.png")
+    ctx.record("olympics", {"ratios": card.ratios, "winner": card.winner})
+
+
+# ----------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------
+
+
+def run(ctx: RunContext) -> None:
+    from tt_perf.accelerate import blas_threads, threadpoolctl_available
+
+    settings = QUICK if ctx.quick else FULL
+    threads = 1 if threadpoolctl_available() else None
+    ctx.configure(**{k: v for k, v in settings.items() if k != "gpt"}, blas_threads=threads or "unchanged")
+    if threads is None:
+        ctx.log("[yellow]threadpoolctl is not installed: BLAS keeps its default thread count[/]")
+    with blas_threads(threads):
+        run_events(ctx, settings)
+
+
+def run_events(ctx: RunContext, settings: dict) -> None:
+    data = load_task(ctx, settings["task"])
+    train_x, train_y, test_x, test_y = data
+    channels, image = train_x.shape[1], train_x.shape[2]
+    inputs = channels * image * image
+
+    mlp = build_mlp(ctx, inputs, settings["mlp_hidden"])
+    folder = "03-mlp" if settings["task"] == "mnist" else None
+    if folder is None or earlier_model(ctx, folder, mlp) is None:
+        train(ctx, mlp, Flat(train_x).x, train_y, settings["mlp_epochs"], settings["batch_size"], settings["lr"],
+              f"the {settings['task']} MLP")
+
+    if ctx.quick:
+        cnn_data = data
+    else:
+        cnn_data = load_task(ctx, "cifar10")
+    cnn = build_cnn(ctx, cnn_data[0].shape[1], cnn_data[0].shape[2], settings["cnn_channels"])
+    if ctx.quick or earlier_model(ctx, "04-cnn", cnn) is None:
+        train(ctx, cnn, cnn_data[0], cnn_data[1], settings["cnn_epochs"], settings["batch_size"], settings["lr"],
+              "the CNN")
+        ctx.record("cnn_source", f"trained here for {settings['cnn_epochs']} epochs")
+
+    profile_models(ctx, {"mlp": (mlp, Flat(test_x[:64]).x), "cnn": (cnn, cnn_data[2][:64])})
+    compressed_mlp, _ = compress(ctx, "mlp", mlp, data, settings, flatten=True)
+    compress(ctx, "cnn", cnn, cnn_data, settings, flatten=False)
+    student, _ = distilled_student(ctx, mlp, data, settings, inputs)
+    gpt, prompt = kv_cache(ctx, settings)
+    profile_models(ctx, {"gpt": (gpt, prompt[None, :])})
+    acceleration(ctx, mlp, Flat(test_x[:64]).x, cnn, cnn_data[2][:64])
+    olympics(ctx, mlp, compressed_mlp, student, data, Flat)
+    (ctx.out / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2, default=float))
