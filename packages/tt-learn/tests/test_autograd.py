@@ -1,6 +1,8 @@
 """The autograd engine: backward, accumulation, graph freeing, grad mode, errors, gradcheck."""
 
+import doctest
 import gc
+import importlib
 import time
 import tracemalloc
 import weakref
@@ -339,3 +341,9 @@ def test_gradcheck_rejects_bad_functions():
         gradcheck(lambda x: 1.0, [np.ones(2)])
     with pytest.raises(TinyTorchError, match="no floating-point input"):
         gradcheck(lambda i: i, [np.array([1, 2])])
+
+
+@pytest.mark.parametrize("name", ["tt_learn.autograd", "tt_learn.grad_rules", "tt_learn.gradcheck"])
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
