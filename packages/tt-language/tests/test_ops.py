@@ -183,3 +183,15 @@ def test_attention_matches_torch(causal):
     assert np.allclose(out.data, ref.detach().numpy(), atol=1e-4)
     for a, t in zip(ours, theirs):
         assert np.allclose(a.grad.data, t.grad.numpy(), atol=1e-4)
+
+
+def test_self_attention_equals_split_heads_attention_and_gradchecks():
+    qkv = randn(2, 5, 3 * 6)  # 2 heads of size 3
+    mask = F.padding_mask(np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=bool))
+    fused = F.self_attention(tt.Tensor(qkv), 2, mask=mask, causal=True).data
+    q, k, v = qkv.reshape(2, 5, 3, 2, 3).transpose(2, 0, 3, 1, 4)
+    heads = F.scaled_dot_product_attention(tt.Tensor(q), tt.Tensor(k), tt.Tensor(v), mask=mask, causal=True).data
+    assert np.allclose(fused, heads.transpose(0, 2, 1, 3).reshape(2, 5, 6))
+    assert gradcheck(lambda x: F.self_attention(x, 2, mask=mask, causal=True), [qkv])
+    with pytest.raises(ShapeError):
+        F.self_attention(tt.Tensor(randn(2, 5, 12)), 5)

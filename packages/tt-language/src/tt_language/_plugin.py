@@ -2,7 +2,8 @@
 
 from tt_core import hookimpl
 
-from . import layers, ops
+from . import corpora, layers, ops
+from .generation import generate
 from .model import GPT
 from .tokenizers import BPETokenizer, CharTokenizer
 
@@ -17,3 +18,7 @@ def tt_register_components(registry):
     for name in ("Embedding", "PositionalEncoding", "LayerNorm", "MultiHeadAttention", "TransformerBlock"):
         registry.register("layer", name, getattr(layers, name))
     registry.register("model", "GPT", GPT)
+    registry.register("function", "generate", generate)
+    registry.register("function", "random_windows", corpora.random_windows)
+    registry.register("dataset", "tinytalks", corpora.tinytalks)
+    registry.register("dataset", "tinyshakespeare", corpora.tinyshakespeare)

@@ -46,16 +46,32 @@ def scaled_dot_product_attention(
             f"attention: q {q.shape}, k {k.shape}, v {v.shape} do not fit (q and k need the same "
             "last size, k and v the same number of keys)"
         )
-    if mask is not None:
-        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
-        try:
-            np.broadcast_shapes(mask.shape, q.shape[:-1] + (k.shape[-2],))
-        except ValueError:
-            raise ShapeError(
-                f"attention mask of shape {mask.shape} does not broadcast to (..., Tq, Tk) = "
-                f"{q.shape[:-1] + (k.shape[-2],)}"
-            ) from None
+    mask = _check_mask(mask, q.shape[:-1] + (k.shape[-2],))
     return apply("scaled_dot_product_attention", q, k, v, mask=mask, causal=causal, scale=scale)
+
+
+def self_attention(qkv: Tensor, num_heads: int, mask=None, causal: bool = False) -> Tensor:
+    """Multi-head self-attention on packed projections ``qkv`` (B, T, 3C) -> (B, T, C):
+    the fused form of splitting q, k, v into heads, :func:`scaled_dot_product_attention`,
+    and joining the heads again. ``mask`` as there, broadcastable to (B, heads, T, T)."""
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
+        raise ShapeError(f"self_attention needs (B, T, 3C) with C divisible by {num_heads} heads, got {qkv.shape}")
+    batch, length = qkv.shape[:2]
+    mask = _check_mask(mask, (batch, num_heads, length, length))
+    return apply("self_attention", qkv, num_heads=num_heads, mask=mask, causal=causal)
+
+
+def _check_mask(mask, scores_shape: tuple) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    try:
+        np.broadcast_shapes(mask.shape, scores_shape)
+    except ValueError:
+        raise ShapeError(
+            f"attention mask of shape {mask.shape} does not broadcast to (..., Tq, Tk) = {scores_shape}"
+        ) from None
+    return mask
 
 
 def padding_mask(valid) -> np.ndarray:

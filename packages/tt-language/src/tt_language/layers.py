@@ -145,16 +145,18 @@ class MultiHeadAttention(Module):
         batch, length, width = x.shape
         if width != self.embed_dim:
             raise ShapeError(f"MultiHeadAttention({self.embed_dim}) got features of size {width} (shape {x.shape})")
-        qkv = _tokens(self.qkv, x).reshape(batch, length, 3, self.num_heads, self.head_dim)
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, T, head_dim)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if past is not None:
-            k = concatenate([past[0], k], axis=2)
-            v = concatenate([past[1], v], axis=2)
         if mask is not None and np.ndim(mask) == 2:
             mask = F.padding_mask(mask)
-        out = F.scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal)
-        out = out.permute(0, 2, 1, 3).reshape(batch, length, width)  # join the heads
+        qkv = _tokens(self.qkv, x)  # (B, T, 3C): queries, keys and values of every head
+        if past is None and not use_cache:
+            out = F.self_attention(qkv, self.num_heads, mask=mask, causal=self.causal)
+        else:  # the same computation on explicit heads, so that keys and values can be cached
+            q, k, v = qkv.reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            if past is not None:
+                k = concatenate([past[0], k], axis=2)
+                v = concatenate([past[1], v], axis=2)
+            out = F.scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal)
+            out = out.permute(0, 2, 1, 3).reshape(batch, length, width)  # join the heads
         out = self.dropout(_tokens(self.proj, out))
         return (out, (k, v)) if use_cache else out
 

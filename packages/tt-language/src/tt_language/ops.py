@@ -6,6 +6,9 @@
   fused, so the backward pass is one short formula instead of a dozen recorded ops.
 * ``scaled_dot_product_attention``: ``softmax(q k^T / sqrt(d) + mask) v`` on batched arrays
   of shape (..., T, d): one batched matmul for every batch element and head at once.
+* ``self_attention``: the same on packed (B, T, 3C) projections of all heads, returning the
+  heads joined (B, T, C): what ``MultiHeadAttention`` uses in training, with no recorded
+  split/transpose/join ops around it.
 
 They are registered as ops (kind ``op``) and gradient rules (kind ``grad_rule``) by this
 package's plugin and run through ``tt_core.apply``. Kernels keep their input's dtype (float32
@@ -17,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from tt_learn import unbroadcast
 
 # ----------------------------------------------------------------------------------------
 # embedding
@@ -89,6 +93,50 @@ def causal_mask(queries: int, keys: int) -> np.ndarray:
     return mask
 
 
+def _attend(ctx, q, k, v, mask, causal, scale):
+    """The attention forward pass shared by both attention ops; saves the weights on ``ctx``."""
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2)
+    if causal:
+        np.copyto(scores, -np.inf, where=~causal_mask(q.shape[-2], k.shape[-2]))
+    if mask is not None:
+        np.copyto(scores, -np.inf, where=~mask)
+    top = scores.max(axis=-1, keepdims=True)
+    if mask is not None:
+        top[~np.isfinite(top)] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
+    scores -= top
+    scores *= scale  # softmax(scale * s) = exp(scale * (s - max s)) / sum, as scale > 0
+    weights = np.exp(scores, out=scores)
+    total = weights @ np.ones((weights.shape[-1], 1), dtype=weights.dtype)  # row sums as one BLAS call
+    if mask is not None:
+        total[total == 0] = 1
+    weights /= total
+    ctx.weights, ctx.scale = weights, scale
+    return weights @ v
+
+
+def _attend_grad(ctx, grad, out, q, k, v, needs):
+    """The attention backward pass. With ``P`` the weights and ``o = P v`` the output:
+    ``dv = P^T g``, ``dP = g v^T``, ``dS = P * (dP - rowsum(g * o))`` (the softmax rule, with
+    ``rowsum(dP * P) = rowsum(g * o)`` computed on the small output instead of the T x T
+    weights), ``dq = scale * dS k``, ``dk = scale * dS^T q``."""
+    need_q, need_k, need_v = needs
+    weights, scale = ctx.weights, ctx.scale
+    grad_v = np.swapaxes(weights, -1, -2) @ grad if need_v else None
+    grad_q = grad_k = None
+    if need_q or need_k:
+        d_scores = grad @ np.swapaxes(v, -1, -2)
+        d_scores -= np.sum(grad * out, axis=-1, keepdims=True)
+        d_scores *= weights
+        if need_q:
+            grad_q = d_scores @ k
+            grad_q *= scale
+        if need_k:
+            grad_k = np.swapaxes(d_scores, -1, -2) @ q
+            grad_k *= scale
+    return grad_q, grad_k, grad_v
+
+
 def scaled_dot_product_attention(ctx, q, k, v, mask=None, causal=False, scale=None):
     """``softmax(q @ k^T * scale) @ v`` on arrays of shape (..., T, d).
 
@@ -98,58 +146,49 @@ def scaled_dot_product_attention(ctx, q, k, v, mask=None, causal=False, scale=No
         causal: also hide later keys (see :func:`causal_mask`).
         scale: defaults to ``1/sqrt(d)``.
     """
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
-    scores = q @ np.swapaxes(k, -1, -2)
-    scores *= scale
-    if causal:
-        np.copyto(scores, -np.inf, where=~causal_mask(q.shape[-2], k.shape[-2]))
-    if mask is not None:
-        np.copyto(scores, -np.inf, where=~mask)
-    top = scores.max(axis=-1, keepdims=True)
-    if mask is not None:
-        top[~np.isfinite(top)] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
-    scores -= top
-    weights = np.exp(scores, out=scores)
-    total = weights.sum(axis=-1, keepdims=True)
-    if mask is not None:
-        total[total == 0] = 1
-    weights /= total
-    ctx.weights, ctx.scale = weights, scale
-    return weights @ v
+    return _attend(ctx, q, k, v, mask, causal, scale)
 
 
 def scaled_dot_product_attention_grad(ctx, grad):
-    """With ``P`` the attention weights and ``S`` the scaled scores:
-    ``dv = P^T g``, ``dP = g v^T``, ``dS = P * (dP - sum(dP * P))`` (the softmax rule),
-    ``dq = dS k * scale``, ``dk = dS^T q * scale``."""
     q, k, v = ctx.inputs
-    need_q, need_k, need_v = ctx.needs
-    weights, scale = ctx.weights, ctx.scale
-    grad_v = np.swapaxes(weights, -1, -2) @ grad if need_v else None
-    grad_q = grad_k = None
-    if need_q or need_k:
-        d_weights = grad @ np.swapaxes(v, -1, -2)
-        d_scores = d_weights
-        d_scores -= np.sum(d_weights * weights, axis=-1, keepdims=True)
-        d_scores *= weights
-        d_scores *= scale
-        grad_q = d_scores @ k if need_q else None
-        grad_k = np.swapaxes(d_scores, -1, -2) @ q if need_k else None
-    return _unbroadcast(grad_q, q.shape), _unbroadcast(grad_k, k.shape), _unbroadcast(grad_v, v.shape)
+    grads = _attend_grad(ctx, grad, ctx.out, q, k, v, ctx.needs)
+    return tuple(unbroadcast(g, x.shape) if g is not None else None for g, x in zip(grads, (q, k, v)))
 
 
-def _unbroadcast(grad, shape):
-    """Sum a gradient over the leading axes along which an input was broadcast (e.g. keys
-    shared by every head)."""
-    if grad is None or grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+def _split_heads(qkv, num_heads):
+    """(B, T, 3C) packed queries, keys and values -> views q, k, v of shape (B, heads, T, C/heads)."""
+    batch, length, width = qkv.shape
+    return qkv.reshape(batch, length, 3, num_heads, width // (3 * num_heads)).transpose(2, 0, 3, 1, 4)
+
+
+def self_attention(ctx, qkv, num_heads, mask=None, causal=False):
+    """Multi-head self-attention on packed projections: ``qkv`` (B, T, 3C) holds the queries,
+    keys and values of every head (as ``Linear(C, 3C)`` makes them); returns the heads'
+    outputs joined, (B, T, C). The heads are strided views of ``qkv`` (no copies), and all
+    (batch, head) pairs go through one batched matmul."""
+    q, k, v = _split_heads(qkv, num_heads)
+    out = _attend(ctx, q, k, v, mask, causal, None)
+    ctx.heads_out = out
+    batch, length, width = qkv.shape
+    return out.transpose(0, 2, 1, 3).reshape(batch, length, width // 3)
+
+
+def self_attention_grad(ctx, grad):
+    """The gradients of q, k and v, written into one packed (B, T, 3C) array."""
+    qkv = ctx.inputs[0]
+    q, k, v = _split_heads(qkv, ctx.attrs["num_heads"])
+    batch, length, heads, head_dim = q.shape[0], q.shape[2], q.shape[1], q.shape[3]
+    grad = grad.reshape(batch, length, heads, head_dim).transpose(0, 2, 1, 3)
+    grad_qkv = np.empty_like(qkv)
+    parts = _split_heads(grad_qkv, heads)
+    for part, value in zip(parts, _attend_grad(ctx, grad, ctx.heads_out, q, k, v, (True, True, True))):
+        part[...] = value
+    return (grad_qkv,)
 
 
 OPS = {
     "embedding": (embedding, embedding_grad),
     "layer_norm": (layer_norm, layer_norm_grad),
     "scaled_dot_product_attention": (scaled_dot_product_attention, scaled_dot_product_attention_grad),
+    "self_attention": (self_attention, self_attention_grad),
 }
