@@ -86,3 +86,21 @@ def test_blas_threads():
 def test_identity():
     x = Tensor(np.ones(3))
     assert Identity()(x) is x
+
+
+def test_folding_across_a_max_pool_only_with_positive_scales(rng):
+    tt_data = pytest.importorskip("tt_data")
+    tt_core.manual_seed(0)
+    model = tt_core.Sequential(tt_data.Conv2d(2, 3, 3, padding=1, bias=False), tt_data.MaxPool2d(2),
+                               tt_data.BatchNorm2d(3), tt_core.ReLU())
+    bn = model[2]
+    bn.running_mean.data = rng.standard_normal(3).astype(np.float32)
+    bn.running_var.data = rng.uniform(0.5, 2, 3).astype(np.float32)
+    bn.weight.data = np.array([0.5, 1.2, 2.0], np.float32)
+    model.eval()
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    folded = fold_batchnorms(model)
+    assert [type(m).__name__ for m in folded] == ["Conv2d", "MaxPool2d", "Identity", "ReLU"]
+    np.testing.assert_allclose(run(folded, x), run(model, x), atol=1e-5)
+    bn.weight.data[1] = -1.0  # a negative scale does not commute with max: left alone
+    assert type(fold_batchnorms(model)[2]).__name__ == "BatchNorm2d"

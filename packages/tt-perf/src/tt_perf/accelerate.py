@@ -77,13 +77,32 @@ def fold_batchnorm(conv: Module, bn: Module) -> Module:
     return folded
 
 
+def _positive_scale(bn: Module) -> bool:
+    return bn.weight is None or bool(np.all(bn.weight.data > 0))
+
+
 def fold_batchnorms(model: Module) -> Module:
-    """A copy of ``model`` (eval mode) with every Conv2d -> BatchNorm2d pair folded into one Conv2d."""
+    """A copy of ``model`` (eval mode) with each BatchNorm2d folded into the Conv2d before it.
+
+    The BatchNorm may follow the convolution directly, or across a MaxPool2d when every
+    channel's scale is positive (then ``max(a x + c) = a max(x) + c``, so the order of the
+    two does not matter). Other BatchNorms stay.
+    """
     model = copy.deepcopy(model).eval()
-    pairs = list(_pairs(model, lambda m: _is(m, "Conv2d"), lambda m: _is(m, "BatchNorm2d")))
-    for parent, conv_name, conv, bn_name, bn in pairs:
-        replace_child(parent, conv_name, fold_batchnorm(conv, bn))
-        replace_child(parent, bn_name, Identity())
+    for _, parent in list(model.named_modules()):
+        if not isinstance(parent, tt_core.Sequential):
+            continue
+        children = list(parent._modules.items())
+        for index, (bn_name, bn) in enumerate(children):
+            if not _is(bn, "BatchNorm2d") or index == 0:
+                continue
+            conv_index = index - 1
+            if _is(children[conv_index][1], "MaxPool2d") and conv_index > 0 and _positive_scale(bn):
+                conv_index -= 1
+            conv_name, conv = children[conv_index]
+            if _is(conv, "Conv2d"):
+                replace_child(parent, conv_name, fold_batchnorm(conv, bn))
+                replace_child(parent, bn_name, Identity())
     return model
 
 
@@ -208,6 +227,7 @@ class Comparison:
     max_abs_diff: float
     tolerance: float
     note: str = ""
+    key: str = ""  # a short identifier for reports, e.g. "fused_linear_mlp"
 
     @property
     def speedup(self) -> float:
@@ -226,7 +246,7 @@ def _array(out) -> np.ndarray:
 
 
 def compare(name: str, baseline: Callable[[], object], optimized: Callable[[], object], *, tolerance: float = 1e-4,
-            warmup: int = 3, repeats: int = 20, note: str = "") -> Comparison:
+            warmup: int = 3, repeats: int = 20, note: str = "", key: str = "") -> Comparison:
     """Run both callables (no arguments) once to compare outputs, then time each.
 
     The tolerance is on the largest absolute difference between the two outputs.
@@ -238,4 +258,4 @@ def compare(name: str, baseline: Callable[[], object], optimized: Callable[[], o
         after = measure(optimized, warmup=warmup, repeats=repeats)
     finally:
         tt_core.set_grad_enabled(previous)
-    return Comparison(name, before.median_ms, after.median_ms, difference, tolerance, note)
+    return Comparison(name, before.median_ms, after.median_ms, difference, tolerance, note, key)

@@ -101,21 +101,25 @@ def acceleration_suite(mlp: Module, mlp_batch: np.ndarray, cnn: Module | None = 
     if cnn is not None:
         cnn.eval()
         results.append(compare("Conv+BatchNorm folding (CNN)", _forward(cnn, cnn_batch),
-                               _forward(fold_batchnorms(cnn), cnn_batch), tolerance=1e-3, repeats=repeats))
+                               _forward(fold_batchnorms(cnn), cnn_batch), tolerance=1e-3, repeats=repeats,
+                               key="bn_folding_cnn"))
     results.append(compare("fused Linear+activation (MLP)", _forward(mlp, mlp_batch),
-                           _forward(fuse_linear_activations(mlp), mlp_batch), tolerance=1e-4, repeats=repeats))
+                           _forward(fuse_linear_activations(mlp), mlp_batch), tolerance=1e-4, repeats=repeats,
+                           key="fused_linear_mlp"))
     wide = np.zeros((mlp_batch.shape[0], 2 * mlp_batch.shape[1]), dtype=np.float32)
     wide[:, ::2] = mlp_batch
     strided = wide[:, ::2]  # the same numbers, every other float in memory
     results.append(compare("contiguous input vs strided view (MLP)", _forward(mlp, strided),
                            _forward(mlp, np.ascontiguousarray(strided)), tolerance=1e-5, repeats=repeats,
-                           note="baseline: input a strided view; optimised: the same input made C-contiguous"))
+                           note="baseline: input a strided view; optimised: the same input made C-contiguous",
+                           key="contiguous_input_mlp"))
     models = [("MLP", mlp, mlp_batch)] + ([("CNN", cnn, cnn_batch)] if cnn is not None else [])
     for name, model, batch in models:
         wide_model = to_dtype(model, np.float64)
         results.append(compare(f"float32 vs float64 ({name})", _forward(wide_model, batch.astype(np.float64)),
                                _forward(model, batch), tolerance=1e-3, repeats=repeats,
-                               note="baseline: float64 weights and input; optimised: float32"))
+                               note="baseline: float64 weights and input; optimised: float32",
+                               key=f"float32_{name.lower()}"))
     if threadpoolctl_available():
         for name, model, batch in models:
             def with_threads(count, model=model, batch=batch):
@@ -126,5 +130,6 @@ def acceleration_suite(mlp: Module, mlp_batch: np.ndarray, cnn: Module | None = 
 
             results.append(compare(f"2 BLAS threads vs 1 ({name})", with_threads(1), with_threads(2),
                                    tolerance=1e-4, repeats=repeats,
-                                   note="baseline: 1 thread; optimised: 2 threads (the machine is shared)"))
+                                   note="baseline: 1 thread; optimised: 2 threads (the machine is shared)",
+                                   key=f"threads_{name.lower()}"))
     return [r.to_dict() for r in results]

@@ -37,7 +37,7 @@ import numpy as np
 import tt_core
 from tt_core import Module, Tensor
 
-from .profiler import profile, state_bytes
+from .profiler import profile, save_png, state_bytes
 from .timing import measure
 
 
@@ -214,7 +214,7 @@ class Scorecard:
         table.add_row(ALL_AROUND, *(f"{self.ratios[e][ALL_AROUND]:.2f}x" for e in self.values))
         return table
 
-    def plot(self, path: str | Path) -> Path:
+    def figure(self):
         """Grouped bars: each submission's improvement ratio per event (log scale, 1 = baseline)."""
         import matplotlib
 
@@ -236,11 +236,11 @@ class Scorecard:
         ax.set_title("Torch Olympics")
         ax.legend()
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return fig
+
+    def plot(self, path: str | Path) -> Path:
+        """Save :meth:`figure` as a PNG."""
+        return save_png(self.figure(), path)
 
 
 def _machine() -> dict:

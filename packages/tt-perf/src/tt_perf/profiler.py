@@ -132,8 +132,9 @@ class Profile:
 
         (console or Console()).print(self.table())
 
-    def plot(self, path: str | Path, title: str | None = None) -> Path:
-        """A PNG with three horizontal bar charts: parameters, FLOPs and self time per layer."""
+    def figure(self, title: str | None = None):
+        """A matplotlib figure with three horizontal bar charts: parameters, FLOPs and self
+        time per layer."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -157,11 +158,22 @@ class Profile:
         fig.suptitle(title or f"{self.model}: {self.total_params:,} parameters, {_si(self.total_flops)}FLOPs, "
                      f"{self.latency.median_ms:.2f} ms")
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return fig
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Save :meth:`figure` as a PNG."""
+        return save_png(self.figure(title), path)
+
+
+def save_png(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure to ``path`` (folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _si(value: float) -> str:

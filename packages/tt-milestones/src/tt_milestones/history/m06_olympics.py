@@ -21,39 +21,39 @@ machine, in one process:
 The machine this runs on may be shared: BLAS runs single-threaded (when threadpoolctl is
 installed), and the generation ratios compare CPU times (see ``tt_perf.timing``).
 
-The trained models of milestones 03 and 04 are used when their runs left them (``model.npz``
-beside their ``report.json``, loadable into this milestone's architecture); otherwise this
-run trains them itself (the CNN with a short budget, said so in the report). ``--quick`` uses
-the 8x8 TinyDigits for both and a small GPT: seconds, for CI.
+The networks are those of milestones 03 (MNIST MLP 784-512-512-10) and 04 (the CIFAR-10
+CNN), built by those milestones' own functions. Their trained weights are used when their
+runs left them (``runs/03-mlp/model.npz``, ``runs/04-cnn/model.npz``: a state dict); otherwise
+this run trains them itself, the CNN with a short budget (the report says which).
+``--quick`` uses the 8x8 TinyDigits for both and a small GPT: seconds, for CI.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-from tt_core import Sequential, Tensor, load, save
+from tt_core import Sequential, load, save
 
 from ..api import RunContext
-
-MNIST_HIDDEN = (256, 128)
-
+from . import m03_mlp, m04_cnn
 
 # ----------------------------------------------------------------------------------------
 # Settings
 # ----------------------------------------------------------------------------------------
 
 QUICK = dict(
-    task="tinydigits", mlp_hidden=(256, 256), mlp_epochs=40, cnn_channels=(32, 64), cnn_epochs=20, batch_size=32,
-    lr=2e-3, sparsity=0.85, finetune_steps=1200, prune_every=20, finetune_lr=5e-4, student_hidden=(32,),
+    task="tinydigits", mlp_hidden=(256, 256), mlp_dropout=0.0, mlp_epochs=15, mlp_lr=2e-3, cnn_widths=(48, 96),
+    cnn_epochs=8, cnn_lr=3e-3, batch_size=32, sparsity=0.85, finetune_steps={"mlp": 500, "cnn": 800},
+    prune_every=10, finetune_lr=5e-4, student_hidden=(32,), student_epochs=15,
     gpt=dict(vocab_size=65, block_size=160, num_layers=2, num_heads=4, embed_dim=64), prompt=32,
-    lengths=(32, 64, 128), batch_prompts=16, batch_new_tokens=64, kv_target=4.0, repeats=3,
+    lengths=(32, 64, 128), batch_prompts=16, batch_new_tokens=128, kv_target=4.0, repeats=1,
 )
 FULL = dict(
-    task="mnist", mlp_hidden=MNIST_HIDDEN, mlp_epochs=5, cnn_channels=(32, 64, 128), cnn_epochs=3, batch_size=128,
-    lr=1e-3, sparsity=0.9, finetune_steps=3000, prune_every=50, finetune_lr=3e-4, student_hidden=(64,),
-    gpt=dict(vocab_size=65, block_size=576, num_layers=4, num_heads=4, embed_dim=128), prompt=64,
+    task="mnist", mlp_hidden=m03_mlp.MNIST.hidden, mlp_dropout=m03_mlp.MNIST.dropout, mlp_epochs=5,
+    mlp_lr=m03_mlp.MNIST.lr, cnn_widths=(16, 32, 64, 128), cnn_epochs=2, cnn_lr=2e-3, batch_size=128,
+    sparsity=0.9, finetune_steps={"mlp": 3000, "cnn": 600}, prune_every=50, finetune_lr=3e-4, student_hidden=(64,),
+    student_epochs=3, gpt=dict(vocab_size=65, block_size=576, num_layers=4, num_heads=4, embed_dim=128), prompt=64,
     lengths=(64, 128, 256, 512), batch_prompts=16, batch_new_tokens=256, kv_target=12.0, repeats=2,
 )
 
@@ -64,8 +64,8 @@ FULL = dict(
 
 
 def load_task(ctx: RunContext, name: str):
-    """(train_x, train_y, test_x, test_y) as float32 NCHW images scaled to [0, 1] (CIFAR-10
-    normalised per channel) and int64 labels."""
+    """(train_x, train_y, test_x, test_y): float32 NCHW images in [0, 1] (as milestones 03
+    and 04 feed them; CIFAR-10 also normalised per channel) and int64 labels."""
     source = ctx.component("dataset", name)
     arrays = [source.load_arrays(split) for split in ("train", "test")]
     peak = 16.0 if name == "tinydigits" else 255.0
@@ -77,41 +77,33 @@ def load_task(ctx: RunContext, name: str):
     return train_x, train_y, test_x, test_y
 
 
-def build_mlp(ctx: RunContext, inputs: int, hidden, classes: int = 10) -> Sequential:
-    """Flattened pixels -> hidden ReLU layers -> class scores (milestone 03's MLP)."""
-    Linear, ReLU = ctx.component("layer", "Linear"), ctx.component("activation", "ReLU")
-    layers, width = [], inputs
-    for size in hidden:
-        layers += [Linear(width, size), ReLU()]
-        width = size
-    return Sequential(*layers, Linear(width, classes))
+def flat(images: np.ndarray) -> np.ndarray:
+    """Images as rows of pixels, the MLP's input."""
+    return images.reshape(len(images), -1)
 
 
-def build_cnn(ctx: RunContext, in_channels: int, image: int, channels, classes: int = 10) -> Sequential:
-    """Blocks of Conv 3x3 -> BatchNorm -> ReLU -> MaxPool 2, then a Linear classifier."""
-    layer = ctx.registry.namespace("layer")
-    ReLU = ctx.component("activation", "ReLU")
-    layers, width, size = [], in_channels, image
-    for out in channels:
-        layers += [layer.Conv2d(width, out, 3, padding=1, bias=False), layer.BatchNorm2d(out), ReLU(),
-                   layer.MaxPool2d(2)]
-        width, size = out, size // 2
-    return Sequential(*layers, layer.Flatten(), layer.Linear(width * size * size, classes))
+def layers(ctx: RunContext) -> SimpleNamespace:
+    """The chosen providers of the layers, by PyTorch's names (for milestone 04's builder)."""
+    return SimpleNamespace(**ctx.registry.namespace("layer").__dict__, ReLU=ctx.component("activation", "ReLU"),
+                           Sequential=Sequential)
 
 
-class Flat:
-    """Feeds an MLP the images flattened, so every model here takes the same NCHW arrays."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        self.x = x.reshape(len(x), -1)
+def build_small_cnn(ctx: RunContext, widths, classes: int = 10) -> Sequential:
+    """For the 8x8 digits (``--quick``): Conv 3x3 -> BatchNorm -> ReLU -> MaxPool 2 per width."""
+    nn = layers(ctx)
+    blocks, width = [], 1
+    for out in widths:
+        blocks += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+        width = out
+    side = 8 // 2 ** len(widths)
+    return Sequential(*blocks, nn.Flatten(), nn.Linear(width * side * side, classes))
 
 
 def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int, lr: float, label: str) -> None:
-    """Adam on the cross-entropy loss, with a progress bar per run."""
-    batches = ctx.component("function", "batches")
+    """Adam on the cross-entropy loss, with a progress bar."""
+    loader = ctx.component("function", "batches")(train_x, train_y, batch_size, shuffle=True)
     loss_fn = ctx.component("loss", "CrossEntropyLoss")()
     optimizer = ctx.component("optimizer", "Adam")(model.parameters(), lr=lr)
-    loader = batches(train_x, train_y, batch_size, shuffle=True)
     model.train()
     with ctx.progress(epochs * len(loader), f"training {label}") as advance:
         for _ in range(epochs):
@@ -125,20 +117,46 @@ def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int
 
 
 def earlier_model(ctx: RunContext, run_folder: str, model):
-    """``model`` loaded with the weights an earlier milestone's run saved, or None."""
+    """``model`` with the weights an earlier milestone's run saved (``<runs>/<folder>/model.npz``), or None."""
     from tt_core.errors import CheckpointError
 
     path = ctx.out.parent / run_folder / "model.npz"
     if not path.is_file():
         return None
     try:
-        state = load(path)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        model.load_state_dict(load(path))
     except (CheckpointError, AttributeError, TypeError) as error:
         ctx.log(f"[yellow]{path} does not fit this milestone's model ({error}); training one here[/]")
         return None
-    ctx.log(f"using the trained model of {run_folder} from {path}")
+    ctx.log(f"using the trained model of milestone {run_folder} from {path}")
     return model.eval()
+
+
+def trained_mlp(ctx: RunContext, settings: dict, train_x, train_y):
+    mlp = m03_mlp.build_mlp(ctx, flat(train_x).shape[1], settings["mlp_hidden"], settings["mlp_dropout"], 10)
+    if ctx.quick or earlier_model(ctx, "03-mlp", mlp) is None:
+        train(ctx, mlp, flat(train_x), train_y, settings["mlp_epochs"], settings["batch_size"], settings["mlp_lr"],
+              f"the {settings['task']} MLP")
+        ctx.record("mlp_source", f"trained here, {settings['mlp_epochs']} epochs")
+    else:
+        ctx.record("mlp_source", "milestone 03's run")
+    return mlp
+
+
+def trained_cnn(ctx: RunContext, settings: dict, data):
+    if ctx.quick:
+        cnn = build_small_cnn(ctx, settings["cnn_widths"])
+    else:
+        cnn = m04_cnn.cifar_net(layers(ctx))
+        if earlier_model(ctx, "04-cnn", cnn) is not None:
+            ctx.record("cnn_source", "milestone 04's run")
+            return cnn
+        ctx.log(f"[yellow]no trained model from milestone 04: training its network with widths "
+                f"{settings['cnn_widths']} for {settings['cnn_epochs']} epochs here[/]")
+        cnn = m04_cnn.cifar_net(layers(ctx), widths=settings["cnn_widths"])
+    train(ctx, cnn, data[0], data[1], settings["cnn_epochs"], settings["batch_size"], settings["cnn_lr"], "the CNN")
+    ctx.record("cnn_source", f"trained here, widths {settings['cnn_widths']}, {settings['cnn_epochs']} epochs")
+    return cnn
 
 
 # ----------------------------------------------------------------------------------------
@@ -165,11 +183,12 @@ def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: b
 
     train_x, train_y, test_x, test_y = data
     if flatten:
-        train_x, test_x = Flat(train_x).x, Flat(test_x).x
-    with ctx.progress(settings["finetune_steps"], f"pruning {name} while fine-tuning") as advance:
+        train_x, test_x = flat(train_x), flat(test_x)
+    steps = settings["finetune_steps"][name]
+    with ctx.progress(steps, f"pruning the {name} while fine-tuning") as advance:
         compressed, report = compress_classifier(
             model, train_x, train_y, test_x, test_y, ctx.out / "models", name=name,
-            sparsity=settings["sparsity"], finetune_steps=settings["finetune_steps"],
+            sparsity=settings["sparsity"], finetune_steps=steps,
             batch_size=settings["batch_size"], lr=settings["finetune_lr"], prune_every=settings["prune_every"],
             on_step=lambda step, sparsity, loss: advance(sparsity=sparsity, loss=loss),
         )
@@ -183,17 +202,17 @@ def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: b
     return compressed, report
 
 
-def distilled_student(ctx: RunContext, teacher, data, settings: dict, inputs: int):
+def distilled_student(ctx: RunContext, teacher, data, settings: dict):
     """A small MLP trained to match the teacher's softened outputs, then quantized to int8."""
     from tt_perf.compress import accuracy
     from tt_perf.distill import distill
 
     train_x, train_y, test_x, test_y = data
-    train_x, test_x = Flat(train_x).x, Flat(test_x).x
-    student = build_mlp(ctx, inputs, settings["student_hidden"])
+    train_x, test_x = flat(train_x), flat(test_x)
+    student = m03_mlp.build_mlp(ctx, train_x.shape[1], settings["student_hidden"], 0.0, 10)
     batches = ctx.component("function", "batches")(train_x, train_y, settings["batch_size"], shuffle=True)
-    optimizer = ctx.component("optimizer", "Adam")(student.parameters(), lr=settings["lr"])
-    epochs = settings["mlp_epochs"]
+    optimizer = ctx.component("optimizer", "Adam")(student.parameters(), lr=settings["mlp_lr"])
+    epochs = settings["student_epochs"]
     with ctx.progress(epochs, "distilling a student") as advance:
         distill(student, teacher, batches, optimizer, epochs=epochs, temperature=4.0, alpha=0.7,
                 on_epoch=lambda epoch, loss: advance(loss=loss))
@@ -260,8 +279,7 @@ def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
     for result in results:
         ctx.log(f"  {result['name']}: {result['baseline_ms']:.3f} -> {result['optimized_ms']:.3f} ms "
                 f"({result['speedup']:.2f}x), max |difference| {result['max_abs_diff']:.2e}")
-        slug = result["name"].split(" (")[0].replace(" ", "_").replace("+", "_") + "_" + result["name"][-4:-1]
-        ctx.check(f"accel_{slug}_max_abs_diff", result["max_abs_diff"], "<=", result["tolerance"])
+        ctx.check(f"{result['key']}_max_abs_diff", result["max_abs_diff"], "<=", result["tolerance"])
     fig, ax = ctx.figure(figsize=(7, 4))
     ax.barh([r["name"] for r in results], [r["speedup"] for r in results], color="tab:green")
     ax.axvline(1.0, color="black", lw=0.8)
@@ -269,13 +287,13 @@ def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
     ctx.save_figure(fig, "acceleration.png")
 
 
-def olympics(ctx: RunContext, baseline, compressed, student, data, flatten_batch) -> None:
+def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
     from tt_perf.olympics import Arena, Submission
     from tt_perf.storage import save_compressed
 
     run_olympics = ctx.component("perf", "olympics")
     _, _, test_x, test_y = data
-    test_x = Flat(test_x).x
+    test_x = flat(test_x)
     arena = Arena(batch=test_x[:64], out=ctx.out / "olympics", test_x=test_x, test_y=test_y,
                   repeats=10 if ctx.quick else 30)
     card = run_olympics(
@@ -310,32 +328,16 @@ def run(ctx: RunContext) -> None:
 
 def run_events(ctx: RunContext, settings: dict) -> None:
     data = load_task(ctx, settings["task"])
-    train_x, train_y, test_x, test_y = data
-    channels, image = train_x.shape[1], train_x.shape[2]
-    inputs = channels * image * image
+    cnn_data = data if ctx.quick else load_task(ctx, "cifar10")
+    mlp = trained_mlp(ctx, settings, data[0], data[1])
+    cnn = trained_cnn(ctx, settings, cnn_data)
+    mlp_batch, cnn_batch = flat(data[2][:64]), cnn_data[2][:64]
 
-    mlp = build_mlp(ctx, inputs, settings["mlp_hidden"])
-    folder = "03-mlp" if settings["task"] == "mnist" else None
-    if folder is None or earlier_model(ctx, folder, mlp) is None:
-        train(ctx, mlp, Flat(train_x).x, train_y, settings["mlp_epochs"], settings["batch_size"], settings["lr"],
-              f"the {settings['task']} MLP")
-
-    if ctx.quick:
-        cnn_data = data
-    else:
-        cnn_data = load_task(ctx, "cifar10")
-    cnn = build_cnn(ctx, cnn_data[0].shape[1], cnn_data[0].shape[2], settings["cnn_channels"])
-    if ctx.quick or earlier_model(ctx, "04-cnn", cnn) is None:
-        train(ctx, cnn, cnn_data[0], cnn_data[1], settings["cnn_epochs"], settings["batch_size"], settings["lr"],
-              "the CNN")
-        ctx.record("cnn_source", f"trained here for {settings['cnn_epochs']} epochs")
-
-    profile_models(ctx, {"mlp": (mlp, Flat(test_x[:64]).x), "cnn": (cnn, cnn_data[2][:64])})
+    profile_models(ctx, {"mlp": (mlp, mlp_batch), "cnn": (cnn, cnn_batch)})
     compressed_mlp, _ = compress(ctx, "mlp", mlp, data, settings, flatten=True)
     compress(ctx, "cnn", cnn, cnn_data, settings, flatten=False)
-    student, _ = distilled_student(ctx, mlp, data, settings, inputs)
+    student, _ = distilled_student(ctx, mlp, data, settings)
     gpt, prompt = kv_cache(ctx, settings)
     profile_models(ctx, {"gpt": (gpt, prompt[None, :])})
-    acceleration(ctx, mlp, Flat(test_x[:64]).x, cnn, cnn_data[2][:64])
-    olympics(ctx, mlp, compressed_mlp, student, data, Flat)
-    (ctx.out / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2, default=float))
+    acceleration(ctx, mlp, mlp_batch, cnn, cnn_batch)
+    olympics(ctx, mlp, compressed_mlp, student, data)
