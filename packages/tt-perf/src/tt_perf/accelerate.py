@@ -246,16 +246,22 @@ def _array(out) -> np.ndarray:
 
 
 def compare(name: str, baseline: Callable[[], object], optimized: Callable[[], object], *, tolerance: float = 1e-4,
-            warmup: int = 3, repeats: int = 20, note: str = "", key: str = "") -> Comparison:
-    """Run both callables (no arguments) once to compare outputs, then time each.
+            warmup: int = 3, repeats: int = 20, note: str = "", key: str = "", clock: str = "cpu") -> Comparison:
+    """Run both callables (no arguments) once to compare outputs, then time them in turns.
 
-    The tolerance is on the largest absolute difference between the two outputs.
+    The two are timed alternately (baseline, optimised, baseline, ...), so that a burst of
+    load from other processes hits both alike; the medians are compared. ``clock="cpu"``
+    (process CPU time) is the steadier measure on a shared machine; a comparison of thread
+    counts needs ``clock="wall"``. The tolerance is on the largest absolute difference.
     """
     previous = tt_core.set_grad_enabled(False)
     try:
         difference = float(np.max(np.abs(_array(baseline()) - _array(optimized()))))
-        before = measure(baseline, warmup=warmup, repeats=repeats)
-        after = measure(optimized, warmup=warmup, repeats=repeats)
+        for _ in range(warmup):
+            baseline(), optimized()
+        rounds = [(measure(baseline, warmup=0, repeats=1, clock=clock).median,
+                   measure(optimized, warmup=0, repeats=1, clock=clock).median) for _ in range(repeats)]
     finally:
         tt_core.set_grad_enabled(previous)
-    return Comparison(name, before.median_ms, after.median_ms, difference, tolerance, note, key)
+    before, after = (1e3 * float(np.median(times)) for times in zip(*rounds))
+    return Comparison(name, before, after, difference, tolerance, note, key)

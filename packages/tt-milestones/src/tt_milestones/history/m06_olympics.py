@@ -30,6 +30,7 @@ this run trains them itself, the CNN with a short budget (the report says which)
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -116,30 +117,38 @@ def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int
     model.eval()
 
 
-def earlier_model(ctx: RunContext, run_folder: str, model):
-    """``model`` with the weights an earlier milestone's run saved (``<runs>/<folder>/model.npz``), or None."""
+def earlier_model(ctx: RunContext, path: Path, model, source: str):
+    """``model`` with the weights saved at ``path`` (a state dict), or None when there are none that fit."""
     from tt_core.errors import CheckpointError
 
-    path = ctx.out.parent / run_folder / "model.npz"
     if not path.is_file():
         return None
     try:
         model.load_state_dict(load(path))
     except (CheckpointError, AttributeError, TypeError) as error:
-        ctx.log(f"[yellow]{path} does not fit this milestone's model ({error}); training one here[/]")
+        ctx.log(f"[yellow]{path} does not fit this model: {error}[/]")
         return None
-    ctx.log(f"using the trained model of milestone {run_folder} from {path}")
+    ctx.log(f"using the trained model of {source} from {path}")
     return model.eval()
+
+
+def reuse(ctx: RunContext, name: str, model, milestone_folder: str):
+    """The trained weights of the earlier milestone's run, else those this milestone saved in an
+    earlier run into the same folder (``models/<name>-float32.npz``), else None."""
+    for path, source in ((ctx.out.parent / milestone_folder / "model.npz", f"milestone {milestone_folder}"),
+                         (ctx.out / "models" / f"{name}-float32.npz", "an earlier run of this milestone")):
+        if earlier_model(ctx, path, model, source) is not None:
+            ctx.record(f"{name}_source", f"{source} ({path})")
+            return model
+    return None
 
 
 def trained_mlp(ctx: RunContext, settings: dict, train_x, train_y):
     mlp = m03_mlp.build_mlp(ctx, flat(train_x).shape[1], settings["mlp_hidden"], settings["mlp_dropout"], 10)
-    if ctx.quick or earlier_model(ctx, "03-mlp", mlp) is None:
+    if ctx.quick or reuse(ctx, "mlp", mlp, "03-mlp") is None:
         train(ctx, mlp, flat(train_x), train_y, settings["mlp_epochs"], settings["batch_size"], settings["mlp_lr"],
               f"the {settings['task']} MLP")
         ctx.record("mlp_source", f"trained here, {settings['mlp_epochs']} epochs")
-    else:
-        ctx.record("mlp_source", "milestone 03's run")
     return mlp
 
 
@@ -147,13 +156,12 @@ def trained_cnn(ctx: RunContext, settings: dict, data):
     if ctx.quick:
         cnn = build_small_cnn(ctx, settings["cnn_widths"])
     else:
-        cnn = m04_cnn.cifar_net(layers(ctx))
-        if earlier_model(ctx, "04-cnn", cnn) is not None:
-            ctx.record("cnn_source", "milestone 04's run")
-            return cnn
+        for widths in (m04_cnn.CIFAR_WIDTHS, settings["cnn_widths"]):  # milestone 04's network, or a narrower one
+            cnn = m04_cnn.cifar_net(layers(ctx), widths=widths)
+            if reuse(ctx, "cnn", cnn, "04-cnn") is not None:
+                return cnn
         ctx.log(f"[yellow]no trained model from milestone 04: training its network with widths "
                 f"{settings['cnn_widths']} for {settings['cnn_epochs']} epochs here[/]")
-        cnn = m04_cnn.cifar_net(layers(ctx), widths=settings["cnn_widths"])
     train(ctx, cnn, data[0], data[1], settings["cnn_epochs"], settings["batch_size"], settings["cnn_lr"], "the CNN")
     ctx.record("cnn_source", f"trained here, widths {settings['cnn_widths']}, {settings['cnn_epochs']} epochs")
     return cnn

@@ -1,0 +1,116 @@
+"""Inference-time optimisations of tt-perf, one at a time, each with its speed-up and an output
+check, on milestone 03's MNIST MLP and milestone 04's CIFAR-10 CNN (random weights, BatchNorm
+statistics set to non-trivial values), plus the same forward passes in PyTorch for scale.
+
+Optimisations (``tt_perf.experiments.acceleration_suite``): Conv+BatchNorm folding, fused
+Linear+activation, contiguous input vs a strided view, float32 vs float64, 2 BLAS threads vs 1
+(threadpoolctl). Times are medians of ``--repeats`` alternating rounds, in CPU time (steadier on
+a shared machine) except the thread comparison (wall time); the torch comparison is wall time.
+
+    python benchmarks/perf_acceleration.py [--threads 1] [--batch 64] [--repeats 30] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (except the thread test)")
+    parser.add_argument("--batch", type=int, default=64, help="samples per forward pass")
+    parser.add_argument("--repeats", type=int, default=30, help="timed forward passes per variant")
+    parser.add_argument("--json", help="also write the results here")
+    return parser.parse_args()
+
+
+ARGS = parse()
+
+import json  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tt_core  # noqa: E402
+import tt_data  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from tt_milestones.history.m04_cnn import cifar_net  # noqa: E402
+from tt_perf.accelerate import blas_threads  # noqa: E402
+from tt_perf.experiments import acceleration_suite  # noqa: E402
+from tt_perf.timing import measure  # noqa: E402
+
+TT_NN = SimpleNamespace(Sequential=tt_core.Sequential, Conv2d=tt_data.Conv2d, MaxPool2d=tt_data.MaxPool2d,
+                        BatchNorm2d=tt_data.BatchNorm2d, ReLU=tt_core.ReLU, Flatten=tt_data.Flatten,
+                        Linear=tt_core.Linear)
+
+
+def models(rng):
+    tt_core.manual_seed(0)
+    mlp = tt_core.Sequential(tt_core.Linear(784, 512), tt_core.ReLU(), tt_core.Dropout(0.2), tt_core.Linear(512, 512),
+                             tt_core.ReLU(), tt_core.Dropout(0.2), tt_core.Linear(512, 10)).eval()
+    cnn = cifar_net(TT_NN).eval()
+    for module in cnn.modules():
+        if isinstance(module, tt_data.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.data = rng.normal(0, 0.5, n).astype(np.float32)
+            module.running_var.data = rng.uniform(0.5, 2.0, n).astype(np.float32)
+            module.weight.data = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    return mlp, cnn
+
+
+def torch_ratios(mlp, cnn, mlp_batch, cnn_batch) -> dict:
+    """tt forward time / torch forward time for the same networks and weights."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(ARGS.threads)
+    nn = torch.nn
+    t_mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Dropout(0.2), nn.Linear(512, 10)).eval()
+    t_cnn = cifar_net(SimpleNamespace(**{k: getattr(nn, k) for k in vars(TT_NN)})).eval()
+    for ours, theirs in ((mlp, t_mlp), (cnn, t_cnn)):
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in ours.state_dict().items()}
+        theirs.load_state_dict(state, strict=False)
+    out = {}
+    with torch.no_grad():
+        for name, ours, theirs, batch in (("MLP", mlp, t_mlp, mlp_batch), ("CNN", cnn, t_cnn, cnn_batch)):
+            tb = torch.from_numpy(batch)
+            diff = float(np.abs(theirs(tb).numpy() - ours(tt_core.Tensor(batch)).data).max())
+            tt_ms = measure(lambda: ours(tt_core.Tensor(batch)), repeats=ARGS.repeats).median_ms
+            torch_ms = measure(lambda: theirs(tb), repeats=ARGS.repeats).median_ms
+            out[name] = {"tt_ms": tt_ms, "torch_ms": torch_ms, "tt_over_torch": tt_ms / torch_ms, "max_abs_diff": diff}
+    return out
+
+
+def main() -> None:
+    console = Console()
+    rng = np.random.default_rng(0)
+    mlp, cnn = models(rng)
+    mlp_batch = rng.random((ARGS.batch, 784), dtype=np.float32)
+    cnn_batch = rng.standard_normal((ARGS.batch, 3, 32, 32)).astype(np.float32)
+    previous = tt_core.set_grad_enabled(False)
+    with blas_threads(ARGS.threads):
+        results = acceleration_suite(mlp, mlp_batch, cnn, cnn_batch, repeats=ARGS.repeats)
+        versus_torch = torch_ratios(mlp, cnn, mlp_batch, cnn_batch)
+    tt_core.set_grad_enabled(previous)
+    table = Table(title=f"tt-perf acceleration, batch {ARGS.batch}, {ARGS.threads} thread(s) unless stated")
+    for column in ("optimisation", "before ms", "after ms", "speed-up", "max |diff|", "ok"):
+        table.add_column(column, justify="left" if column == "optimisation" else "right")
+    for r in results:
+        table.add_row(r["name"], f"{r['baseline_ms']:.3f}", f"{r['optimized_ms']:.3f}", f"{r['speedup']:.2f}x",
+                      f"{r['max_abs_diff']:.1e}", "yes" if r["equal"] else "NO")
+    console.print(table)
+    for name, r in versus_torch.items():
+        console.print(f"{name} forward: tt {r['tt_ms']:.3f} ms, torch {r['torch_ms']:.3f} ms, "
+                      f"tt/torch = {r['tt_over_torch']:.2f} (max |diff| {r['max_abs_diff']:.1e})")
+    if ARGS.json:
+        with open(ARGS.json, "w") as f:
+            json.dump({"batch": ARGS.batch, "threads": ARGS.threads, "results": results, "vs_torch": versus_torch},
+                      f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
