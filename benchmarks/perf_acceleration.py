@@ -13,7 +13,6 @@ a shared machine) except the thread comparison (wall time); the torch comparison
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def parse() -> argparse.Namespace:
@@ -27,19 +26,19 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 
-import json  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
+import json
+from functools import partial
+from types import SimpleNamespace
 
-import numpy as np  # noqa: E402
-import tt_core  # noqa: E402
-import tt_data  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from tt_milestones.history.m04_cnn import cifar_net  # noqa: E402
-from tt_perf.accelerate import blas_threads  # noqa: E402
-from tt_perf.experiments import acceleration_suite  # noqa: E402
-from tt_perf.timing import measure  # noqa: E402
+import numpy as np
+import tt_core
+import tt_data
+from rich.console import Console
+from rich.table import Table
+from tt_milestones.history.m04_cnn import cifar_net
+from tt_perf.accelerate import blas_threads
+from tt_perf.experiments import acceleration_suite
+from tt_perf.timing import measure
 
 TT_NN = SimpleNamespace(Sequential=tt_core.Sequential, Conv2d=tt_data.Conv2d, MaxPool2d=tt_data.MaxPool2d,
                         BatchNorm2d=tt_data.BatchNorm2d, ReLU=tt_core.ReLU, Flatten=tt_data.Flatten,
@@ -79,8 +78,8 @@ def torch_ratios(mlp, cnn, mlp_batch, cnn_batch) -> dict:
         for name, ours, theirs, batch in (("MLP", mlp, t_mlp, mlp_batch), ("CNN", cnn, t_cnn, cnn_batch)):
             tb = torch.from_numpy(batch)
             diff = float(np.abs(theirs(tb).numpy() - ours(tt_core.Tensor(batch)).data).max())
-            tt_ms = measure(lambda: ours(tt_core.Tensor(batch)), repeats=ARGS.repeats).median_ms
-            torch_ms = measure(lambda: theirs(tb), repeats=ARGS.repeats).median_ms
+            tt_ms = measure(partial(ours, tt_core.Tensor(batch)), repeats=ARGS.repeats).median_ms
+            torch_ms = measure(partial(theirs, tb), repeats=ARGS.repeats).median_ms
             out[name] = {"tt_ms": tt_ms, "torch_ms": torch_ms, "tt_over_torch": tt_ms / torch_ms, "max_abs_diff": diff}
     return out
 

@@ -46,17 +46,17 @@ ARGS = parse()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import json  # noqa: E402
-import time  # noqa: E402
+import json
+import time
+from functools import partial
 
-import numpy as np  # noqa: E402
-import tt_core  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from tt_language import GPT, generate  # noqa: E402
-
-from tt_perf import CachedDecoder  # noqa: E402
-from tt_perf.experiments import batched_throughput, kv_cache_speedups  # noqa: E402
+import numpy as np
+import tt_core
+from rich.console import Console
+from rich.table import Table
+from tt_language import GPT, generate
+from tt_perf import CachedDecoder
+from tt_perf.experiments import batched_throughput, kv_cache_speedups
 
 try:
     import torch
@@ -133,7 +133,7 @@ def main() -> None:
     decoder = CachedDecoder(model)
     for row in rows:
         if torch is not None:
-            seconds, tokens = cpu_seconds(lambda: torch_generate(decoder, prompt, row["tokens"]), ARGS.repeats)
+            seconds, tokens = cpu_seconds(partial(torch_generate, decoder, prompt, row["tokens"]), ARGS.repeats)
             cached = decoder.generate(prompt, row["tokens"])
             row |= {"torch_cached_s": seconds, "tt_over_torch": row["cached_s"] / seconds,
                     "torch_tokens_identical": bool(np.array_equal(tokens, cached))}

@@ -2,9 +2,17 @@ import numpy as np
 import pytest
 import tt_core
 from tt_core import Tensor
-
-from tt_perf.accelerate import (FusedLinear, Identity, blas_threads, compare, fold_batchnorms, fuse_linear_activations,
-                                make_contiguous, threadpoolctl_available, to_dtype)
+from tt_perf.accelerate import (
+    FusedLinear,
+    Identity,
+    blas_threads,
+    compare,
+    fold_batchnorms,
+    fuse_linear_activations,
+    make_contiguous,
+    threadpoolctl_available,
+    to_dtype,
+)
 
 
 def run(model, x):
@@ -73,9 +81,8 @@ def test_compare_reports_speed_and_equality(mlp, rng):
 
 def test_blas_threads():
     if not threadpoolctl_available():
-        with pytest.raises(tt_core.TinyTorchError, match="threadpoolctl"):
-            with blas_threads(1):
-                pass
+        with pytest.raises(tt_core.TinyTorchError, match="threadpoolctl"), blas_threads(1):
+            pass
         return
     from threadpoolctl import threadpool_info
 

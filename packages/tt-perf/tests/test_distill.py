@@ -4,10 +4,9 @@ import tt_core
 from tt_core import Tensor
 
 pytest.importorskip("tt_learn")
-from tt_learn.optim import Adam  # noqa: E402
-from tt_learn.train import batches  # noqa: E402
-
-from tt_perf.distill import distill, distillation_loss  # noqa: E402
+from tt_learn.optim import Adam
+from tt_learn.train import batches
+from tt_perf.distill import distill, distillation_loss
 
 
 def softmax(z):

@@ -4,8 +4,8 @@ import tt_core
 
 tt_language = pytest.importorskip("tt_language")
 
-from tt_perf import CachedDecoder, kv_generate  # noqa: E402
-from tt_perf.kv_cache import one_at_a_time  # noqa: E402
+from tt_perf import CachedDecoder, kv_generate
+from tt_perf.kv_cache import one_at_a_time
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_batched_prompts_of_different_lengths_equal_one_at_a_time(decoder):
 
 def test_sampling_is_reproducible_with_and_without_cache(decoder):
     prompt = np.arange(5)
-    options = dict(temperature=0.9, top_k=10, seed=4)
+    options = {"temperature": 0.9, "top_k": 10, "seed": 4}
     np.testing.assert_array_equal(decoder.generate(prompt, 30, **options),
                                   decoder.generate(prompt, 30, use_cache=False, **options))
 

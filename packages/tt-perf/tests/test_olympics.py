@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tt_core
 from tt_core.plugins import Component
-
 from tt_perf import quantize_int8
 from tt_perf.olympics import ALL_AROUND, Arena, Scorecard, Submission, run_olympics
 

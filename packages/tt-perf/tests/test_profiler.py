@@ -1,8 +1,6 @@
 import numpy as np
-import pytest
 import tt_core
 from tt_core import Module, Tensor
-
 from tt_perf import profile
 from tt_perf.flops import attention_flops, conv2d_flops
 

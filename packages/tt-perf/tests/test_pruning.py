@@ -1,8 +1,9 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import tt_core
 from tt_core import Tensor
-
 from tt_perf import Pruner, SparsitySchedule, prune, shrink
 
 
@@ -70,8 +71,8 @@ def test_schedule_is_cubic_and_clamped():
     assert schedule(0) == schedule(10) == 0.0
     assert schedule(60) == pytest.approx(0.8 * (1 - 0.5**3))
     assert schedule(110) == schedule(1000) == pytest.approx(0.8)
-    values = [schedule(t) for t in range(0, 120)]
-    assert all(a <= b for a, b in zip(values, values[1:]))
+    values = [schedule(t) for t in range(120)]
+    assert all(a <= b for a, b in pairwise(values))
     with pytest.raises(ValueError):
         SparsitySchedule(final=1.0, steps=10)
 

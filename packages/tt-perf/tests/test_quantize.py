@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tt_core
 from tt_core import Tensor
-
 from tt_perf import QuantizedLinear, quantize_int8
 from tt_perf.quantize import RangeObserver, dequantize_per_channel, quantize_activation, quantize_per_channel
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import tt_core
-
 from tt_perf.storage import FORMATS, decode, encode, encoded_bytes, load_compressed, save_compressed, saved_size
 
 

@@ -17,9 +17,10 @@ their outputs agree within a tolerance, so no speed-up is reported for a wrong a
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from itertools import pairwise
 
 import numpy as np
 import tt_core
@@ -48,7 +49,7 @@ def _pairs(model: Module, first: Callable[[Module], bool], second: Callable[[Mod
         if not isinstance(parent, tt_core.Sequential):
             continue
         children = list(parent._modules.items())
-        for (name_a, a), (name_b, b) in zip(children, children[1:]):
+        for (name_a, a), (name_b, b) in pairwise(children):
             if first(a) and second(b):
                 yield parent, name_a, a, name_b, b
 

@@ -14,7 +14,7 @@ constant (the teacher is not trained).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tt_core

@@ -8,12 +8,20 @@ ratios of two measurements taken one right after the other in the same process.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from tt_core import Module, Tensor
 
-from .accelerate import blas_threads, compare, fold_batchnorms, fuse_linear_activations, threadpoolctl_available, to_dtype
+from .accelerate import (
+    blas_threads,
+    compare,
+    fold_batchnorms,
+    fuse_linear_activations,
+    threadpoolctl_available,
+    to_dtype,
+)
 from .kv_cache import CachedDecoder, one_at_a_time
 
 
@@ -49,13 +57,13 @@ def kv_cache_speedups(model: Module, prompt: np.ndarray, lengths=(64, 128, 256, 
     decoder = CachedDecoder(model)
     rows = []
     for n in lengths:
-        cached_s, cached = _seconds(lambda: decoder.generate(prompt, n), repeats)
-        uncached_s, uncached = _seconds(lambda: decoder.generate(prompt, n, use_cache=False), repeats)
+        cached_s, cached = _seconds(partial(decoder.generate, prompt, n), repeats)
+        uncached_s, uncached = _seconds(partial(decoder.generate, prompt, n, use_cache=False), repeats)
         row = {"tokens": n, "cached_s": cached_s, "uncached_s": uncached_s, "speedup": uncached_s / cached_s,
                "identical": bool(np.array_equal(cached, uncached)),
                "cached_ms_per_token": 1e3 * cached_s / n}
         if framework_generate is not None:
-            framework_s, reference = _seconds(lambda: framework_generate(model, prompt, n), repeats)
+            framework_s, reference = _seconds(partial(framework_generate, model, prompt, n), repeats)
             row |= {"framework_s": framework_s, "framework_speedup": framework_s / cached_s,
                     "identical_to_framework": bool(np.array_equal(cached, reference))}
         rows.append(row)

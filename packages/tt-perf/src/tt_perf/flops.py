@@ -22,7 +22,7 @@ computes itself; its children are counted on their own.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 Shape = tuple[int, ...]
 FlopCounter = Callable[[object, Sequence[Shape], Shape], int]
@@ -46,7 +46,7 @@ def linear_flops(module, input_shapes, output_shape) -> int:
 
 def conv2d_flops(module, input_shapes, output_shape) -> int:
     """(N, C_out, H_out, W_out) outputs, each a dot product of C_in/groups * kh * kw terms."""
-    out_channels, in_per_group, kh, kw = module.weight.shape
+    _, in_per_group, kh, kw = module.weight.shape
     outputs = _elements(output_shape)
     bias = outputs if getattr(module, "bias", None) is not None else 0
     return 2 * outputs * in_per_group * kh * kw + bias

@@ -7,8 +7,8 @@ attributes and always removes them again, so the model is unchanged afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import numpy as np
 from tt_core import Module, Tensor

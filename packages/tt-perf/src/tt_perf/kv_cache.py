@@ -26,8 +26,8 @@ and its kernels (layer norm with biased variance, GELU with the tanh approximati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import tt_core

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 import tt_core
@@ -228,7 +229,7 @@ class Scorecard:
         for i, entry in enumerate(entries):
             ratios = [self.ratios[entry][n] or np.nan for n in names]
             bars = ax.bar(np.arange(len(names)) + i * width, ratios, width, label=entry)
-            ax.bar_label(bars, labels=[f"{r:.2f}x" if r == r else "" for r in ratios], fontsize=7)
+            ax.bar_label(bars, labels=["" if np.isnan(r) else f"{r:.2f}x" for r in ratios], fontsize=7)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(names)) + width * (len(entries) - 1) / 2, names)

@@ -14,12 +14,12 @@ time of the sub-modules it called). The whole model is then timed again without 
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import tt_core
@@ -27,7 +27,7 @@ from tt_core import Module, Tensor
 
 from .flops import FlopCounter, find_counter
 from .hooks import input_arrays, wrapped_forwards
-from .timing import Timing, measure
+from .timing import CLOCKS, Timing, measure
 
 
 @dataclass
@@ -139,8 +139,9 @@ class Profile:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import EngFormatter
 
-        names = [layer.name or "(model)" for layer in self.layers]
+        names = [f"{layer.name or '(model)'} {layer.type}" for layer in self.layers]
         series = [
             ("parameters", [layer.params for layer in self.layers]),
             ("MFLOPs", [(layer.flops or 0) / 1e6 for layer in self.layers]),
@@ -152,6 +153,8 @@ class Profile:
         for ax, (label, values) in zip(axes, series):
             ax.barh(positions, values, color="tab:blue")
             ax.set_xlabel(label)
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
             ax.grid(axis="x", alpha=0.3)
         axes[0].set_yticks(positions, names, fontsize=8)
         axes[0].invert_yaxis()
@@ -198,8 +201,9 @@ def _bytes(value: float) -> str:
 class _Recorder:
     """Collects per-module self time, shapes, FLOPs and output bytes during forward passes."""
 
-    def __init__(self, model: Module, counters: dict[str, FlopCounter] | None) -> None:
+    def __init__(self, model: Module, counters: dict[str, FlopCounter] | None, clock: str = "wall") -> None:
         self.counters = counters
+        self.clock = CLOCKS[clock]
         self.stack: list[float] = []  # time spent in children of each open call
         self.names: dict[int, str] = {}
         self.modules: dict[str, Module] = {}
@@ -224,7 +228,7 @@ class _Recorder:
     def wrap(self, name: str, module: Module, original):
         stats = self.stats[name]
         counter = find_counter(module, self.counters)
-        clock = time.perf_counter
+        clock = self.clock
 
         def forward(*args, **kwargs):
             start = clock()
@@ -269,9 +273,9 @@ def _new_stats(name: str, module: Module, seen: set[int]) -> LayerStats:
 
 
 @contextmanager
-def instrument(model: Module, counters: dict[str, FlopCounter] | None = None) -> Iterator[_Recorder]:
+def instrument(model: Module, counters: dict[str, FlopCounter] | None = None, clock: str = "wall") -> Iterator[_Recorder]:
     """Wrap the ``forward`` of ``model`` and every sub-module; unwrap on exit, even on error."""
-    recorder = _Recorder(model, counters)
+    recorder = _Recorder(model, counters, clock)
     wrappers = {module: partial(recorder.wrap, name, module) for name, module in recorder.modules.items()}
     with wrapped_forwards(wrappers):
         yield recorder
@@ -294,7 +298,7 @@ def _plugin_counters() -> dict[str, FlopCounter]:
 
 
 def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int = 20,
-            counters: dict[str, FlopCounter] | None = None) -> Profile:
+            counters: dict[str, FlopCounter] | None = None, clock: str = "wall") -> Profile:
     """Profile ``model`` on ``example_input`` (a Tensor, an array, or a tuple of arguments).
 
     Args:
@@ -303,6 +307,7 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
         example_input: what ``model(...)`` is called with; a tuple is spread as arguments.
         warmup, repeats: unmeasured and measured forward passes (see :func:`tt_perf.timing.measure`).
         counters: extra FLOP counters by class name (besides plugins' ``flop_counter``s).
+        clock: ``"wall"`` or ``"cpu"`` (steadier on a shared machine; see :mod:`tt_perf.timing`).
 
     Returns:
         A :class:`Profile`. Rows are the layers that were called and are leaves, own
@@ -313,7 +318,7 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
     all_counters = {**_plugin_counters(), **(counters or {})}
     previous = tt_core.set_grad_enabled(False)
     try:
-        with instrument(model, all_counters) as recorder:
+        with instrument(model, all_counters, clock) as recorder:
             for _ in range(warmup):
                 model(*inputs)
             recorder.record_shapes = True
@@ -321,7 +326,7 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
                 recorder.begin_pass()
                 model(*inputs)
                 recorder.end_pass()
-        latency = measure(lambda: model(*inputs), warmup=1, repeats=max(repeats, 1))
+        latency = measure(lambda: model(*inputs), warmup=1, repeats=max(repeats, 1), clock=clock)
     finally:
         tt_core.set_grad_enabled(previous)
 

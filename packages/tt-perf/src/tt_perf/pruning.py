@@ -18,8 +18,8 @@ of Zhu & Gupta (2017), and :func:`prune_finetune` runs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import tt_core
@@ -99,7 +99,7 @@ class Pruner:
             return np.where(mask.reshape(len(rows), -1).any(axis=1), np.sqrt((rows * rows).sum(axis=1)), -1.0)
         return np.where(mask, np.abs(weight), -1.0).reshape(-1)
 
-    def prune(self, sparsity: float) -> "Pruner":
+    def prune(self, sparsity: float) -> Pruner:
         """Prune to ``sparsity`` (fraction of zeros among the prunable weights), then apply.
 
         Already pruned weights stay pruned, so calling this with a rising sparsity (a
@@ -112,7 +112,7 @@ class Pruner:
             scores = {name: self._scores(name) for name in self.layers}
             flat = np.concatenate(list(scores.values()))
             chosen = np.zeros(flat.size, dtype=bool)
-            chosen[_smallest(flat, int(round(sparsity * flat.size)))] = True
+            chosen[_smallest(flat, round(sparsity * flat.size))] = True
             offsets = np.cumsum([0] + [s.size for s in scores.values()])
             for (name, _), start, stop in zip(scores.items(), offsets[:-1], offsets[1:]):
                 self.masks[name] = ~chosen[start:stop].reshape(self.masks[name].shape)
@@ -120,12 +120,12 @@ class Pruner:
             for name in self.layers:
                 scores = self._scores(name)
                 keep = np.ones(scores.size, dtype=bool)
-                keep[_smallest(scores, int(round(sparsity * scores.size)))] = False
+                keep[_smallest(scores, round(sparsity * scores.size))] = False
                 shape = (-1,) + (1,) * (self.masks[name].ndim - 1) if self.structured else self.masks[name].shape
                 self.masks[name] = np.broadcast_to(keep.reshape(shape), self.masks[name].shape).copy()
         return self.apply()
 
-    def apply(self) -> "Pruner":
+    def apply(self) -> Pruner:
         """Zero every masked weight (call after each optimizer step while fine-tuning)."""
         for name, layer in self.layers.items():
             mask = self.masks[name]

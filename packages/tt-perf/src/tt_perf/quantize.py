@@ -23,7 +23,7 @@ Quantized layers are for inference: they record no graph. The int8 codes are buf
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import tt_core
@@ -158,7 +158,7 @@ class QuantizedLinear(_QuantizedBase):
         self.out_features, self.in_features = codes.shape
 
     @classmethod
-    def from_float(cls, linear, observer: RangeObserver | None = None, mode: str = "integer") -> "QuantizedLinear":
+    def from_float(cls, linear, observer: RangeObserver | None = None, mode: str = "integer") -> QuantizedLinear:
         codes, scales = quantize_per_channel(linear.weight.data, axis=0)
         scale, zero_point = observer.qparams() if observer is not None else (1.0, 0.0)
         bias = None if linear.bias is None else linear.bias.data
@@ -196,7 +196,7 @@ class QuantizedConv2d(_QuantizedBase):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     @classmethod
-    def from_float(cls, conv, observer: RangeObserver | None = None, mode: str = "integer") -> "QuantizedConv2d":
+    def from_float(cls, conv, observer: RangeObserver | None = None, mode: str = "integer") -> QuantizedConv2d:
         codes, scales = quantize_per_channel(conv.weight.data, axis=0)
         scale, zero_point = observer.qparams() if observer is not None else (1.0, 0.0)
         bias = None if conv.bias is None else conv.bias.data

@@ -97,7 +97,7 @@ def decode(entry: dict) -> np.ndarray:
     raise tt_core.CheckpointError(f"unknown storage format {fmt!r} in a compressed checkpoint")
 
 
-def _state(obj) -> "OrderedDict[str, np.ndarray]":
+def _state(obj) -> OrderedDict[str, np.ndarray]:
     if isinstance(obj, Module):
         return obj.state_dict()
     return OrderedDict((k, v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in obj.items())
@@ -146,7 +146,7 @@ def save_compressed(obj, path: str | os.PathLike, fmt: str = "auto") -> Path:
     return tt_core.save({"format": FORMAT, "blobs": blobs, "arrays": packed}, path)
 
 
-def load_compressed(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
+def load_compressed(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]:
     """The state dict that :func:`save_compressed` wrote (load it with ``model.load_state_dict``)."""
     tree = tt_core.load(path)
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:

@@ -15,8 +15,8 @@ the computation needs. (With several threads it is their sum: time thread counts
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
