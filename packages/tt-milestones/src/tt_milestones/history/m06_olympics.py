@@ -43,20 +43,22 @@ from . import m03_mlp, m04_cnn
 # Settings
 # ----------------------------------------------------------------------------------------
 
-QUICK = dict(
-    task="tinydigits", mlp_hidden=(256, 256), mlp_dropout=0.0, mlp_epochs=15, mlp_lr=2e-3, cnn_widths=(48, 96),
-    cnn_epochs=8, cnn_lr=3e-3, batch_size=32, sparsity=0.85, finetune_steps={"mlp": 500, "cnn": 800},
-    prune_every=10, finetune_lr=5e-4, student_hidden=(32,), student_epochs=15,
-    gpt=dict(vocab_size=65, block_size=160, num_layers=2, num_heads=4, embed_dim=64), prompt=32,
-    lengths=(32, 64, 128), batch_prompts=16, batch_new_tokens=128, kv_target=4.0, repeats=1,
-)
-FULL = dict(
-    task="mnist", mlp_hidden=m03_mlp.MNIST.hidden, mlp_dropout=m03_mlp.MNIST.dropout, mlp_epochs=5,
-    mlp_lr=m03_mlp.MNIST.lr, cnn_widths=(16, 32, 64, 128), cnn_epochs=2, cnn_lr=2e-3, batch_size=128,
-    sparsity=0.9, finetune_steps={"mlp": 3000, "cnn": 600}, prune_every=50, finetune_lr=3e-4, student_hidden=(64,),
-    student_epochs=3, gpt=dict(vocab_size=65, block_size=576, num_layers=4, num_heads=4, embed_dim=128), prompt=64,
-    lengths=(64, 128, 256, 512), batch_prompts=16, batch_new_tokens=256, kv_target=12.0, repeats=2,
-)
+QUICK = {
+    "task": "tinydigits", "mlp_hidden": (256, 256), "mlp_dropout": 0.0, "mlp_epochs": 15, "mlp_lr": 2e-3,
+    "cnn_widths": (48, 96), "cnn_epochs": 8, "cnn_lr": 3e-3, "batch_size": 32, "sparsity": 0.85,
+    "finetune_steps": {"mlp": 500, "cnn": 800}, "prune_every": 10, "finetune_lr": 5e-4, "student_hidden": (32,),
+    "student_epochs": 15,
+    "gpt": {"vocab_size": 65, "block_size": 160, "num_layers": 2, "num_heads": 4, "embed_dim": 64}, "prompt": 32,
+    "lengths": (32, 64, 128), "batch_prompts": 16, "batch_new_tokens": 128, "kv_target": 4.0, "repeats": 1,
+}
+FULL = {
+    "task": "mnist", "mlp_hidden": m03_mlp.MNIST.hidden, "mlp_dropout": m03_mlp.MNIST.dropout, "mlp_epochs": 5,
+    "mlp_lr": m03_mlp.MNIST.lr, "cnn_widths": (16, 32, 64, 128), "cnn_epochs": 2, "cnn_lr": 2e-3, "batch_size": 128,
+    "sparsity": 0.9, "finetune_steps": {"mlp": 3000, "cnn": 600}, "prune_every": 50, "finetune_lr": 3e-4,
+    "student_hidden": (64,), "student_epochs": 3,
+    "gpt": {"vocab_size": 65, "block_size": 576, "num_layers": 4, "num_heads": 4, "embed_dim": 128}, "prompt": 64,
+    "lengths": (64, 128, 256, 512), "batch_prompts": 16, "batch_new_tokens": 256, "kv_target": 12.0, "repeats": 2,
+}
 
 
 # ----------------------------------------------------------------------------------------
@@ -242,7 +244,7 @@ def kv_cache(ctx: RunContext, settings: dict):
     generate = ctx.component("function", "generate")
     rng = np.random.default_rng(ctx.seed)
     prompt = rng.integers(0, settings["gpt"]["vocab_size"], settings["prompt"])
-    ctx.configure(gpt=dict(settings["gpt"], parameters=gpt.num_parameters()), prompt_tokens=settings["prompt"])
+    ctx.configure(gpt={**settings["gpt"], "parameters": gpt.num_parameters()}, prompt_tokens=settings["prompt"])
     ctx.log(f"KV cache on GPT {settings['gpt']} ({gpt.num_parameters():,} parameters), "
             f"prompt of {settings['prompt']} tokens")
     rows = kv_cache_speedups(gpt, prompt, settings["lengths"], repeats=settings["repeats"],
