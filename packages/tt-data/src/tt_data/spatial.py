@@ -75,6 +75,17 @@ def _valid_range(size: int, out_size: int, offset: int, stride: int, padding: in
     return slice(start, stop), slice(first, first + (stop - start - 1) * stride + 1, stride)
 
 
+@functools.lru_cache(maxsize=512)
+def _axis_steps(size: int, out_size: int, kernel: int, stride: int, padding: int, dilation: int):
+    """The window steps along one axis that touch the input: ``(offset, out_slice, in_slice)``."""
+    steps = []
+    for j in range(kernel):
+        valid = _valid_range(size, out_size, j * dilation, stride, padding)
+        if valid is not None:
+            steps.append((j, *valid))
+    return tuple(steps)
+
+
 @functools.lru_cache(maxsize=256)
 def _offsets(size, kernel, stride, padding, dilation) -> tuple[tuple[int, int], tuple[Offset, ...]]:
     """Output size and the kernel offsets of a sliding window (all arguments are pairs)."""
@@ -259,59 +270,114 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 # ----------------------------------------------------------------------------------------
 
 
-def _window_view(x: np.ndarray, o: Offset) -> np.ndarray:
-    return x[:, :, o.in_rows, o.in_cols]
+def _along(axis: int, index) -> tuple:
+    """An index that applies ``index`` to one axis: ``x[_along(2, s)] is x[:, :, s]``."""
+    return (slice(None),) * axis + (index,)
+
+
+def _resized(x: np.ndarray, axis: int, length: int, dtype=None, zero: bool = False) -> np.ndarray:
+    """A new array like ``x`` (shape, memory layout) but ``length`` long along ``axis``."""
+    shape = x.shape[:axis] + (length,) + x.shape[axis + 1:]
+    return _empty_like_layout(x, shape, dtype=dtype, zero=zero)
+
+
+def _pool_steps(op: str, x_shape, kernel_size, stride, padding, dilation):
+    """Output size, and the window steps along height and along width."""
+    out, _ = _geometry(op, x_shape, kernel_size, stride, padding, dilation)
+    steps = tuple(_axis_steps(*args) for args in zip(x_shape[2:], out, kernel_size, stride, padding, dilation))
+    return out, steps
+
+
+def _running_max(x: np.ndarray, axis: int, steps, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum over the window steps along one axis, and which step won (the first on
+    ties). The winner is updated by arithmetic, not by masked writes (several times slower)."""
+    best = _resized(x, axis, length)
+    winner = _resized(x, axis, length, dtype=np.uint8 if len(steps) < 256 else np.uint16, zero=True)
+    covers_all = steps[0][1] == slice(0, length)
+    if covers_all:  # the first step reaches every output: start from its values
+        best[...] = x[_along(axis, steps[0][2])]
+    else:
+        best.fill(-np.inf)
+    for k, (_, out_slice, in_slice) in enumerate(steps):
+        if k == 0 and covers_all:
+            continue
+        region, window = best[_along(axis, out_slice)], x[_along(axis, in_slice)]
+        better = window > region
+        np.maximum(region, window, out=region)
+        won = winner[_along(axis, out_slice)]
+        np.maximum(won, better * won.dtype.type(k), out=won)  # the winner so far is < k
+    return best, winner
+
+
+def _disjoint(steps) -> bool:
+    """True when no input position is in two windows: the steps start at different
+    positions modulo the stride (a stride at least the window's span, typically)."""
+    stride = steps[0][2].step
+    return len({in_slice.start % stride for _, _, in_slice in steps}) == len(steps)
+
+
+def _route_back(grad: np.ndarray, winner: np.ndarray, axis: int, steps, length: int) -> np.ndarray:
+    """Gradient of :func:`_running_max`: each output's gradient goes to the step that won."""
+    out = _resized(grad, axis, length, zero=True)
+    disjoint = _disjoint(steps)
+    for k, (_, out_slice, in_slice) in enumerate(steps):
+        won = winner[_along(axis, out_slice)] == k
+        target = out[_along(axis, in_slice)]
+        if disjoint:  # each input element hears from one window: write, don't add
+            np.multiply(grad[_along(axis, out_slice)], won, out=target)
+        else:
+            target += grad[_along(axis, out_slice)] * won
+    return out
+
+
+def _window_sum(x: np.ndarray, axis: int, steps, length: int) -> np.ndarray:
+    """The sum over the window steps along one axis (zero padding adds nothing)."""
+    out = _resized(x, axis, length, zero=True)
+    for _, out_slice, in_slice in steps:
+        out[_along(axis, out_slice)] += x[_along(axis, in_slice)]
+    return out
+
+
+def _spread_back(grad: np.ndarray, axis: int, steps, length: int) -> np.ndarray:
+    """Gradient of :func:`_window_sum`: each output's gradient to every input of its window."""
+    out = _resized(grad, axis, length, zero=True)
+    for _, out_slice, in_slice in steps:
+        out[_along(axis, in_slice)] += grad[_along(axis, out_slice)]
+    return out
 
 
 def _max_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
-    """Forward kernel of ``max_pool2d``: a running maximum over the kernel offsets, and the
-    offset that won at each output (the first one on ties, as PyTorch)."""
-    n, c = x.shape[:2]
-    size, offsets = _geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
-    out = _empty_like_layout(x, (n, c, *size))
-    out.fill(-np.inf)
-    winner = _empty_like_layout(x, out.shape, dtype=np.uint8 if len(offsets) < 256 else np.uint16, zero=True)
-    for k, o in enumerate(offsets):
-        window = _window_view(x, o)
-        best = out[:, :, o.out_rows, o.out_cols]
-        better = window > best
-        np.copyto(best, window, where=better)
-        np.copyto(winner[:, :, o.out_rows, o.out_cols], k, where=better)
-    ctx.winner, ctx.offsets = winner, offsets
+    """Forward kernel of ``max_pool2d``. A window's maximum is separable: the maximum along
+    each row of the window, then the maximum of those down its rows, so two passes of ``kw``
+    and ``kh`` steps replace ``kh * kw``. Scanning rows first keeps PyTorch's tie rule (the
+    first maximum in row-major order wins)."""
+    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _pool_steps("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
+    rows, ctx.winner_w = _running_max(x, 3, ctx.steps_w, out_w)  # (N, C, H, W_out)
+    out, ctx.winner_h = _running_max(rows, 2, ctx.steps_h, out_h)
     return out
 
 
 def _max_pool2d_grad(ctx, grad):
-    """Each output's gradient goes to the input element that was its maximum."""
-    x = ctx.inputs[0]
-    grad_x = _empty_like_layout(x, x.shape, zero=True)
-    for k, o in enumerate(ctx.offsets):
-        routed = ctx.winner[:, :, o.out_rows, o.out_cols] == k
-        _window_view(grad_x, o)[...] += np.where(routed, grad[:, :, o.out_rows, o.out_cols], 0)
-    return (grad_x,)
+    """Each output's gradient goes to the input element that was its window's maximum."""
+    h, w = ctx.inputs[0].shape[2:]
+    grad_rows = _route_back(grad, ctx.winner_h, 2, ctx.steps_h, h)
+    return (_route_back(grad_rows, ctx.winner_w, 3, ctx.steps_w, w),)
 
 
 def _avg_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
-    """Forward kernel of ``avg_pool2d``: the sum over kernel offsets over ``kh * kw`` (zero
-    padding counts, as PyTorch's default ``count_include_pad=True``)."""
-    n, c = x.shape[:2]
-    size, offsets = _geometry("avg_pool2d", x.shape, kernel_size, stride, padding, (1, 1))
-    out = _empty_like_layout(x, (n, c, *size), zero=True)
-    for o in offsets:
-        out[:, :, o.out_rows, o.out_cols] += _window_view(x, o)
+    """Forward kernel of ``avg_pool2d``: window sums along rows, then down columns, over
+    ``kh * kw`` (zero padding counts, as PyTorch's default ``count_include_pad=True``)."""
+    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _pool_steps("avg_pool2d", x.shape, kernel_size, stride, padding, (1, 1))
+    out = _window_sum(_window_sum(x, 3, ctx.steps_w, out_w), 2, ctx.steps_h, out_h)
     out *= 1 / (kernel_size[0] * kernel_size[1])
-    ctx.offsets = offsets
     return out
 
 
 def _avg_pool2d_grad(ctx, grad):
-    x = ctx.inputs[0]
+    h, w = ctx.inputs[0].shape[2:]
     kh, kw = ctx.attrs["kernel_size"]
     share = grad * (1 / (kh * kw))
-    grad_x = _empty_like_layout(x, x.shape, zero=True)
-    for o in ctx.offsets:
-        _window_view(grad_x, o)[...] += share[:, :, o.out_rows, o.out_cols]
-    return (grad_x,)
+    return (_spread_back(_spread_back(share, 2, ctx.steps_h, h), 3, ctx.steps_w, w),)
 
 
 def _pool_attrs(op: str, x: Tensor, kernel_size, stride, padding) -> dict:
