@@ -84,3 +84,25 @@ def test_bad_arguments(mlp):
         Pruner(mlp, scope="model")
     with pytest.raises(tt_core.TinyTorchError, match="no Linear"):
         Pruner(tt_core.Sequential(tt_core.ReLU()))
+
+
+def test_structured_conv_channels_with_batchnorm_shrink_exactly(rng):
+    tt_data = pytest.importorskip("tt_data")
+    tt_core.manual_seed(4)
+    model = tt_core.Sequential(
+        tt_data.Conv2d(2, 8, 3, padding=1), tt_data.BatchNorm2d(8), tt_core.ReLU(), tt_data.MaxPool2d(2),
+        tt_data.Conv2d(8, 6, 3, padding=1), tt_data.BatchNorm2d(6), tt_core.ReLU(),
+        tt_data.Flatten(), tt_core.Linear(6 * 3 * 3, 4))
+    for bn in (model[1], model[5]):
+        bn.running_mean.data = rng.standard_normal(bn.num_features).astype(np.float32)
+        bn.bias.data = rng.standard_normal(bn.num_features).astype(np.float32)
+    model.eval()
+    x = Tensor(rng.standard_normal((3, 2, 6, 6)).astype(np.float32))
+    pruner = prune(model, 0.5, structured=True)
+    assert set(pruner.masks) == {"0", "4"}
+    assert np.all(model[1].weight.data[~pruner.masks["0"].any(axis=(1, 2, 3))] == 0)  # BatchNorm scale zeroed too
+    expected = model(x).data
+    shrink(model)
+    assert (model[0].out_channels, model[1].num_features, model[4].in_channels, model[4].out_channels) == (4, 4, 4, 3)
+    assert model[8].in_features == 3 * 3 * 3
+    np.testing.assert_allclose(model(x).data, expected, atol=1e-5)

@@ -23,8 +23,9 @@ installed), and the generation ratios compare CPU times (see ``tt_perf.timing``)
 
 The networks are those of milestones 03 (MNIST MLP 784-512-512-10) and 04 (the CIFAR-10
 CNN), built by those milestones' own functions. Their trained weights are used when their
-runs left them (``runs/03-mlp/model.npz``, ``runs/04-cnn/model.npz``: a state dict); otherwise
-this run trains them itself, the CNN with a short budget (the report says which).
+runs left them beside this run's folder (``03-mlp/mnist_mlp.npz``, ``04-cnn/cifar10_cnn.npz``:
+state dicts); otherwise this run trains them itself, the CNN narrower and with a short budget
+(the report says which).
 ``--quick`` uses the 8x8 TinyDigits for both and a small GPT: seconds, for CI.
 """
 
@@ -134,10 +135,11 @@ def earlier_model(ctx: RunContext, path: Path, model, source: str):
     return model.eval()
 
 
-def reuse(ctx: RunContext, name: str, model, milestone_folder: str):
-    """The trained weights of the earlier milestone's run, else those this milestone saved in an
-    earlier run into the same folder (``models/<name>-float32.npz``), else None."""
-    for path, source in ((ctx.out.parent / milestone_folder / "model.npz", f"milestone {milestone_folder}"),
+def reuse(ctx: RunContext, name: str, model, saved_by_milestone: str):
+    """The trained weights an earlier milestone's run saved (``saved_by_milestone``, relative to
+    the runs folder), else those this milestone saved in an earlier run into the same folder
+    (``models/<name>-float32.npz``), else None."""
+    for path, source in ((ctx.out.parent / saved_by_milestone, f"milestone {saved_by_milestone.split('/')[0]}"),
                          (ctx.out / "models" / f"{name}-float32.npz", "an earlier run of this milestone")):
         if earlier_model(ctx, path, model, source) is not None:
             ctx.record(f"{name}_source", f"{source} ({path})")
@@ -147,7 +149,7 @@ def reuse(ctx: RunContext, name: str, model, milestone_folder: str):
 
 def trained_mlp(ctx: RunContext, settings: dict, train_x, train_y):
     mlp = m03_mlp.build_mlp(ctx, flat(train_x).shape[1], settings["mlp_hidden"], settings["mlp_dropout"], 10)
-    if ctx.quick or reuse(ctx, "mlp", mlp, "03-mlp") is None:
+    if ctx.quick or reuse(ctx, "mlp", mlp, "03-mlp/mnist_mlp.npz") is None:
         train(ctx, mlp, flat(train_x), train_y, settings["mlp_epochs"], settings["batch_size"], settings["mlp_lr"],
               f"the {settings['task']} MLP")
         ctx.record("mlp_source", f"trained here, {settings['mlp_epochs']} epochs")
@@ -160,7 +162,7 @@ def trained_cnn(ctx: RunContext, settings: dict, data):
     else:
         for widths in (m04_cnn.CIFAR_WIDTHS, settings["cnn_widths"]):  # milestone 04's network, or a narrower one
             cnn = m04_cnn.cifar_net(layers(ctx), widths=widths)
-            if reuse(ctx, "cnn", cnn, "04-cnn") is not None:
+            if reuse(ctx, "cnn", cnn, "04-cnn/cifar10_cnn.npz") is not None:
                 return cnn
         ctx.log(f"[yellow]no trained model from milestone 04: training its network with widths "
                 f"{settings['cnn_widths']} for {settings['cnn_epochs']} epochs here[/]")
