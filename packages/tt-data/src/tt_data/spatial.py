@@ -77,7 +77,8 @@ def _valid_range(size: int, out_size: int, offset: int, stride: int, padding: in
 
 @functools.lru_cache(maxsize=512)
 def _axis_steps(size: int, out_size: int, kernel: int, stride: int, padding: int, dilation: int):
-    """The window steps along one axis that touch the input: ``(offset, out_slice, in_slice)``."""
+    """The kernel positions along one axis that touch the input: ``(position, out_slice,
+    in_slice)`` for each (the output positions it reaches and the input positions they read)."""
     steps = []
     for j in range(kernel):
         valid = _valid_range(size, out_size, j * dilation, stride, padding)
@@ -86,32 +87,25 @@ def _axis_steps(size: int, out_size: int, kernel: int, stride: int, padding: int
     return tuple(steps)
 
 
-@functools.lru_cache(maxsize=256)
-def _offsets(size, kernel, stride, padding, dilation) -> tuple[tuple[int, int], tuple[Offset, ...]]:
-    """Output size and the kernel offsets of a sliding window (all arguments are pairs)."""
-    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = size, kernel, stride, padding, dilation
-    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    offsets = []
-    for i in range(kh):
-        rows = _valid_range(h, out_h, i * dh, sh, ph)
-        for j in range(kw):
-            cols = _valid_range(w, out_w, j * dw, sw, pw)
-            if rows is not None and cols is not None:
-                offsets.append(Offset(i, j, rows[0], cols[0], rows[1], cols[1]))
-    return (out_h, out_w), tuple(offsets)
-
-
 def _geometry(op: str, x_shape, kernel, stride, padding, dilation):
+    """Output size ``(H_out, W_out)`` of a sliding window (arguments are pairs), and its steps
+    along height and along width; an error when the output would be empty."""
     size = x_shape[2:]
-    (out_h, out_w), offsets = _offsets(size, kernel, stride, padding, dilation)
-    if out_h <= 0 or out_w <= 0:
+    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    if min(out) <= 0:
         span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         raise ShapeError(
             f"{op}: input of shape {tuple(x_shape)} is too small: its padded size "
-            f"{tuple(s + 2 * p for s, p in zip(size, padding))} is less than the kernel's span {span}"
+            f"{tuple(n + 2 * p for n, p in zip(size, padding))} is less than the kernel's span {span}"
         )
-    return (out_h, out_w), offsets
+    steps = tuple(_axis_steps(*args) for args in zip(size, out, kernel, stride, padding, dilation))
+    return out, steps
+
+
+def _offsets(steps) -> list[Offset]:
+    """The 2-D kernel offsets: every pair of a step along height and a step along width."""
+    return [Offset(i, j, out_rows, out_cols, in_rows, in_cols)
+            for i, out_rows, in_rows in steps[0] for j, out_cols, in_cols in steps[1]]
 
 
 def _channels_last(x: np.ndarray) -> bool:
@@ -169,7 +163,8 @@ def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1
     """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments)."""
     n, c, h, w = x.shape
     out_channels, cg, kh, kw = weight.shape
-    (out_h, out_w), offsets = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
+    (out_h, out_w), steps = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
+    offsets = _offsets(steps)
     channels_last = _channels_last(x)
     dims = (n, out_h, out_w, groups, kh, kw, cg)
     key = ("cols", channels_last, x.shape, weight.shape, stride, padding, dilation, groups, x.dtype.str)
@@ -281,13 +276,6 @@ def _resized(x: np.ndarray, axis: int, length: int, dtype=None, zero: bool = Fal
     return _empty_like_layout(x, shape, dtype=dtype, zero=zero)
 
 
-def _pool_steps(op: str, x_shape, kernel_size, stride, padding, dilation):
-    """Output size, and the window steps along height and along width."""
-    out, _ = _geometry(op, x_shape, kernel_size, stride, padding, dilation)
-    steps = tuple(_axis_steps(*args) for args in zip(x_shape[2:], out, kernel_size, stride, padding, dilation))
-    return out, steps
-
-
 def _running_max(x: np.ndarray, axis: int, steps, length: int) -> tuple[np.ndarray, np.ndarray]:
     """The maximum over the window steps along one axis, and which step won (the first on
     ties). The winner is updated by arithmetic, not by masked writes (several times slower)."""
@@ -351,7 +339,7 @@ def _max_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilat
     each row of the window, then the maximum of those down its rows, so two passes of ``kw``
     and ``kh`` steps replace ``kh * kw``. Scanning rows first keeps PyTorch's tie rule (the
     first maximum in row-major order wins)."""
-    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _pool_steps("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
+    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
     rows, ctx.winner_w = _running_max(x, 3, ctx.steps_w, out_w)  # (N, C, H, W_out)
     out, ctx.winner_h = _running_max(rows, 2, ctx.steps_h, out_h)
     return out
@@ -367,7 +355,7 @@ def _max_pool2d_grad(ctx, grad):
 def _avg_pool2d(ctx, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
     """Forward kernel of ``avg_pool2d``: window sums along rows, then down columns, over
     ``kh * kw`` (zero padding counts, as PyTorch's default ``count_include_pad=True``)."""
-    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _pool_steps("avg_pool2d", x.shape, kernel_size, stride, padding, (1, 1))
+    (out_h, out_w), (ctx.steps_h, ctx.steps_w) = _geometry("avg_pool2d", x.shape, kernel_size, stride, padding, (1, 1))
     out = _window_sum(_window_sum(x, 3, ctx.steps_w, out_w), 2, ctx.steps_h, out_h)
     out *= 1 / (kernel_size[0] * kernel_size[1])
     return out
