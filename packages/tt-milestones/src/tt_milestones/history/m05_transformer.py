@@ -223,8 +223,8 @@ def tinytalks(ctx: RunContext) -> tuple:
         config = dict(block_size=64, num_layers=2, num_heads=2, embed_dim=64)
         steps, batch, lr = 40, 16, 3e-3
     else:
-        config = dict(block_size=128, num_layers=3, num_heads=4, embed_dim=128, dropout=0.1)
-        steps, batch, lr = 500, 16, 2e-3
+        config = dict(block_size=96, num_layers=2, num_heads=4, embed_dim=128, dropout=0.1)
+        steps, batch, lr = 1200, 16, 3e-3
     config["vocab_size"] = tokenizer.vocab_size
     model = ctx.component("model", "GPT")(**config)
     opt = _optimizer(ctx, model, lr)
@@ -241,7 +241,7 @@ def tinytalks(ctx: RunContext) -> tuple:
             x, y = windows(train_ids, block, batch, rng)
             loss = _train_step(ctx, model, opt, x, y, _cosine(step / steps, lr))
             advance(loss=loss)
-            if not ctx.quick and (step + 1) % 50 == 0:
+            if not ctx.quick and (step + 1) % 100 == 0:
                 val = _eval_loss(ctx, model, val_ids, block)
                 if val < best[0]:
                     best = (val, model.state_dict(), step + 1)
