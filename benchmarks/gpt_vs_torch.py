@@ -34,17 +34,16 @@ ARGS = parse()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import statistics  # noqa: E402
-import time  # noqa: E402
+import statistics
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import tt_core as tt  # noqa: E402
-from torch import nn  # noqa: E402
-from tt_learn.losses import CrossEntropyLoss  # noqa: E402
-from tt_learn.optim import AdamW  # noqa: E402
-
-from tt_language import GPT, generate  # noqa: E402
+import numpy as np
+import torch
+import tt_core as tt
+from torch import nn
+from tt_language import GPT, generate
+from tt_learn.losses import CrossEntropyLoss
+from tt_learn.optim import AdamW
 
 VOCAB, BLOCK, LAYERS, HEADS, WIDTH, BATCH = 65, 64, 4, 4, 128, 32
 

@@ -10,7 +10,6 @@ import pytest
 import tt_core
 from tt_core.errors import TinyTorchError
 from tt_data.download import DataNotFoundError
-
 from tt_language import corpora
 
 DATA = Path(os.environ.get("TT_DATA_DIR", "/nonexistent"))

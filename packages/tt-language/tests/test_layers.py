@@ -6,9 +6,6 @@ import numpy as np
 import pytest
 import tt_core as tt
 from tt_core.errors import ShapeError
-from tt_learn.losses import CrossEntropyLoss
-from tt_learn.optim import AdamW
-
 from tt_language import (
     GPT,
     Embedding,
@@ -19,13 +16,15 @@ from tt_language import (
     generate,
     sample_next,
 )
+from tt_learn.losses import CrossEntropyLoss
+from tt_learn.optim import AdamW
 
 RNG = np.random.default_rng(1)
 
 
 def small_gpt(**kwargs):
     tt.manual_seed(0)
-    config = dict(vocab_size=11, block_size=16, num_layers=2, num_heads=2, embed_dim=16) | kwargs
+    config = {"vocab_size": 11, "block_size": 16, "num_layers": 2, "num_heads": 2, "embed_dim": 16} | kwargs
     return GPT(**config)
 
 

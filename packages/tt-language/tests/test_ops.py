@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import tt_core as tt
 from tt_core.errors import ShapeError, TinyTorchError
-from tt_learn import gradcheck
-
 from tt_language import functional as F
 from tt_language.ops import causal_mask
+from tt_learn import gradcheck
 
 RNG = np.random.default_rng(0)
 

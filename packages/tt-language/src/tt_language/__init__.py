@@ -9,6 +9,18 @@ from .model import GPT
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 
 __all__ = [
-    "BPETokenizer", "CharTokenizer", "Embedding", "GPT", "LayerNorm", "MLP", "MultiHeadAttention",
-    "PositionalEncoding", "Tokenizer", "TransformerBlock", "__version__", "functional", "generate", "sample_next",
+    "GPT",
+    "MLP",
+    "BPETokenizer",
+    "CharTokenizer",
+    "Embedding",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "PositionalEncoding",
+    "Tokenizer",
+    "TransformerBlock",
+    "__version__",
+    "functional",
+    "generate",
+    "sample_next",
 ]

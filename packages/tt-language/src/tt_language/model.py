@@ -45,8 +45,8 @@ class GPT(Module):
         positional: str = "learned",
     ) -> None:
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, block_size=block_size, num_layers=num_layers, num_heads=num_heads,
-                           embed_dim=embed_dim, dropout=dropout, tie_weights=tie_weights, positional=positional)
+        self.config = {"vocab_size": vocab_size, "block_size": block_size, "num_layers": num_layers, "num_heads": num_heads,
+                           "embed_dim": embed_dim, "dropout": dropout, "tie_weights": tie_weights, "positional": positional}
         self.vocab_size, self.block_size = vocab_size, block_size
         self.tok_emb = Embedding(vocab_size, embed_dim)
         self.pos = PositionalEncoding(block_size, embed_dim, kind=positional)
@@ -78,7 +78,7 @@ class GPT(Module):
         return (logits, presents) if use_cache else logits
 
     @classmethod
-    def from_config(cls, config: dict) -> "GPT":
+    def from_config(cls, config: dict) -> GPT:
         return cls(**config)
 
     def extra_repr(self) -> str:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tt_core.errors import TinyTorchError
@@ -99,7 +99,7 @@ class Tokenizer:
         return path
 
     @classmethod
-    def load(cls, path) -> "Tokenizer":
+    def load(cls, path) -> Tokenizer:
         """Read a tokenizer written by :meth:`save` (either kind when called on ``Tokenizer``)."""
         try:
             spec = json.loads(Path(path).read_text())
@@ -153,7 +153,7 @@ class CharTokenizer(Tokenizer):
         self._table = np.array(self.chars + list(self.special_tokens), dtype=object)
 
     @classmethod
-    def train(cls, text: str, special_tokens=(), unknown: str | None = None) -> "CharTokenizer":
+    def train(cls, text: str, special_tokens=(), unknown: str | None = None) -> CharTokenizer:
         """The alphabet of ``text`` (same as ``CharTokenizer(text)``)."""
         return cls(text, special_tokens=special_tokens, unknown=unknown)
 
@@ -183,7 +183,7 @@ class CharTokenizer(Tokenizer):
                 "unknown": self.unknown}
 
     @classmethod
-    def from_dict(cls, spec: dict) -> "CharTokenizer":
+    def from_dict(cls, spec: dict) -> CharTokenizer:
         return cls(spec["chars"], special_tokens=spec.get("special_tokens", ()), unknown=spec.get("unknown"))
 
     def __repr__(self) -> str:
@@ -279,7 +279,7 @@ class BPETokenizer(Tokenizer):
         num_merges: int | None = None,
         special_tokens: Iterable[str] = (),
         pattern: str = SPLIT_PATTERN,
-    ) -> "BPETokenizer":
+    ) -> BPETokenizer:
         """Learn merges from ``text``: give ``num_merges``, or a ``vocab_size`` (256 bytes +
         merges + special tokens). Stops early when no pair occurs twice."""
         special_tokens = list(dict.fromkeys(special_tokens))
@@ -374,7 +374,7 @@ class BPETokenizer(Tokenizer):
                 "special_tokens": list(self.special_tokens)}
 
     @classmethod
-    def from_dict(cls, spec: dict) -> "BPETokenizer":
+    def from_dict(cls, spec: dict) -> BPETokenizer:
         return cls(spec["merges"], special_tokens=spec.get("special_tokens", ()), pattern=spec.get("pattern", SPLIT_PATTERN))
 
     def __repr__(self) -> str:
