@@ -33,7 +33,7 @@ def test_many_small_arrays_are_packed_into_one_blob_per_dtype(tmp_path):
     separate = saved_size(state, tmp_path / "dense.npz")
     packed = saved_size(state, tmp_path / "packed.npz", compressed=True)
     with np.load(tmp_path / "packed.npz") as archive:
-        assert len(archive.files) == 3  # the float32 blob, the int8 blob, the tree
+        assert len(archive.files) == 4  # the float32 blob, the int8 blob, the index, the tree
     assert packed < separate / 3
     loaded = load_compressed(tmp_path / "packed.npz")
     assert list(loaded) == list(state)
