@@ -164,7 +164,7 @@ def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
 def attention_proof(ctx: RunContext) -> None:
     ctx.log("[bold]1. Attention proof[/]: reverse 8 digits (output t = input 7 - t)")
     rng = np.random.default_rng(ctx.seed)
-    width, steps = 32, 300
+    width, steps = 32, 200
     TransformerBlock = ctx.component("layer", "TransformerBlock")
     transformer = SequenceModel(ctx, [TransformerBlock(width, 4, causal=False) for _ in range(2)], width)
     # an MLP block has 2w (norm) + (2w + 1) h + w parameters: pick h to match a transformer block
