@@ -2,11 +2,11 @@
 
 from tt_core import hookimpl
 
+from . import kv_cache, olympics, profiler, pruning, quantize
+
 
 @hookimpl
 def tt_register_components(registry):
-    from . import kv_cache, olympics, profiler, pruning, quantize
-
     registry.register("perf", "profile", profiler.profile)
     registry.register("perf", "quantize_int8", quantize.quantize_int8)
     registry.register("perf", "prune", pruning.prune)
