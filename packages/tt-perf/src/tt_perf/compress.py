@@ -90,8 +90,8 @@ def compress_classifier(model: Module, train_x: np.ndarray, train_y: np.ndarray,
     """Prune (with fine-tuning), fold, quantize and sparsely store a trained classifier.
 
     ``model`` is not changed. Returns the compressed model (loaded back from its file) and
-    the report; the files
-    ``<name>-float32.npz``, ``<name>-int8.npz`` and ``<name>-compressed.npz`` go to ``out``.
+    the report; the files ``<name>-float32.npz``, ``<name>-int8.npz`` and
+    ``<name>-compressed.npz`` go to ``out``.
     """
     out = Path(out)
     model.eval()
