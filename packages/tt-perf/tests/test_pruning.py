@@ -106,3 +106,27 @@ def test_structured_conv_channels_with_batchnorm_shrink_exactly(rng):
     assert (model[0].out_channels, model[1].num_features, model[4].in_channels, model[4].out_channels) == (4, 4, 4, 3)
     assert model[8].in_features == 3 * 3 * 3
     np.testing.assert_allclose(model(x).data, expected, atol=1e-5)
+
+
+def test_prune_while_finetuning_follows_the_schedule_and_keeps_zeros(mlp, rng):
+    pytest.importorskip("tt_learn")
+    from tt_learn.losses import CrossEntropyLoss
+    from tt_learn.optim import Adam
+    from tt_learn.train import batches
+
+    from tt_perf import prune_finetune
+
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    y = (x[:, :10].argmax(axis=1)).astype(np.int64)  # a learnable rule
+    pruner = Pruner(mlp)
+    schedule = SparsitySchedule(final=0.7, steps=60)
+    seen = []
+    history = prune_finetune(mlp, pruner, schedule, batches(x, y, 32, shuffle=True), CrossEntropyLoss(),
+                             Adam(mlp.parameters(), lr=5e-3), steps=100, prune_every=10,
+                             on_step=lambda step, sparsity, loss: seen.append(pruner.sparsity()))
+    assert len(history) == 100 and [h[0] for h in history] == list(range(100))
+    assert [h[1] for h in history[::10]] == pytest.approx([schedule(t) for t in range(0, 100, 10)])
+    assert all(a <= b + 1e-12 for a, b in pairwise(seen))  # the optimizer never revives a pruned weight
+    assert pruner.sparsity() == pytest.approx(0.7, abs=1e-3)
+    assert np.mean([h[2] for h in history[-10:]]) < np.mean([h[2] for h in history[:10]])
+    assert not mlp.training
