@@ -113,7 +113,6 @@ def test_prune_while_finetuning_follows_the_schedule_and_keeps_zeros(mlp, rng):
     from tt_learn.losses import CrossEntropyLoss
     from tt_learn.optim import Adam
     from tt_learn.train import batches
-
     from tt_perf import prune_finetune
 
     x = rng.standard_normal((256, 64)).astype(np.float32)
