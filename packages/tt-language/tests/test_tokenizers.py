@@ -120,6 +120,8 @@ def test_bpe_bad_arguments():
         BPETokenizer.train(CORPUS)
     with pytest.raises(ValueError):
         BPETokenizer.train(CORPUS, vocab_size=100)
+    with pytest.raises(ValueError, match="vocabularies up to"):
+        BPETokenizer.train(CORPUS, vocab_size=50_000)
     with pytest.raises(TinyTorchError, match="does not exist"):
         BPETokenizer([(300, 1)])
     with pytest.raises(TinyTorchError, match="ids in"):

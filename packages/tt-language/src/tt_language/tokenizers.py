@@ -18,6 +18,7 @@ then a weighted ``bincount`` of adjacent pairs and a masked rewrite of the array
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from tt_core.errors import TinyTorchError
 # character the other branches miss (``_``, ``²``, combining marks), so no text is ever lost.
 SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|."""
 SEPARATOR = -1  # between chunks in the flat training array: pairs never cross it
+MAX_PAIR_TABLE = 1 << 27  # entries of the dense pair-count table (int64: 1 GiB), ~11,500 tokens
 
 
 class Tokenizer:
@@ -289,10 +291,15 @@ class BPETokenizer(Tokenizer):
             num_merges = vocab_size - 256 - len(special_tokens)
         if num_merges < 0:
             raise ValueError(f"vocab_size must be at least {256 + len(special_tokens)} (bytes + special tokens)")
+        base = 256 + num_merges
+        if base * base > MAX_PAIR_TABLE:
+            raise ValueError(
+                f"{num_merges} merges need a pair-count table of {base}² entries; this trainer handles "
+                f"vocabularies up to {math.isqrt(MAX_PAIR_TABLE)} tokens"
+            )
         ids, weights = cls._chunk_array(text, re.compile(pattern), special_tokens)
         # counts[a * base + b] = how often the pair (a, b) occurs in the corpus; after each merge
         # only the pairs around the merged positions are taken out and put back
-        base = 256 + num_merges
         counts = np.zeros(base * base, dtype=np.int64)
         keys, starts = _pair_keys(ids, np.arange(ids.size), base)
         np.add.at(counts, keys, weights[starts])
