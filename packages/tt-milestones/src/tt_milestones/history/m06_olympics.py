@@ -58,7 +58,7 @@ QUICK = {
 FULL = {
     "task": "mnist", "mlp_hidden": m03_mlp.MNIST.hidden, "mlp_dropout": m03_mlp.MNIST.dropout, "mlp_epochs": 5,
     "mlp_lr": m03_mlp.MNIST.lr, "cnn_widths": (16, 32, 64, 128), "cnn_epochs": 5, "cnn_lr": 2e-3, "batch_size": 128,
-    "sparsity": {"mlp": 0.9, "cnn": 0.9}, "finetune_steps": {"mlp": 3000, "cnn": 600}, "prune_every": 50, "finetune_lr": 3e-4,
+    "sparsity": {"mlp": 0.9, "cnn": 0.8}, "finetune_steps": {"mlp": 3000, "cnn": 1000}, "prune_every": 50, "finetune_lr": 3e-4,
     "student_hidden": (64,), "student_epochs": 3,
     "gpt": {"vocab_size": 65, "block_size": 576, "num_layers": 4, "num_heads": 4, "embed_dim": 128}, "prompt": 64,
     "lengths": (64, 128, 256, 512), "batch_prompts": 16, "batch_new_tokens": (32, 64, 128, 256),
