@@ -276,9 +276,10 @@ def plot_confusion(ctx: RunContext, name: str, classes, confusion: np.ndarray) -
 
 
 def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predicted, rows: int = 4, cols: int = 8) -> None:
-    """The first test images with their predicted class (red when wrong, with the truth)."""
+    """Test images spread over the test set, with their predicted class (red when wrong,
+    with the truth)."""
     fig, axes = ctx.figure(rows, cols, figsize=(cols * 1.4, rows * 1.6))
-    for k, ax in enumerate(axes.ravel()):
+    for k, ax in zip(np.linspace(0, len(labels) - 1, rows * cols).astype(int), axes.ravel()):
         image = images[k].transpose(1, 2, 0)
         ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray" if image.shape[2] == 1 else None)
         right = predicted[k] == labels[k]
