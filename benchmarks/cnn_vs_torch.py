@@ -37,18 +37,17 @@ ARGS = parse()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
+import statistics
+import time
+from collections import defaultdict
+from types import SimpleNamespace
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import tt_core as tt  # noqa: E402
-from tt_learn.losses import CrossEntropyLoss  # noqa: E402
-
-import tt_data  # noqa: E402
-from tt_milestones.history.m04_cnn import cifar_net  # noqa: E402
+import numpy as np
+import torch
+import tt_core as tt
+import tt_data
+from tt_learn.losses import CrossEntropyLoss
+from tt_milestones.history.m04_cnn import cifar_net
 
 TT_NN = SimpleNamespace(
     Sequential=tt.Sequential, Conv2d=tt_data.Conv2d, MaxPool2d=tt_data.MaxPool2d, BatchNorm2d=tt_data.BatchNorm2d,

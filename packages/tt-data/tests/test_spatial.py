@@ -4,16 +4,24 @@ against finite differences (tt_learn.gradcheck, float64), layers, and errors for
 import numpy as np
 import pytest
 import tt_core as tt
+import tt_data
 from numpy.lib.stride_tricks import sliding_window_view
 from tt_core.errors import ShapeError, TinyTorchError
-from tt_learn import gradcheck
-
-import tt_data
 from tt_data import (
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d,
-    adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    MaxPool2d,
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv2d,
+    max_pool2d,
 )
 from tt_data._scratch import SCRATCH, ScratchPool
+from tt_learn import gradcheck
 
 rng = np.random.default_rng(0)
 
@@ -71,7 +79,7 @@ def _conv_arrays(case, batch=2, dtype=np.float32):
     x = randn(batch, cin, h, w, dtype=dtype)
     weight = randn(cout, cin // g, *kernel, dtype=dtype)
     b = randn(cout, dtype=dtype) if bias else None
-    return x, weight, b, dict(stride=s, padding=p, dilation=d, groups=g)
+    return x, weight, b, {"stride": s, "padding": p, "dilation": d, "groups": g}
 
 
 def _pairs(options):
@@ -117,7 +125,7 @@ def test_conv2d_writes_channels_last_and_reads_either_layout():
 
 
 def test_conv2d_skips_the_input_gradient_when_not_needed():
-    x, w, b, options = _conv_arrays(CONV_CASES["padding"])
+    x, w, _b, _options = _conv_arrays(CONV_CASES["padding"])
     weight = tt.Tensor(w, requires_grad=True)
     conv2d(tt.Tensor(x), weight, padding=1).sum().backward()
     expected = windows(x, (3, 3), (1, 1), (1, 1), (1, 1)).sum(axis=(0, 2, 3))  # d sum / d w[o, c, i, j]
@@ -170,14 +178,14 @@ POOL_CASES = {  # name: (kernel, stride, padding, dilation)
 
 def _pool_options(name, with_dilation=True):
     k, s, p, d = POOL_CASES[name]
-    options = dict(kernel_size=k, stride=s, padding=p)
+    options = {"kernel_size": k, "stride": s, "padding": p}
     if with_dilation:
         options["dilation"] = d
     return options
 
 
 def _pool_geometry(options):
-    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)
     k = pair(options["kernel_size"])
     s = k if options["stride"] is None else pair(options["stride"])
     return k, s, pair(options["padding"]), pair(options.get("dilation", 1))

@@ -4,12 +4,11 @@
 import numpy as np
 import pytest
 import tt_core as tt
-
 from tt_data import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 
 torch = pytest.importorskip("torch")
 
-TOL = dict(rtol=1e-4, atol=1e-4)
+TOL = {"rtol": 1e-4, "atol": 1e-4}
 rng = np.random.default_rng(1)
 
 
@@ -38,12 +37,12 @@ def assert_parameter_grads_match(tt_layer, torch_layer):
 
 
 CONV_OPTIONS = [
-    dict(),
-    dict(padding=1),
-    dict(stride=2, padding=1),
-    dict(padding=2, dilation=2),
-    dict(padding=1, groups=2),
-    dict(kernel_size=(3, 1), stride=(1, 2), padding=(1, 0), bias=False),
+    {},
+    {"padding": 1},
+    {"stride": 2, "padding": 1},
+    {"padding": 2, "dilation": 2},
+    {"padding": 1, "groups": 2},
+    {"kernel_size": (3, 1), "stride": (1, 2), "padding": (1, 0), "bias": False},
 ]
 
 
@@ -57,13 +56,13 @@ def test_conv2d_matches_torch(options):
     assert_parameter_grads_match(ours, theirs)
 
 
-@pytest.mark.parametrize("options", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
-                                     dict(kernel_size=2, stride=1, dilation=2)], ids=str)
+@pytest.mark.parametrize("options", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+                                     {"kernel_size": 2, "stride": 1, "dilation": 2}], ids=str)
 def test_max_pool2d_matches_torch(options):
     run_both(MaxPool2d(**options), torch.nn.MaxPool2d(**options), rng.standard_normal((2, 3, 8, 7)).astype(np.float32))
 
 
-@pytest.mark.parametrize("options", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)], ids=str)
+@pytest.mark.parametrize("options", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}], ids=str)
 def test_avg_pool2d_matches_torch(options):
     run_both(AvgPool2d(**options), torch.nn.AvgPool2d(**options), rng.standard_normal((2, 3, 8, 7)).astype(np.float32))
 

@@ -15,11 +15,11 @@ read it.
 from __future__ import annotations
 
 import weakref
-from typing import Hashable
+from collections.abc import Hashable
 
 import numpy as np
 
-__all__ = ["ScratchPool", "SCRATCH"]
+__all__ = ["SCRATCH", "ScratchPool"]
 
 
 class ScratchPool:

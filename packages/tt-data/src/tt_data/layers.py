@@ -23,7 +23,7 @@ from tt_core.tensor import Tensor
 from .norm import batch_norm
 from .spatial import _pair, adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
 
-__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Flatten"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "MaxPool2d"]
 
 
 class Conv2d(Module):

@@ -24,7 +24,7 @@ from tt_core import ops
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.tensor import Tensor
 
-__all__ = ["batch_norm", "KERNELS", "GRAD_RULES"]
+__all__ = ["GRAD_RULES", "KERNELS", "batch_norm"]
 
 
 def _channel_matrix(x: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from tt_core.tensor import Tensor
 
 from ._scratch import SCRATCH
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "KERNELS", "GRAD_RULES"]
+__all__ = ["GRAD_RULES", "KERNELS", "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "max_pool2d"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def _grouped_pixels(x: np.ndarray, groups: int) -> np.ndarray:
 
 def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments)."""
-    n, c, h, w = x.shape
+    n = x.shape[0]
     out_channels, cg, kh, kw = weight.shape
     (out_h, out_w), steps = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
     offsets = _offsets(steps)
@@ -185,7 +185,7 @@ def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1
 def _conv2d_grad(ctx, grad):
     """Gradient rule of ``conv2d``: input (col2im), weight and bias gradients."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
-    n, out_h, out_w, groups, kh, kw, cg = ctx.dims
+    groups, kh, kw, cg = ctx.dims[3:]
     out_channels = weight.shape[0]
     g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)  # (pixels, out)
     g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
@@ -202,7 +202,6 @@ def _conv2d_grad(ctx, grad):
 
 def _col2im(ctx, x, g_groups):
     """``dx``: the gradient of the im2col matrix, ``g @ W.T``, summed back onto the image."""
-    n, c, h, w = x.shape
     groups = ctx.dims[3]
     key = ("grad_cols", ctx.channels_last, ctx.dims, x.dtype.str)
     buffer = SCRATCH.take(key, (ctx.cols.size,), x.dtype)
@@ -252,10 +251,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         )
     if bias is not None and bias.shape != (out_channels,):
         raise ShapeError(f"conv2d: bias shape {bias.shape} does not match weight shape {weight.shape}: expected ({out_channels},)")
-    attrs = dict(
-        stride=_pair(stride, "stride"), padding=_pair(padding, "padding", 0),
-        dilation=_pair(dilation, "dilation"), groups=int(groups),
-    )
+    attrs = {
+        "stride": _pair(stride, "stride"), "padding": _pair(padding, "padding", 0),
+        "dilation": _pair(dilation, "dilation"), "groups": int(groups),
+    }
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return ops.apply("conv2d", *inputs, **attrs)
 
@@ -375,7 +374,7 @@ def _pool_attrs(op: str, x: Tensor, kernel_size, stride, padding) -> dict:
     padding = _pair(padding, "padding", 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
-    return dict(kernel_size=kernel, stride=kernel if stride is None else _pair(stride, "stride"), padding=padding)
+    return {"kernel_size": kernel, "stride": kernel if stride is None else _pair(stride, "stride"), "padding": padding}
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:

@@ -31,11 +31,11 @@ from ..api import RunContext
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
 
-LENET = dict(epochs=15, batch_size=32, max_lr=0.1, momentum=0.9, weight_decay=5e-4)
-CIFAR = dict(
-    widths=CIFAR_WIDTHS, max_epochs=10, batch_size=256, max_lr=0.2, momentum=0.9, weight_decay=5e-4,
-    label_smoothing=0.2, crop_padding=4, budget_minutes=30.0, eval_batch_size=500,
-)
+LENET = {"epochs": 15, "batch_size": 32, "max_lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
+CIFAR = {
+    "widths": CIFAR_WIDTHS, "max_epochs": 10, "batch_size": 256, "max_lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4,
+    "label_smoothing": 0.2, "crop_padding": 4, "budget_minutes": 30.0, "eval_batch_size": 500,
+}
 
 
 # ----------------------------------------------------------------------------------------
@@ -45,7 +45,7 @@ CIFAR = dict(
 
 def layer_kit(ctx: RunContext) -> SimpleNamespace:
     """The layer classes this milestone builds from, as the registry provides them."""
-    layer = lambda name: ctx.component("layer", name)  # noqa: E731
+    layer = lambda name: ctx.component("layer", name)
     return SimpleNamespace(
         Conv2d=layer("Conv2d"), MaxPool2d=layer("MaxPool2d"), BatchNorm2d=layer("BatchNorm2d"),
         Flatten=layer("Flatten"), Linear=layer("Linear"), ReLU=ctx.component("activation", "ReLU"),
