@@ -323,6 +323,15 @@ def test_gradcheck_catches_a_wrong_rule(monkeypatch):
         gradcheck(lambda x: x.exp(), [np.array([0.1, 0.2, 0.3])])
 
 
+def test_gradcheck_perturbs_inputs_that_are_not_c_contiguous():
+    """A transposed (Fortran-order) input keeps its layout and is still perturbed in place."""
+    transposed = np.arange(1.0, 13.0).reshape(3, 4).T
+    assert gradcheck(lambda x: (x * x).sum(axis=0), [transposed])
+    # a detached input has analytic gradient 0: the numeric one must see the perturbation
+    with pytest.raises(GradcheckError, match="input 0"):
+        gradcheck(lambda x: (x.detach() * x.detach() + x * 0).sum(), [transposed])
+
+
 def test_gradcheck_names_the_failing_input():
     # a stop-gradient on the second input only: its analytic gradient is zero
     with pytest.raises(GradcheckError, match="input 1"):

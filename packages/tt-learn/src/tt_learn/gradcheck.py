@@ -82,20 +82,19 @@ def gradcheck(
     for i in checked:
         x = tensors[i]
         analytic = np.zeros(x.shape) if x.grad is None else x.grad.data
-        flat = x.data.reshape(-1)  # a view: writing it perturbs the input in place
-        for j in range(flat.size):  # one element at a time: finite differences need it
-            original = flat[j]
-            flat[j] = original + eps
+        data = x.data  # perturbed in place, element by element, whatever its memory layout
+        for index in np.ndindex(x.shape):  # one element at a time: finite differences need it
+            original = data[index]
+            data[index] = original + eps
             plus = weighted_output()
-            flat[j] = original - eps
+            data[index] = original - eps
             minus = weighted_output()
-            flat[j] = original
+            data[index] = original
             numeric = (plus - minus) / (2 * eps)
-            value = analytic.reshape(-1)[j]
+            value = analytic[index]
             if not abs(value - numeric) <= atol + rtol * abs(numeric):
-                index = np.unravel_index(j, x.shape) if x.ndim else ()
                 raise GradcheckError(
-                    f"gradcheck: input {i} (shape {x.shape}), element {tuple(int(k) for k in index)}: "
+                    f"gradcheck: input {i} (shape {x.shape}), element {index}: "
                     f"analytic gradient {value:.8g} vs numeric {numeric:.8g} "
                     f"(difference {abs(value - numeric):.3g} > atol {atol} + rtol {rtol} * |numeric|)"
                 )
