@@ -25,7 +25,7 @@ def test_list_json_with_only_tt_core(only_core, capsys):
         assert rows[key]["status"] == "locked" and rows[key]["missing"]
     assert rows["02"]["install"] == ["tt-learn"]
     assert rows["03"]["install"] == ["tt-data", "tt-learn"]
-    assert rows["06"]["install"] == ["tt-language", "tt-perf"]
+    assert rows["06"]["install"] == ["tt-data", "tt-language", "tt-learn", "tt-perf"]
     assert {"id", "slug", "year", "title", "status", "missing", "install"} <= set(rows["01"])
 
 

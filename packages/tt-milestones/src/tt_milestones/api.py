@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -56,6 +57,7 @@ class MilestoneSpec:
     run: str  # "package.module:function"
     quick_note: str = ""
     options: tuple[str, ...] = ()  # extra CLI flags this milestone understands, e.g. ("chat",)
+    optional: tuple[Requirement, ...] = ()  # used when installed (a comparison), not needed to run
 
     def missing(self, registry: ComponentRegistry) -> list[Requirement]:
         return [r for r in self.requires if not registry.has(r.kind, r.name)]
@@ -89,6 +91,7 @@ class RunContext:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     console: Any = None  # a rich Console
+    declared: tuple[Requirement, ...] | None = None  # the spec's requires + optional; None: any
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
@@ -97,7 +100,16 @@ class RunContext:
 
     # -- components ----------------------------------------------------------------------
     def component(self, kind: str, name: str) -> Any:
-        """The chosen provider of one component (so a learner's own plugin is used)."""
+        """The chosen provider of one component (so a learner's own plugin is used).
+
+        A run may use only what its spec declares (``requires`` or ``optional``), so that
+        ``list`` locks it exactly when something it needs is missing.
+        """
+        if self.declared is not None and not any(r.kind == kind and r.name == name for r in self.declared):
+            raise TinyTorchError(
+                f"this milestone uses {kind}:{name}, which its spec does not declare: "
+                f"add Requirement({kind!r}, {name!r}, <package>) to its requires (or optional)"
+            )
         return self.registry.get(kind, name)
 
     # -- reporting -----------------------------------------------------------------------

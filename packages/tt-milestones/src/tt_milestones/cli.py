@@ -171,7 +171,10 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     console.rule(f"[bold]{spec.id} {spec.title} ({spec.year})")
     console.print(spec.history, style="italic")
     console.print(f"target: {spec.target}" + ("   [yellow](quick)[/]" if args.quick else ""))
-    ctx = RunContext(registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console)
+    ctx = RunContext(
+        registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
+        declared=spec.requires + spec.optional,
+    )
     plugin_dists = {info.dist: info.version for info in catalogue.plugins}
     report = run_milestone(spec, ctx, plugin_dists)
 

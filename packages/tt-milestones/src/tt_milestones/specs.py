@@ -14,6 +14,11 @@ def _needs(package: str, *components: str) -> tuple[Requirement, ...]:
     return tuple(Requirement(*component.split(":", 1), package=package) for component in components)
 
 
+def _union(*groups: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
+    """The requirements of several groups, each once, in order."""
+    return tuple(dict.fromkeys(r for group in groups for r in group))
+
+
 def _run(id_: str, slug: str) -> str:
     return f"tt_milestones.history.m{id_}_{slug}:run"
 
@@ -30,6 +35,7 @@ PERCEPTRON = MilestoneSpec(
         "finite number of mistakes."
     ),
     requires=_needs("tt-core", "op:matmul", "layer:Linear"),
+    optional=_needs("tt-learn", "autograd:engine", "loss:BCEWithLogitsLoss", "optimizer:SGD"),
     target="100% on linearly separable 2-D points; >= 98% test accuracy on the 8x8 digits 0 vs 1",
     run=_run("01", "perceptron"),
     quick_note="fewer epochs at most; both tasks still train to their targets",
@@ -61,7 +67,11 @@ MLP = MilestoneSpec(
         "useful internal representations. Multi-layer perceptrons trained this way became the first "
         "networks to read handwritten digits reliably."
     ),
-    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:Adam")
+    requires=_needs("tt-core", "layer:Linear", "layer:Dropout", "activation:ReLU")
+    + _needs(
+        "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:Adam", "scheduler:CosineAnnealingLR",
+        "trainer:Trainer", "metric:accuracy", "function:no_grad",
+    )
     + _needs("tt-data", "dataset:tinydigits", "dataset:mnist", "loader:DataLoader"),
     target=">= 97% test accuracy on TinyDigits; >= 98.0% test accuracy on MNIST",
     run=_run("03", "mlp"),
@@ -78,11 +88,15 @@ CNN = MilestoneSpec(
         "wherever they appear, and read cheques for banks. The same idea, deeper and with more data, "
         "won ImageNet in 2012 and started the deep-learning boom."
     ),
-    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:SGD", "scheduler:OneCycleLR")
+    requires=_needs("tt-core", "layer:Linear", "activation:ReLU")
+    + _needs(
+        "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:SGD", "scheduler:OneCycleLR",
+        "trainer:Trainer", "metric:accuracy", "function:no_grad",
+    )
     + _needs(
         "tt-data", "op:conv2d", "layer:Conv2d", "layer:MaxPool2d", "layer:BatchNorm2d", "layer:Flatten",
-        "dataset:tinydigits", "dataset:cifar10", "loader:DataLoader",
-        "transform:RandomCrop", "transform:RandomHorizontalFlip",
+        "dataset:tinydigits", "dataset:cifar10", "loader:DataLoader", "dataset_class:TensorDataset",
+        "transform:RandomCrop", "transform:RandomHorizontalFlip", "transform:Compose", "transform:Normalize",
     ),
     target=">= 97% test accuracy on TinyDigits (LeNet); >= 80% CIFAR-10 test accuracy within 30 minutes",
     run=_run("04", "cnn"),
@@ -99,10 +113,15 @@ TRANSFORMER = MilestoneSpec(
         "sequence models could be trained in parallel on whole passages. Transformers became the "
         "architecture of every large language model since."
     ),
-    requires=_needs("tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:AdamW")
+    requires=_needs("tt-core", "layer:Linear", "activation:GELU")
     + _needs(
-        "tt-language", "tokenizer:char", "layer:MultiHeadAttention", "layer:TransformerBlock", "model:GPT",
-        "function:generate", "dataset:tinytalks", "dataset:tinyshakespeare",
+        "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:AdamW", "function:clip_grad_norm_",
+        "function:no_grad",
+    )
+    + _needs(
+        "tt-language", "tokenizer:char", "layer:Embedding", "layer:LayerNorm", "layer:PositionalEncoding",
+        "layer:MultiHeadAttention", "layer:TransformerBlock", "model:GPT", "function:generate",
+        "function:random_windows", "dataset:tinytalks", "dataset:tinyshakespeare",
     ),
     target=(
         "100% on sequence reversal; TinyTalks training loss < 1.5; "
@@ -123,8 +142,12 @@ OLYMPICS = MilestoneSpec(
         "way on every system. Here the models of the earlier milestones are profiled, quantized, pruned "
         "and cached, and every ratio is measured on this machine."
     ),
-    requires=_needs("tt-language", "model:GPT")
-    + _needs("tt-perf", "perf:profile", "perf:quantize_int8", "perf:prune", "perf:kv_generate", "perf:olympics"),
+    # it profiles and compresses the models of milestones 03-05, built by their own code
+    requires=_union(
+        MLP.requires, CNN.requires, TRANSFORMER.requires,
+        _needs("tt-learn", "function:batches", "optimizer:Adam"),
+        _needs("tt-perf", "perf:profile", "perf:quantize_int8", "perf:prune", "perf:kv_generate", "perf:olympics"),
+    ),
     target=(
         ">= 8x smaller on disk with <= 1 point accuracy loss; KV-cache generation >= 12x faster at "
         "512 tokens; batched generation >= 5x the throughput"
