@@ -16,66 +16,31 @@ layers of a type are summed. (The first convolution gets no input gradient, as i
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
+import _harness as bench
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (same both sides)")
+
+def parse():
+    parser = bench.parser(__doc__)
     parser.add_argument("--batch", type=int, default=128, help="images per batch")
-    parser.add_argument("--steps", type=int, default=2, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per library (median reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    bench.add_round_options(parser, steps=2, rounds=7, warmup=2, steps_help="steps per timed round")
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer-type table")
-    parser.add_argument("--profile", action="store_true", help="cProfile the tt steps instead of comparing")
     return parser.parse_args()
 
 
 ARGS = parse()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
+bench.use_threads(ARGS.threads)  # before NumPy and torch load their BLAS
 
 import statistics
 import time
 from collections import defaultdict
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 import tt_core as tt
-import tt_data
 from tt_learn.losses import CrossEntropyLoss
 from tt_milestones.history.m04_cnn import cifar_net
-
-TT_NN = SimpleNamespace(
-    Sequential=tt.Sequential, Conv2d=tt_data.Conv2d, MaxPool2d=tt_data.MaxPool2d, BatchNorm2d=tt_data.BatchNorm2d,
-    ReLU=tt.ReLU, Flatten=tt_data.Flatten, Linear=tt.Linear,
-)
-
-
-def same_weights(model, net) -> None:
-    state = net.state_dict()
-    model.load_state_dict({k: v.numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")})
-
-
-def interleaved(tt_fn, torch_fn) -> tuple[float, float, list[float]]:
-    """Median ms per call of each, timed in alternating rounds, and the per-round ratios."""
-    def timed(fn) -> float:
-        start = time.perf_counter()
-        for _ in range(ARGS.steps):
-            fn()
-        return (time.perf_counter() - start) / ARGS.steps * 1e3
-
-    for _ in range(ARGS.warmup):
-        tt_fn()
-        torch_fn()
-    ours, theirs = [], []
-    for _ in range(ARGS.rounds):
-        ours.append(timed(tt_fn))
-        theirs.append(timed(torch_fn))
-    return statistics.median(ours), statistics.median(theirs), sorted(a / b for a, b in zip(ours, theirs))
 
 
 def layer_inputs(model, net, x, tx):
@@ -127,50 +92,29 @@ def per_layer_type(model, net, x, tx) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    torch.set_num_threads(ARGS.threads)
     tt.manual_seed(0)
     torch.manual_seed(0)
-    model, net = cifar_net(TT_NN), cifar_net(torch.nn)
-    same_weights(model, net)
+    model = cifar_net(bench.tt_nn())
+    net = bench.copy_weights(model, cifar_net(torch.nn))
     rng = np.random.default_rng(0)
     images = rng.standard_normal((ARGS.batch, 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, ARGS.batch)
     x, y = tt.Tensor(images), tt.Tensor(labels)
     tx, ty = torch.from_numpy(images), torch.from_numpy(labels)
-    loss_fn, torch_loss_fn = CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
-
-    def tt_step():
-        model.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        return loss
-
-    def torch_step():
-        net.zero_grad()
-        loss = torch_loss_fn(net(tx), ty)
-        loss.backward()
-        return loss
+    tt_step = bench.training_step(model, CrossEntropyLoss(), [(x, y)])
+    torch_step = bench.training_step(net, torch.nn.CrossEntropyLoss(), [(tx, ty)])
 
     first = tt_step().item(), torch_step().item()
+    bench.warm_up([tt_step, torch_step], ARGS.warmup)
     if ARGS.profile:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(ARGS.steps * 3):
-            tt_step()
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        bench.profile(tt_step, ARGS.steps * 3, lines=25)
         return
 
-    ours, theirs, ratios = interleaved(tt_step, torch_step)
+    result = bench.interleaved({"tt": tt_step, "torch": torch_step}, rounds=ARGS.rounds, steps=ARGS.steps)
     print(f"milestone 04 CIFAR network {model.num_parameters():,} parameters, batch {ARGS.batch}, "
           f"forward + cross-entropy + backward; threads={ARGS.threads} (BLAS and torch)")
     print(f"first loss: tt {first[0]:.5f}  torch {first[1]:.5f}")
-    print(f"tt    {ours:8.1f} ms/batch (median of {ARGS.rounds} rounds x {ARGS.steps} steps)")
-    print(f"torch {theirs:8.1f} ms/batch")
-    print(f"ratio tt/torch = {ours / theirs:.2f}x  (per-round ratios {ratios[0]:.2f}..{ratios[-1]:.2f}; target <= 1.5x)")
+    bench.print_comparison(result, unit="batch", digits=1, target=1.5)
     if ARGS.no_layers:
         return
     totals = per_layer_type(model, net, x, tx)

@@ -14,27 +14,21 @@ from a one-token prompt without a KV cache (the context window is recomputed eac
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
+import _harness as bench
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (same both sides)")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per library (median reported)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+
+def parse():
+    parser = bench.parser(__doc__)
+    bench.add_round_options(parser, steps=5, rounds=7, warmup=3)
     parser.add_argument("--new-tokens", type=int, default=100, help="tokens generated for the tokens/s figure")
-    parser.add_argument("--profile", action="store_true", help="cProfile the tt steps instead of comparing")
     return parser.parse_args()
 
 
 ARGS = parse()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
+bench.use_threads(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import statistics
 import time
 
 import numpy as np
@@ -103,11 +97,9 @@ class TorchGPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def torch_copy(model: GPT) -> TorchGPT:
-    net = TorchGPT()
-    state = {k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()}
-    net.load_state_dict(state)
-    return net
+def per_token(loss_fn):
+    """``loss_fn`` on (batch, block, vocab) logits and (batch, block) ids, flattened to tokens."""
+    return lambda logits, ids: loss_fn(logits.reshape(-1, VOCAB), ids.reshape(-1))
 
 
 @torch.no_grad()
@@ -121,64 +113,27 @@ def torch_generate(net, prompt, new_tokens, generator):
 
 
 def main() -> None:
-    torch.set_num_threads(ARGS.threads)
     tt.manual_seed(0)
     rng = np.random.default_rng(0)
     data = [(rng.integers(0, VOCAB, (BATCH, BLOCK)), rng.integers(0, VOCAB, (BATCH, BLOCK))) for _ in range(4)]
     torch_data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
 
     model = GPT(VOCAB, BLOCK, num_layers=LAYERS, num_heads=HEADS, embed_dim=WIDTH)
-    net = torch_copy(model)
+    net = bench.copy_weights(model, TorchGPT())
     opt = AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     torch_opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.1)
-    loss_fn, torch_loss_fn = CrossEntropyLoss(), nn.CrossEntropyLoss()
-
-    def tt_step(i):
-        x, y = data[i % len(data)]
-        loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    def torch_step(i):
-        x, y = torch_data[i % len(torch_data)]
-        loss = torch_loss_fn(net(x).reshape(-1, VOCAB), y.reshape(-1))
-        torch_opt.zero_grad()
-        loss.backward()
-        torch_opt.step()
-        return loss
+    tt_step = bench.training_step(model, per_token(CrossEntropyLoss()), data, opt)
+    torch_step = bench.training_step(net, per_token(nn.CrossEntropyLoss()), torch_data, torch_opt)
 
     first = tt_step(0).item(), torch_step(0).item()
     second = tt_step(1).item(), torch_step(1).item()
-    for i in range(2, ARGS.warmup + 2):
-        tt_step(i)
-        torch_step(i)
+    bench.warm_up([tt_step, torch_step], ARGS.warmup, start=2)
 
     if ARGS.profile:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for i in range(ARGS.steps * 4):
-            tt_step(i)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        bench.profile(tt_step, ARGS.steps * 4, lines=30)
         return
 
-    def timed(step) -> float:
-        start = time.perf_counter()
-        for i in range(ARGS.steps):
-            step(i)
-        return (time.perf_counter() - start) / ARGS.steps * 1e3
-
-    tt_ms, torch_ms = [], []
-    for _ in range(ARGS.rounds):
-        tt_ms.append(timed(tt_step))
-        torch_ms.append(timed(torch_step))
-    ours, theirs = statistics.median(tt_ms), statistics.median(torch_ms)
-    ratios = sorted(a / b for a, b in zip(tt_ms, torch_ms))
+    result = bench.interleaved({"tt": tt_step, "torch": torch_step}, rounds=ARGS.rounds, steps=ARGS.steps)
 
     prompt = np.zeros(1, dtype=np.int64)
     start = time.perf_counter()
@@ -192,9 +147,7 @@ def main() -> None:
     print(f"GPT {LAYERS} layers x {HEADS} heads x {WIDTH}, context {BLOCK}, vocab {VOCAB}, batch {BATCH}, AdamW; "
           f"threads={ARGS.threads} (BLAS and torch)")
     print(f"losses of steps 1, 2: tt {first[0]:.5f}, {second[0]:.5f}  torch {first[1]:.5f}, {second[1]:.5f}")
-    print(f"tt    {ours:8.2f} ms/step (median of {ARGS.rounds} rounds x {ARGS.steps} steps)")
-    print(f"torch {theirs:8.2f} ms/step")
-    print(f"ratio tt/torch = {ours / theirs:.2f}x  (per-round ratios {ratios[0]:.2f}..{ratios[-1]:.2f}; target <= 1.5x)")
+    bench.print_comparison(result, unit="step", digits=2, target=1.5)
     print(f"generation, no KV cache, {ARGS.new_tokens} tokens: tt {tt_tps:.0f} tokens/s, torch {torch_tps:.0f} tokens/s "
           f"(ratio {torch_tps / tt_tps:.2f}x)")
 

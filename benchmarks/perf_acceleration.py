@@ -12,12 +12,11 @@ a shared machine) except the thread comparison (wall time); the torch comparison
 
 from __future__ import annotations
 
-import argparse
+import _harness as bench
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (except the thread test)")
+def parse():
+    parser = bench.parser(__doc__, threads_help="BLAS and torch threads (except the thread test)")
     parser.add_argument("--batch", type=int, default=64, help="samples per forward pass")
     parser.add_argument("--repeats", type=int, default=30, help="timed forward passes per variant")
     parser.add_argument("--json", help="also write the results here")
@@ -28,7 +27,6 @@ ARGS = parse()
 
 import json
 from functools import partial
-from types import SimpleNamespace
 
 import numpy as np
 import tt_core
@@ -40,16 +38,17 @@ from tt_perf.accelerate import blas_threads
 from tt_perf.experiments import acceleration_suite
 from tt_perf.timing import measure
 
-TT_NN = SimpleNamespace(Sequential=tt_core.Sequential, Conv2d=tt_data.Conv2d, MaxPool2d=tt_data.MaxPool2d,
-                        BatchNorm2d=tt_data.BatchNorm2d, ReLU=tt_core.ReLU, Flatten=tt_data.Flatten,
-                        Linear=tt_core.Linear)
+
+def mnist_mlp(nn):
+    """Milestone 03's MLP, from ``torch.nn`` or its TinyTorch namesakes (:func:`_harness.tt_nn`)."""
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Dropout(0.2), nn.Linear(512, 10))
 
 
 def models(rng):
     tt_core.manual_seed(0)
-    mlp = tt_core.Sequential(tt_core.Linear(784, 512), tt_core.ReLU(), tt_core.Dropout(0.2), tt_core.Linear(512, 512),
-                             tt_core.ReLU(), tt_core.Dropout(0.2), tt_core.Linear(512, 10)).eval()
-    cnn = cifar_net(TT_NN).eval()
+    mlp = mnist_mlp(bench.tt_nn()).eval()
+    cnn = cifar_net(bench.tt_nn()).eval()
     for module in cnn.modules():
         if isinstance(module, tt_data.BatchNorm2d):
             n = module.num_features
@@ -61,18 +60,11 @@ def models(rng):
 
 def torch_ratios(mlp, cnn, mlp_batch, cnn_batch) -> dict:
     """tt forward time / torch forward time for the same networks and weights."""
-    try:
-        import torch
-    except ImportError:
+    torch = bench.use_threads(ARGS.threads, blas=False)  # the BLAS threads are set by blas_threads()
+    if torch is None:
         return {}
-    torch.set_num_threads(ARGS.threads)
-    nn = torch.nn
-    t_mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2), nn.Linear(512, 512), nn.ReLU(),
-                          nn.Dropout(0.2), nn.Linear(512, 10)).eval()
-    t_cnn = cifar_net(SimpleNamespace(**{k: getattr(nn, k) for k in vars(TT_NN)})).eval()
-    for ours, theirs in ((mlp, t_mlp), (cnn, t_cnn)):
-        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in ours.state_dict().items()}
-        theirs.load_state_dict(state, strict=False)
+    t_mlp = bench.copy_weights(mlp, mnist_mlp(torch.nn).eval())
+    t_cnn = bench.copy_weights(cnn, cifar_net(torch.nn).eval())
     out = {}
     with torch.no_grad():
         for name, ours, theirs, batch in (("MLP", mlp, t_mlp, mlp_batch), ("CNN", cnn, t_cnn, cnn_batch)):

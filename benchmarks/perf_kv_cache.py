@@ -21,13 +21,11 @@ long computations than for short ones. Batched: ``--prompts`` prompts of random 
 
 from __future__ import annotations
 
-import argparse
-import os
+import _harness as bench
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
+def parse():
+    parser = bench.parser(__doc__, threads_help="BLAS and torch threads")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--embed", type=int, default=128)
@@ -43,11 +41,9 @@ def parse() -> argparse.Namespace:
 
 
 ARGS = parse()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)  # before NumPy and torch load their BLAS
+torch = bench.use_threads(ARGS.threads)  # before NumPy loads its BLAS; None without torch (comparison skipped)
 
 import json
-import time
 from functools import partial
 
 import numpy as np
@@ -57,14 +53,9 @@ from rich.table import Table
 from tt_language import GPT, generate
 from tt_perf import CachedDecoder
 from tt_perf.experiments import batched_throughput, kv_cache_speedups
+from tt_perf.timing import measure
 
-try:
-    import torch
-    import torch.nn.functional as TF
-
-    torch.set_num_threads(ARGS.threads)
-except ImportError:  # the comparison with torch is optional
-    torch = None
+TF = torch.nn.functional if torch is not None else None
 
 
 def as_torch(value):
@@ -108,15 +99,6 @@ def torch_generate(decoder: CachedDecoder, prompt: np.ndarray, new_tokens: int) 
     return ids[0].numpy()
 
 
-def cpu_seconds(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - start)
-    return best, out
-
-
 def main() -> None:
     console = Console()
     tt_core.manual_seed(0)
@@ -133,8 +115,9 @@ def main() -> None:
     decoder = CachedDecoder(model)
     for row in rows:
         if torch is not None:
-            seconds, tokens = cpu_seconds(partial(torch_generate, decoder, prompt, row["tokens"]), ARGS.repeats)
-            cached = decoder.generate(prompt, row["tokens"])
+            run = partial(torch_generate, decoder, prompt, row["tokens"])
+            seconds = measure(run, warmup=0, repeats=ARGS.repeats, clock="cpu").minimum  # best CPU time
+            tokens, cached = run(), decoder.generate(prompt, row["tokens"])
             row |= {"torch_cached_s": seconds, "tt_over_torch": row["cached_s"] / seconds,
                     "torch_tokens_identical": bool(np.array_equal(tokens, cached))}
 
