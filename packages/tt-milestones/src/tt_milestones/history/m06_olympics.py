@@ -274,6 +274,7 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
     left.plot(tokens, [r["framework_speedup"] for r in rows], marker="s", label="vs tt-language generate")
     left.set(xlabel="generated tokens", ylabel="speed-up (x)", title="KV-cache speed-up by length", xscale="log")
     left.set_xticks(tokens, [str(t) for t in tokens])
+    left.minorticks_off()
     left.legend()
     counts = [r["new_tokens"] for r in batched]
     right.plot(counts, [r["throughput_ratio"] for r in batched], marker="o")
@@ -281,6 +282,7 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
     right.set(xlabel="new tokens per prompt", ylabel="throughput, batched / one at a time (x)", xscale="log",
               title=f"{batched[0]['prompts']} prompts at once (both cached)")
     right.set_xticks(counts, [str(c) for c in counts])
+    right.minorticks_off()
     ctx.save_figure(fig, "kv_cache_speedup.png")
 
 
