@@ -247,6 +247,16 @@ def test_sequential_applies_in_order(rng):
     assert len(model) == 3 and isinstance(model[-1], Linear) and list(model)[1] is model[1]
 
 
+def test_replacing_a_child_or_parameter_keeps_its_place():
+    model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
+    setattr(model, "0", Linear(3, 4, bias=False))  # e.g. swapping in a quantized layer
+    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Linear"]
+    assert model[0].bias is None
+    layer = Linear(2, 2)
+    layer.weight = Parameter(np.zeros((2, 2), dtype=np.float32))
+    assert list(layer.state_dict()) == ["weight", "bias"]
+
+
 def test_module_list():
     layers = ModuleList([Linear(2, 2) for _ in range(3)])
     layers.append(ReLU())

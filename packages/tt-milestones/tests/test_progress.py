@@ -35,3 +35,13 @@ def test_context_checks_and_reached(tmp_path):
     assert ctx.reached is False and ctx.metrics == {"accuracy": 0.99, "loss": 2.0}
     with pytest.raises(ValueError, match="op must be one of"):
         ctx.check("x", 1, "==", 1)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_speed_targets_gate_full_runs_only(tmp_path, quick):
+    ctx = RunContext(registry=None, out=tmp_path, quick=quick)
+    ctx.check("tokens_identical", 1.0, ">=", 1.0)
+    ctx.check_speed("speedup", 3.0, ">=", 5.0)
+    assert ctx.metrics["speedup"] == 3.0
+    assert ctx.reached is quick  # a missed speed target fails a full run, never a quick one
+    assert [c.name for c in ctx.checks] == (["tokens_identical"] if quick else ["tokens_identical", "speedup"])

@@ -59,13 +59,16 @@ class Module:
                 f"cannot assign a {type(value).__name__} to parameter {name!r} of {type(self).__name__}: "
                 f"assign a Parameter (or None), or change the values through {name}.data"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # a replaced parameter or module keeps its place (the order of a Sequential, of state_dict)
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
         else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
             object.__setattr__(self, name, value)
             return
         self.__dict__.pop(name, None)

@@ -133,6 +133,15 @@ class RunContext:
         self.log(f"  {name} = {value:.4g}  (target {op} {target:g})  {mark}")
         return item.reached
 
+    def check_speed(self, name: str, value: float, op: str, target: float) -> bool:
+        """A speed ratio against its target. A quick run (CI, a shared machine) reports it
+        without gating on it: timings there are noise, and learning is what quick runs check."""
+        if not self.quick:
+            return self.check(name, value, op, target)
+        self.record(name, float(value))
+        self.log(f"  {name} = {value:.4g}  (target {op} {target:g}, checked in full runs only)")
+        return True
+
     def configure(self, **settings: Any) -> None:
         """Record the configuration (sizes, epochs, learning rates) in the report."""
         self.config.update(settings)

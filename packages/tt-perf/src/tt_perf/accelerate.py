@@ -26,7 +26,6 @@ import numpy as np
 import tt_core
 from tt_core import Module, Parameter, Tensor
 
-from .hooks import replace_child
 from .kernels import ACTIVATIONS
 from .timing import measure
 
@@ -102,8 +101,8 @@ def fold_batchnorms(model: Module) -> Module:
                 conv_index -= 1
             conv_name, conv = children[conv_index]
             if _is(conv, "Conv2d"):
-                replace_child(parent, conv_name, fold_batchnorm(conv, bn))
-                replace_child(parent, bn_name, Identity())
+                setattr(parent, conv_name, fold_batchnorm(conv, bn))
+                setattr(parent, bn_name, Identity())
     return model
 
 
@@ -154,12 +153,12 @@ def fuse_linear_activations(model: Module) -> Module:
     model = copy.deepcopy(model).eval()
     for parent, linear_name, linear, act_name, act in list(
             _pairs(model, lambda m: _is(m, "Linear"), lambda m: _activation_name(m) is not None)):
-        replace_child(parent, linear_name, FusedLinear(linear, _activation_name(act)))
-        replace_child(parent, act_name, Identity())
+        setattr(parent, linear_name, FusedLinear(linear, _activation_name(act)))
+        setattr(parent, act_name, Identity())
     for _, parent in list(model.named_modules()):
         for name, child in list(parent._modules.items()):
             if _is(child, "Linear"):
-                replace_child(parent, name, FusedLinear(child, None))
+                setattr(parent, name, FusedLinear(child, None))
     return model
 
 

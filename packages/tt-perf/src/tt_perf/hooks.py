@@ -44,14 +44,3 @@ def input_arrays(values) -> list:
         elif isinstance(value, (tuple, list)):
             found.extend(input_arrays(value))
     return found
-
-
-def replace_child(parent: Module, name: str, new: Module) -> None:
-    """Swap the sub-module ``parent.<name>`` for ``new`` *in its place*.
-
-    ``setattr`` would move the entry to the end of ``parent``'s module registry, which
-    reorders a ``Sequential``; writing the registry entry keeps the order.
-    """
-    if name not in parent._modules:
-        raise KeyError(f"{type(parent).__name__} has no sub-module {name!r}")
-    parent._modules[name] = new

@@ -30,7 +30,7 @@ import tt_core
 from tt_core import Module, Tensor
 from tt_data import conv2d
 
-from .hooks import input_arrays, replace_child, wrapped_forwards
+from .hooks import input_arrays, wrapped_forwards
 
 QMAX = 127  # int8 weight codes are symmetric: [-127, 127]
 ACTIVATION_LEVELS = 255  # uint8 activation codes: 0..255
@@ -301,5 +301,5 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
         raise tt_core.TinyTorchError(f"{type(model).__name__} has no Linear or Conv2d layer to quantize")
     observers = calibrate(model, calibration, [layer for _, _, layer in targets])
     for parent, attr, layer in targets:
-        replace_child(parent, attr, QUANTIZED[_kind(layer)].from_float(layer, observers[layer], mode))
+        setattr(parent, attr, QUANTIZED[_kind(layer)].from_float(layer, observers[layer], mode))
     return model

@@ -245,7 +245,7 @@ def kv_cache(ctx: RunContext, settings: dict):
     ctx.record("kv_cache", rows)
     ctx.check("kv_tokens_identical", float(all(r["identical"] and r["identical_to_framework"] for r in rows)), ">=", 1.0)
     longest = rows[-1]
-    ctx.check(f"kv_speedup_at_{longest['tokens']}_tokens", longest["speedup"], ">=", settings["kv_target"])
+    ctx.check_speed(f"kv_speedup_at_{longest['tokens']}_tokens", longest["speedup"], ">=", settings["kv_target"])
 
     lengths = rng.integers(settings["prompt"] // 4, settings["prompt"] + 1, settings["batch_prompts"])
     prompts = [rng.integers(0, settings["gpt"]["vocab_size"], n) for n in lengths]
@@ -257,7 +257,7 @@ def kv_cache(ctx: RunContext, settings: dict):
                 f"({row['throughput_ratio']:.1f}x)")
     ctx.check("batched_tokens_identical", float(all(row["identical"] for row in batched)), ">=", 1.0)
     checked = next(row for row in batched if row["new_tokens"] == settings["batch_check_tokens"])
-    ctx.check(f"batched_throughput_ratio_at_{checked['new_tokens']}_tokens", checked["throughput_ratio"], ">=", 5.0)
+    ctx.check_speed(f"batched_throughput_ratio_at_{checked['new_tokens']}_tokens", checked["throughput_ratio"], ">=", 5.0)
     if not ctx.quick:  # for comparison: the small GPT of --quick, whose steps are cheaper still
         small = ctx.component("model", "GPT")(**QUICK["gpt"]).eval()
         row = batched_throughput(small, prompts, settings["batch_check_tokens"], repeats=settings["repeats"])
