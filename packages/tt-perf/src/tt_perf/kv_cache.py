@@ -82,21 +82,8 @@ class KVCache:
         self.keys = np.zeros(shape, dtype=np.float32)
         self.values = np.zeros(shape, dtype=np.float32)
         self.valid = np.ones((batch, max_len), dtype=bool)
-        self._padding_bias = None
         self.length = 0
         self.max_len = max_len
-
-    @property
-    def padding_bias(self) -> np.ndarray:
-        """(batch, max_len) float32: 0 for real tokens, -inf for padding (see ``set_valid``)."""
-        if self._padding_bias is None:
-            self._padding_bias = np.where(self.valid, np.float32(0), np.float32(-np.inf))
-        return self._padding_bias
-
-    def set_valid(self, prompt_valid: np.ndarray) -> None:
-        """Mark which of the first ``prompt_valid.shape[1]`` columns are real tokens."""
-        self.valid[:, :prompt_valid.shape[1]] = prompt_valid
-        self._padding_bias = None
 
     @property
     def nbytes(self) -> int:
@@ -149,26 +136,17 @@ class CachedDecoder:
 
     # -- one forward step over the new tokens -------------------------------------------
     def _mask(self, cache: KVCache, start: int, new: int) -> np.ndarray | None:
-        """(B, 1, new, L) additive float32 mask, 0 where a query may attend and -inf where it
-        may not: causal, never padding; every query may see itself, so a padding query's row
-        is never empty (no NaN). ``None`` when nothing is hidden.
-
-        Adding 0 leaves a score unchanged and adding -inf hides it, so this gives exactly the
-        scores of masking with ``np.copyto(..., where=...)`` but costs one add, not a
-        masked copy. A one-token step of a padded batch only has to hide the padding: that
-        row is built once per cache (``cache.padding_bias``) and sliced, not rebuilt.
-        """
+        """(B, 1, new, L) True where a query may attend: causal, never padding; every query
+        may see itself, so a padding query's row is never empty (no NaN)."""
         stop = start + new
-        if cache.valid[:, :stop].all():
-            if new == 1:
-                return None
-        elif new == 1:
-            return cache.padding_bias[:, None, None, :stop]
+        padded = not cache.valid[:, :stop].all()
+        if new == 1 and not padded:
+            return None
         queries = start + np.arange(new)[:, None]
         keys = np.arange(stop)[None, :]
         allowed = (keys <= queries) & cache.valid[:, None, None, :stop]
         allowed |= keys == queries
-        return np.where(allowed, np.float32(0), np.float32(-np.inf))
+        return allowed
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
@@ -183,6 +161,7 @@ class CachedDecoder:
         x = self.wte[ids.reshape(-1)]
         x += self.wpe[positions.reshape(-1)]
         mask = self._mask(cache, start, new)
+        hidden_keys = None if mask is None else ~mask
         for layer, blk in enumerate(self.blocks):
             qkv = _layer_norm(x, blk.ln1) @ blk.qkv_w
             qkv += blk.qkv_b
@@ -191,8 +170,8 @@ class CachedDecoder:
             cache.values[layer, :, :, start:stop] = qkv[2]
             scores = qkv[0] @ cache.keys[layer, :, :, :stop].swapaxes(-1, -2)
             scores *= self.scale
-            if mask is not None:
-                scores += mask
+            if hidden_keys is not None:
+                np.copyto(scores, -np.inf, where=hidden_keys)
             scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= np.add.reduce(scores, axis=-1, keepdims=True)
@@ -237,7 +216,7 @@ class CachedDecoder:
             ids[i, pad[i]:width] = row
         positions = np.maximum(np.arange(total)[None, :] - pad[:, None], 0)
         cache = self.new_cache(batch, total)
-        cache.set_valid(np.arange(width)[None, :] >= pad[:, None])
+        cache.valid[:, :width] = np.arange(width)[None, :] >= pad[:, None]
         rng = np.random.default_rng(seed) if seed is not None else None
         for t in range(width, total):
             if use_cache:
