@@ -13,10 +13,13 @@ new tokens it times, on the same prompt:
 Times are CPU seconds of this process (BLAS single-threaded by default), the best of
 ``--repeats``: on a shared machine wall time grows with other processes' load, and more for
 long computations than for short ones. Batched: ``--prompts`` prompts of random lengths
-(left-padded, masked) at once vs one at a time, both cached.
+(left-padded, masked) at once vs one at a time, both cached, for each ``--batch-tokens``; the
+same two ways in torch (prompts run into the cache one by one, then batched decoding steps),
+so the ratio batching reaches in tt can be set beside the one it reaches in PyTorch.
 
     python benchmarks/perf_kv_cache.py [--threads 1] [--layers 4] [--embed 128] [--heads 4]
-        [--prompt 64] [--lengths 64 128 256 512] [--prompts 16] [--batch-tokens 256] [--json out.json]
+        [--prompt 64] [--lengths 64 128 256 512] [--prompts 16] [--batch-tokens 32 64 128 256]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def parse():
     parser.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512], help="new tokens")
     parser.add_argument("--prompts", type=int, default=16, help="prompts in the batched run")
-    parser.add_argument("--batch-tokens", type=int, default=256, help="new tokens per prompt in the batched run")
+    parser.add_argument("--batch-tokens", type=int, nargs="+", default=[32, 64, 128, 256],
+                        help="new tokens per prompt in the batched runs")
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     parser.add_argument("--no-framework", action="store_true", help="skip tt_language.generate (slowest)")
     parser.add_argument("--json", help="also write the results here")
@@ -67,36 +71,53 @@ def as_torch(value):
     return value
 
 
-def torch_generate(decoder: CachedDecoder, prompt: np.ndarray, new_tokens: int) -> np.ndarray:
-    """Greedy cached generation for one prompt, the same loop as CachedDecoder, in torch."""
-    wte, wpe, head, ln_f = (as_torch(a) for a in (decoder.wte, decoder.wpe, decoder.head_w, decoder.ln_f))
+def torch_generate(decoder: CachedDecoder, prompts: list[np.ndarray], new_tokens: int) -> list[np.ndarray]:
+    """Greedy cached generation in torch, the same computation as ``decoder.generate(prompts, n)``
+    on the same (folded) weights: prompts left-padded into one batch, padding hidden by an
+    additive mask; the prompts are run one by one into their rows of the cache, then every
+    step decodes the whole batch. One prompt in the list is one-at-a-time generation."""
+    wte, wpe, head_w, head_b = (as_torch(a) for a in (decoder.wte, decoder.wpe, decoder.head_w, decoder.head_b))
     blocks = [{name: as_torch(value) for name, value in vars(b).items()} for b in decoder.blocks]
-    heads, dim = decoder.heads, decoder.head_dim
-    total = len(prompt) + new_tokens
-    keys = torch.zeros(len(blocks), 1, heads, total, dim)
+    heads, dim, width = decoder.heads, decoder.head_dim, decoder.embed_dim
+    batch, lengths = len(prompts), [len(p) for p in prompts]
+    start = max(lengths)
+    total = start + new_tokens
+    keys = torch.zeros(len(blocks), batch, heads, total, dim)
     values = torch.zeros_like(keys)
-    ids = torch.zeros(1, total, dtype=torch.long)
-    ids[0, :len(prompt)] = torch.from_numpy(prompt)
-    length = 0
+    mask = torch.zeros(batch, 1, 1, total)
+    ids = torch.zeros(batch, total, dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, start - len(prompt):start] = torch.from_numpy(prompt)
+        mask[i, ..., :start - len(prompt)] = -torch.inf
+
+    def forward(new, positions, rows, begin, first, attend):
+        """Run tokens ``new`` (rows x T) into cache columns begin..begin+T of ``rows``, attending
+        over columns first..begin+T (causal when ``attend`` is None, else that additive mask)."""
+        count, stop = new.shape[1], begin + new.shape[1]
+        x = (wte[new] + wpe[positions]).reshape(-1, width)
+        for layer, b in enumerate(blocks):
+            h = TF.layer_norm(x, (width,), eps=b["eps1"])
+            qkv = (h @ b["qkv_w"] + b["qkv_b"]).reshape(-1, count, 3, heads, dim).permute(2, 0, 3, 1, 4)
+            keys[layer, rows, :, begin:stop] = qkv[1]
+            values[layer, rows, :, begin:stop] = qkv[2]
+            out = TF.scaled_dot_product_attention(qkv[0], keys[layer, rows, :, first:stop],
+                                                  values[layer, rows, :, first:stop], attn_mask=attend,
+                                                  is_causal=attend is None, scale=1.0)
+            x = x + out.transpose(1, 2).reshape(-1, width) @ b["proj_w"] + b["proj_b"]
+            h = TF.layer_norm(x, (width,), eps=b["eps2"])
+            x = x + TF.gelu(h @ b["fc_w"] + b["fc_b"], approximate="tanh") @ b["out_w"] + b["out_b"]
+        last = x.reshape(-1, count, width)[:, -1]
+        return (TF.layer_norm(last, (width,), eps=decoder.eps_f) @ head_w + head_b).argmax(-1)
+
     with torch.no_grad():
-        for step in range(len(prompt), total):
-            new = ids[:, length:step]
-            x = (wte[new] + wpe[length:step]).reshape(-1, wte.shape[1])
-            count = new.shape[1]
-            for layer, b in enumerate(blocks):
-                h = TF.layer_norm(x, (x.shape[-1],), b["ln1"][0], b["ln1"][1], b["ln1"][2])
-                qkv = (h @ b["qkv_w"] + b["qkv_b"]).reshape(1, count, 3, heads, dim).permute(2, 0, 3, 1, 4)
-                keys[layer, :, :, length:step] = qkv[1]
-                values[layer, :, :, length:step] = qkv[2]
-                out = TF.scaled_dot_product_attention(qkv[0], keys[layer, :, :, :step], values[layer, :, :, :step],
-                                                      is_causal=count > 1)
-                x = x + out.transpose(1, 2).reshape(count, -1) @ b["proj_w"] + b["proj_b"]
-                h = TF.layer_norm(x, (x.shape[-1],), b["ln2"][0], b["ln2"][1], b["ln2"][2])
-                x = x + TF.gelu(h @ b["fc_w"] + b["fc_b"], approximate="tanh") @ b["out_w"] + b["out_b"]
-            logits = TF.layer_norm(x[-1:], (x.shape[-1],), *ln_f) @ head
-            ids[0, step] = logits.argmax(-1)[0]
-            length = step
-    return ids[0].numpy()
+        for i, n in enumerate(lengths):  # each prompt alone (causal) into its own row
+            pad = start - n
+            ids[i, start] = forward(ids[i:i + 1, pad:start], torch.arange(n)[None], slice(i, i + 1), pad, pad, None)[0]
+        positions = torch.tensor([[n - 1] for n in lengths])
+        for step in range(start + 1, total):
+            positions += 1
+            ids[:, step] = forward(ids[:, step - 1:step], positions, slice(None), step - 1, 0, mask[..., :step])
+    return [ids[i, start - n:].numpy() for i, n in enumerate(lengths)]
 
 
 def main() -> None:
@@ -115,9 +136,9 @@ def main() -> None:
     decoder = CachedDecoder(model)
     for row in rows:
         if torch is not None:
-            run = partial(torch_generate, decoder, prompt, row["tokens"])
+            run = partial(torch_generate, decoder, [prompt], row["tokens"])
             seconds = measure(run, warmup=0, repeats=ARGS.repeats, clock="cpu").minimum  # best CPU time
-            tokens, cached = run(), decoder.generate(prompt, row["tokens"])
+            tokens, cached = run()[0], decoder.generate(prompt, row["tokens"])
             row |= {"torch_cached_s": seconds, "tt_over_torch": row["cached_s"] / seconds,
                     "torch_tokens_identical": bool(np.array_equal(tokens, cached))}
 
@@ -134,11 +155,26 @@ def main() -> None:
 
     lengths = rng.integers(max(1, ARGS.prompt // 4), ARGS.prompt + 1, ARGS.prompts)
     prompts = [rng.integers(0, ARGS.vocab, n) for n in lengths]
-    batched = batched_throughput(model, prompts, ARGS.batch_tokens, repeats=ARGS.repeats)
-    console.print(f"batched: {ARGS.prompts} prompts of lengths {sorted(lengths.tolist())}, {ARGS.batch_tokens} new "
-                  f"tokens each: {batched['batched_tokens_per_s']:.0f} tokens/s at once vs "
-                  f"{batched['one_at_a_time_tokens_per_s']:.0f} one at a time = {batched['throughput_ratio']:.2f}x "
-                  f"(identical: {batched['identical']})")
+    console.print(f"batched: {ARGS.prompts} prompts of lengths {sorted(lengths.tolist())}")
+    batched = []
+    for n in ARGS.batch_tokens:
+        row = batched_throughput(model, prompts, n, repeats=ARGS.repeats)
+        if torch is not None:
+            at_once = partial(torch_generate, decoder, prompts, n)
+            alone = lambda n=n: [torch_generate(decoder, [p], n)[0] for p in prompts]
+            torch_s = {name: measure(fn, warmup=0, repeats=ARGS.repeats, clock="cpu").minimum
+                       for name, fn in (("batched", at_once), ("single", alone))}
+            row |= {"torch_batched_s": torch_s["batched"], "torch_one_at_a_time_s": torch_s["single"],
+                    "torch_throughput_ratio": torch_s["single"] / torch_s["batched"],
+                    "torch_tokens_identical": all(np.array_equal(a, b) for a, b in zip(at_once(), decoder.generate(prompts, n)))}
+        batched.append(row)
+        console.print(f"  {n} new tokens each: {row['batched_tokens_per_s']:.0f} tokens/s at once vs "
+                      f"{row['one_at_a_time_tokens_per_s']:.0f} one at a time = {row['throughput_ratio']:.2f}x "
+                      f"(identical: {row['identical']})" + (
+                          f"; torch: {row['torch_throughput_ratio']:.2f}x, tt / torch batched "
+                          f"{row['batched_s'] / row['torch_batched_s']:.2f}, one at a time "
+                          f"{row['one_at_a_time_s'] / row['torch_one_at_a_time_s']:.2f} "
+                          f"(same tokens: {row['torch_tokens_identical']})" if torch is not None else ""))
     if ARGS.json:
         with open(ARGS.json, "w") as f:
             json.dump({"model": size, "threads": ARGS.threads, "lengths": rows, "batched": batched}, f, indent=2)

@@ -25,20 +25,22 @@ from .accelerate import (
 from .kv_cache import CachedDecoder, one_at_a_time
 
 
-def _seconds(fn: Callable[[], object], repeats: int = 1) -> tuple[float, object]:
-    """The best of ``repeats`` CPU times of ``fn()`` (and its last result).
+def _seconds(runs: dict[str, Callable[[], object]], repeats: int = 1) -> tuple[dict[str, float], dict[str, object]]:
+    """The best of ``repeats`` CPU times of each run (and its last result), taking turns: one
+    round runs each once, so a slow spell of a shared machine hits all of them alike.
 
     CPU time (``time.process_time``), not wall time: on a machine shared with other busy
     processes a long computation is paused while they run and its wall time grows with the
     load, which would inflate the uncached and batched timings more than the short cached
     steps (see :mod:`tt_perf.timing`). Run BLAS single-threaded so CPU time is compute time.
     """
-    best, result = float("inf"), None
+    best, results = {name: float("inf") for name in runs}, {}
     for _ in range(repeats):
-        start = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - start)
-    return best, result
+        for name, fn in runs.items():
+            start = time.process_time()
+            results[name] = fn()
+            best[name] = min(best[name], time.process_time() - start)
+    return best, results
 
 
 # ----------------------------------------------------------------------------------------
@@ -57,15 +59,18 @@ def kv_cache_speedups(model: Module, prompt: np.ndarray, lengths=(64, 128, 256, 
     decoder = CachedDecoder(model)
     rows = []
     for n in lengths:
-        cached_s, cached = _seconds(partial(decoder.generate, prompt, n), repeats)
-        uncached_s, uncached = _seconds(partial(decoder.generate, prompt, n, use_cache=False), repeats)
-        row = {"tokens": n, "cached_s": cached_s, "uncached_s": uncached_s, "speedup": uncached_s / cached_s,
-               "identical": bool(np.array_equal(cached, uncached)),
-               "cached_ms_per_token": 1e3 * cached_s / n}
+        runs = {"cached": partial(decoder.generate, prompt, n),
+                "uncached": partial(decoder.generate, prompt, n, use_cache=False)}
         if framework_generate is not None:
-            framework_s, reference = _seconds(partial(framework_generate, model, prompt, n), repeats)
-            row |= {"framework_s": framework_s, "framework_speedup": framework_s / cached_s,
-                    "identical_to_framework": bool(np.array_equal(cached, reference))}
+            runs["framework"] = partial(framework_generate, model, prompt, n)
+        seconds, tokens = _seconds(runs, repeats)
+        row = {"tokens": n, "cached_s": seconds["cached"], "uncached_s": seconds["uncached"],
+               "speedup": seconds["uncached"] / seconds["cached"],
+               "identical": bool(np.array_equal(tokens["cached"], tokens["uncached"])),
+               "cached_ms_per_token": 1e3 * seconds["cached"] / n}
+        if framework_generate is not None:
+            row |= {"framework_s": seconds["framework"], "framework_speedup": seconds["framework"] / seconds["cached"],
+                    "identical_to_framework": bool(np.array_equal(tokens["cached"], tokens["framework"]))}
         rows.append(row)
     return rows
 
@@ -74,15 +79,16 @@ def batched_throughput(model: Module, prompts: list[np.ndarray], new_tokens: int
     """Tokens per second generating for all ``prompts`` at once (left-padded, masked) vs one
     prompt at a time, both with the KV cache; outputs must be identical."""
     decoder = CachedDecoder(model)
-    batched_s, batched = _seconds(lambda: decoder.generate(prompts, new_tokens), repeats)
-    single_s, single = _seconds(lambda: one_at_a_time(decoder, prompts, new_tokens), repeats)
+    seconds, outputs = _seconds({"batched": lambda: decoder.generate(prompts, new_tokens),
+                                 "single": lambda: one_at_a_time(decoder, prompts, new_tokens)}, repeats)
+    batched_s, single_s = seconds["batched"], seconds["single"]
     tokens = len(prompts) * new_tokens
     return {
         "prompts": len(prompts), "prompt_lengths": [len(p) for p in prompts], "new_tokens": new_tokens,
         "batched_s": batched_s, "one_at_a_time_s": single_s,
         "batched_tokens_per_s": tokens / batched_s, "one_at_a_time_tokens_per_s": tokens / single_s,
         "throughput_ratio": single_s / batched_s,
-        "identical": all(np.array_equal(a, b) for a, b in zip(batched, single)),
+        "identical": all(np.array_equal(a, b) for a, b in zip(outputs["batched"], outputs["single"])),
     }
 
 

@@ -7,35 +7,51 @@ dispatch as few NumPy calls as possible.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 GELU_C = float(np.sqrt(2 / np.pi))
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis (biased variance); new array.
+@lru_cache(maxsize=16)
+def _mean_column(n: int, dtype) -> np.ndarray:
+    column = np.full((n, 1), 1.0 / n, dtype=dtype)
+    column.flags.writeable = False
+    return column
 
-    The means are ``np.add.reduce(...) / n``: what ``np.mean`` computes, without its Python wrapper.
+
+def normalize(x: np.ndarray, eps: float) -> np.ndarray:
+    """``(x - mean) / sqrt(var + eps)`` over the last axis (biased variance): a layer norm
+    without its scale and shift, which the caller folds into the next matrix; new array.
+
+    Both means are products with a column of ``1/n``: one BLAS call each, cheaper for short
+    rows than ``np.mean``'s reduction machinery.
     """
-    n = x.shape[-1]
-    centred = x - np.add.reduce(x, axis=-1, keepdims=True) / n
-    var = np.add.reduce(centred * centred, axis=-1, keepdims=True) / n
-    centred *= 1.0 / np.sqrt(var + eps)
-    centred *= weight
-    centred += bias
+    column = _mean_column(x.shape[-1], x.dtype)
+    centred = x - x @ column
+    var = np.square(centred) @ column
+    var += eps
+    centred /= np.sqrt(var, out=var)
     return centred
 
 
 def gelu_(x: np.ndarray) -> np.ndarray:
-    """GELU (tanh approximation) of ``x``, written into ``x``: 0.5 x (1 + tanh(c (x + 0.044715 x³)))."""
-    inner = x * x
-    inner *= 0.044715 * GELU_C
-    inner += GELU_C
-    inner *= x
-    np.tanh(inner, out=inner)
-    inner += 1.0
-    inner *= 0.5
-    x *= inner
+    """GELU (tanh approximation) of ``x``, written into ``x``.
+
+    ``0.5 x (1 + tanh(u))`` with ``u = c (x + 0.044715 x³)`` equals ``x / (1 + exp(-2u))``: the
+    same function with one ``exp`` instead of a ``tanh``, which costs less in NumPy, and one
+    pass fewer. ``-2u`` is clipped at 80 so ``exp`` never overflows (where it would, the
+    result is 0 to float32 precision anyway).
+    """
+    e = x * x
+    e *= -2.0 * 0.044715 * GELU_C
+    e -= 2.0 * GELU_C
+    e *= x
+    np.minimum(e, 80.0, out=e)
+    np.exp(e, out=e)
+    e += 1.0
+    x /= e
     return x
 
 

@@ -9,15 +9,23 @@ one new token through the model, appends its key and value, and attends over the
 The cost of a cached step is tiny arithmetic (one row through each matrix), so what decides
 the speed is Python overhead: how many operations are dispatched per step. The
 :class:`CachedDecoder` therefore takes the GPT's weights once, as contiguous NumPy arrays laid
-out for ``x @ W`` (weights transposed ahead of time, the tied output matrix included), and a
-step is ~20 NumPy calls per layer, with no autograd and no Tensor wrappers. The cache is
-preallocated for the whole generation (``(batch, heads, max_len, head_dim)`` per layer), so a
-step writes one column instead of concatenating.
+out for ``x @ W``, and a step is ~20 NumPy calls per layer, with no autograd and no Tensor
+wrappers. Work that would repeat at every step is done once, when the weights are copied:
+
+* each layer norm's scale and shift are folded into the matrix that follows it,
+  ``LN(x) @ W + b = norm(x) @ (diag(g) W) + (beta W + b)``, so a step only normalises;
+* the attention scale ``1/sqrt(head_dim)`` is folded into the query columns of ``qkv``.
+
+The cache is preallocated for the whole generation (``(batch, heads, max_len, head_dim)`` per
+layer), so a step writes one column instead of concatenating.
 
 **Batched generation.** Prompts of different lengths are *left-padded* to the same length, so
-every sequence's next token goes into the same cache column. An attention mask hides the
-padding from every real query, and each row gets its own position ids (counting from its
-first real token), so a padded prompt produces exactly what it would alone.
+every sequence's next token goes into the same cache column and a decoding step is one
+matrix product per weight for the whole batch. The dense layers only ever see the real
+tokens (the prompts are packed into one matrix for the first step); attention sees the padded
+grid, where an additive mask (``-inf``) hides the padding columns. Each row has its own
+position ids (counting from its first real token), so a padded prompt produces exactly what
+it would alone.
 
 The layout follows ``tt_language.GPT`` (pre-norm blocks with ``ln1``, ``attn.qkv``,
 ``attn.proj``, ``ln2``, ``mlp.fc``, ``mlp.proj``; ``tok_emb``, ``pos``, ``ln_f``, ``head``)
@@ -34,40 +42,45 @@ import tt_core
 from tt_core import Module
 from tt_language.generation import sample_next
 
-from .kernels import gelu_, layer_norm
+from .kernels import gelu_, normalize
 
 
 @dataclass
 class _Block:
-    """One transformer block's weights, transposed for ``x @ W``."""
+    """One transformer block's weights for ``x @ W``: layer norms folded into ``qkv`` and ``fc``."""
 
-    ln1: tuple[np.ndarray, np.ndarray, float]
+    eps1: float
     qkv_w: np.ndarray
     qkv_b: np.ndarray
     proj_w: np.ndarray
     proj_b: np.ndarray
-    ln2: tuple[np.ndarray, np.ndarray, float]
+    eps2: float
     fc_w: np.ndarray
     fc_b: np.ndarray
     out_w: np.ndarray
     out_b: np.ndarray
 
 
-def _t(linear) -> np.ndarray:
-    """A Linear layer's weight as a contiguous (in, out) matrix."""
-    return np.ascontiguousarray(linear.weight.data.T, dtype=np.float32)
+def _weight_bias(linear) -> tuple[np.ndarray, np.ndarray]:
+    """A Linear layer as float64 ``(in, out)`` weight and bias (zeros without one)."""
+    weight = linear.weight.data.T.astype(np.float64)
+    bias = np.zeros(weight.shape[1]) if getattr(linear, "bias", None) is None else linear.bias.data.astype(np.float64)
+    return weight, bias
 
 
-def _bias(linear) -> np.ndarray:
-    return np.zeros(linear.weight.shape[0], np.float32) if linear.bias is None else linear.bias.data.astype(np.float32)
+def _float32(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.ascontiguousarray(weight, dtype=np.float32), bias.astype(np.float32)
 
 
-def _ln(norm) -> tuple[np.ndarray, np.ndarray, float]:
-    return norm.weight.data.astype(np.float32), norm.bias.data.astype(np.float32), float(norm.eps)
-
-
-def _layer_norm(x: np.ndarray, params) -> np.ndarray:
-    return layer_norm(x, *params)
+def _folded(norm, linear, column_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``linear(norm(x))`` as ``normalize(x) @ W + b``: the norm's scale and shift moved into
+    ``W`` and ``b`` (in float64, then rounded once); ``column_scale`` multiplies output columns."""
+    weight, bias = _weight_bias(linear)
+    gamma, beta = norm.weight.data.astype(np.float64), norm.bias.data.astype(np.float64)
+    weight, bias = gamma[:, None] * weight, beta @ weight + bias
+    if column_scale is not None:
+        weight, bias = weight * column_scale, bias * column_scale
+    return _float32(weight, bias)
 
 
 class KVCache:
@@ -90,6 +103,23 @@ class KVCache:
         return self.keys.nbytes + self.values.nbytes
 
 
+def _attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """``softmax(q @ keys.T + bias) @ values`` for q (B, H, T, D) (already scaled), keys and
+    values (B, H, L, D) and an additive mask (0 or -inf) or None.
+
+    The division by the softmax's sum comes after the product with ``values``, where it
+    touches T*D numbers instead of T*L.
+    """
+    scores = q @ keys.swapaxes(-1, -2)
+    if bias is not None:
+        scores += bias
+    scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
+    np.exp(scores, out=scores)
+    out = scores @ values
+    out /= np.add.reduce(scores, axis=-1, keepdims=True)
+    return out
+
+
 class CachedDecoder:
     """A GPT's weights, copied once into the layout of a fast, cached, inference-only step.
 
@@ -108,14 +138,17 @@ class CachedDecoder:
             self.heads = int(blocks[0].attn.num_heads)
             self.wte = np.ascontiguousarray(model.tok_emb.weight.data, dtype=np.float32)
             self.wpe = np.ascontiguousarray(model.pos.weight.data, dtype=np.float32)
+            self.embed_dim = self.wte.shape[1]
+            self.head_dim = self.embed_dim // self.heads
+            query_scale = np.ones(3 * self.embed_dim)
+            query_scale[:self.embed_dim] = 1.0 / np.sqrt(self.head_dim)
             self.blocks = [
-                _Block(_ln(b.ln1), _t(b.attn.qkv), _bias(b.attn.qkv), _t(b.attn.proj), _bias(b.attn.proj),
-                       _ln(b.ln2), _t(b.mlp.fc), _bias(b.mlp.fc), _t(b.mlp.proj), _bias(b.mlp.proj))
+                _Block(float(b.ln1.eps), *_folded(b.ln1, b.attn.qkv, query_scale), *_float32(*_weight_bias(b.attn.proj)),
+                       float(b.ln2.eps), *_folded(b.ln2, b.mlp.fc), *_float32(*_weight_bias(b.mlp.proj)))
                 for b in blocks
             ]
-            self.ln_f = _ln(model.ln_f)
-            self.head_w = _t(model.head)
-            self.head_b = None if getattr(model.head, "bias", None) is None else _bias(model.head)
+            self.eps_f = float(model.ln_f.eps)
+            self.head_w, self.head_b = _folded(model.ln_f, model.head)
         except AttributeError as error:
             raise tt_core.TinyTorchError(
                 f"CachedDecoder needs tt-language's GPT layout (tok_emb, pos, blocks[i].ln1/attn.qkv/attn.proj/"
@@ -123,9 +156,6 @@ class CachedDecoder:
         if getattr(model.pos, "kind", "learned") not in ("learned", "sinusoidal"):
             raise tt_core.TinyTorchError(f"unsupported positional encoding {model.pos.kind!r}")
         self.block_size = int(model.block_size)
-        self.embed_dim = self.wte.shape[1]
-        self.head_dim = self.embed_dim // self.heads
-        self.scale = np.float32(1.0 / np.sqrt(self.head_dim))
 
     def new_cache(self, batch: int, max_len: int) -> KVCache:
         if max_len > self.block_size:
@@ -135,57 +165,68 @@ class CachedDecoder:
         return KVCache(len(self.blocks), batch, self.heads, max_len, self.head_dim)
 
     # -- one forward step over the new tokens -------------------------------------------
-    def _mask(self, cache: KVCache, start: int, new: int) -> np.ndarray | None:
-        """(B, 1, new, L) True where a query may attend: causal, never padding; every query
-        may see itself, so a padding query's row is never empty (no NaN)."""
+    @staticmethod
+    def _mask(cache: KVCache, start: int, new: int) -> np.ndarray | None:
+        """(B, 1, new, L) additive mask, 0 where a query may attend and -inf elsewhere: causal,
+        never padding; every query may see itself, so no row is all -inf (no NaN). None when
+        nothing is hidden (one new token, no padding)."""
         stop = start + new
-        padded = not cache.valid[:, :stop].all()
-        if new == 1 and not padded:
+        valid = cache.valid[:, :stop]
+        if new == 1 and valid.all():
             return None
         queries = start + np.arange(new)[:, None]
         keys = np.arange(stop)[None, :]
-        allowed = (keys <= queries) & cache.valid[:, None, None, :stop]
+        allowed = (keys <= queries) & valid[:, None, None, :]
         allowed |= keys == queries
-        return allowed
+        return np.where(allowed, np.float32(0), np.float32(-np.inf))
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
-        keys and values to ``cache``; returns the logits of the last position, (B, vocab).
+        keys and values to ``cache``; returns the logits of each row's last position, (B, vocab).
 
-        The dense layers work on one (B*T, C) matrix, so each is a single BLAS call for the
-        whole batch; only attention sees the (B, heads, T, head_dim) view.
+        The dense layers work on one (N, C) matrix of the N real tokens, so each is a single
+        BLAS call for the whole batch and no arithmetic is spent on padding (``cache.valid``
+        False; the last new column must be real). Only attention sees the padded
+        (B, heads, T, head_dim) grid: the real rows are scattered into it and gathered back.
         """
         batch, new = ids.shape
         start, stop = cache.length, cache.length + new
-        heads, head_dim = self.heads, self.head_dim
-        x = self.wte[ids.reshape(-1)]
-        x += self.wpe[positions.reshape(-1)]
+        width, heads, head_dim = self.embed_dim, self.heads, self.head_dim
+        real_in_block = cache.valid[:, start:stop]
+        real = None if real_in_block.all() else np.flatnonzero(real_in_block)
+        ids, positions = ids.reshape(-1), positions.reshape(-1)
+        if real is not None:
+            ids, positions = ids[real], positions[real]
+        x = self.wte[ids]
+        x += self.wpe[positions]
         mask = self._mask(cache, start, new)
-        hidden_keys = None if mask is None else ~mask
         for layer, blk in enumerate(self.blocks):
-            qkv = _layer_norm(x, blk.ln1) @ blk.qkv_w
+            qkv = normalize(x, blk.eps1) @ blk.qkv_w
             qkv += blk.qkv_b
-            qkv = qkv.reshape(batch, new, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
-            cache.keys[layer, :, :, start:stop] = qkv[1]
-            cache.values[layer, :, :, start:stop] = qkv[2]
-            scores = qkv[0] @ cache.keys[layer, :, :, :stop].swapaxes(-1, -2)
-            scores *= self.scale
-            if hidden_keys is not None:
-                np.copyto(scores, -np.inf, where=hidden_keys)
-            scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= np.add.reduce(scores, axis=-1, keepdims=True)
-            attended = (scores @ cache.values[layer, :, :, :stop]).transpose(0, 2, 1, 3).reshape(batch * new, -1)
-            x += attended @ blk.proj_w
+            if real is not None:  # padding positions get zeros (masked anyway)
+                grid = np.zeros((batch * new, 3 * width), dtype=np.float32)
+                grid[real] = qkv
+                qkv = grid
+            qkv = qkv.reshape(batch, new, 3, heads, head_dim)
+            cache.keys[layer, :, :, start:stop] = qkv[:, :, 1].transpose(0, 2, 1, 3)
+            cache.values[layer, :, :, start:stop] = qkv[:, :, 2].transpose(0, 2, 1, 3)
+            attended = _attention(qkv[:, :, 0].transpose(0, 2, 1, 3), cache.keys[layer, :, :, :stop],
+                                  cache.values[layer, :, :, :stop], mask)
+            attended = attended.transpose(0, 2, 1, 3).reshape(batch * new, width)
+            x += (attended if real is None else attended[real]) @ blk.proj_w
             x += blk.proj_b
-            hidden = _layer_norm(x, blk.ln2) @ blk.fc_w
+            hidden = normalize(x, blk.eps2) @ blk.fc_w
             hidden += blk.fc_b
             x += gelu_(hidden) @ blk.out_w
             x += blk.out_b
         cache.length = stop
-        last = x.reshape(batch, new, -1)[:, -1]
-        logits = _layer_norm(last, self.ln_f) @ self.head_w
-        return logits if self.head_b is None else logits + self.head_b
+        if real is None:
+            last = x.reshape(batch, new, width)[:, -1]
+        else:  # each row's last real token in the packed rows
+            last = x[np.cumsum(real_in_block.sum(axis=1)) - 1]
+        logits = normalize(last, self.eps_f) @ self.head_w
+        logits += self.head_b
+        return logits
 
     # -- generation ----------------------------------------------------------------------
     def generate(self, prompts, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
@@ -219,10 +260,8 @@ class CachedDecoder:
         cache.valid[:, :width] = np.arange(width)[None, :] >= pad[:, None]
         rng = np.random.default_rng(seed) if seed is not None else None
         for t in range(width, total):
-            if use_cache:
-                begin = cache.length
-            else:
-                cache.length, begin = 0, 0
+            begin = cache.length if use_cache else 0  # without the cache: the whole sequence again
+            cache.length = begin
             logits = self.step(ids[:, begin:t], positions[:, begin:t], cache)
             ids[:, t] = _choose(logits, temperature, top_k, top_p, rng)
         if single:

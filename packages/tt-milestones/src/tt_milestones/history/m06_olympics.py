@@ -12,11 +12,12 @@ machine, in one process:
    by knowledge distillation is a further entry.
 3. **KV cache**: greedy generation with and without the cache must give the same tokens; the
    cached one must be >= 12x faster at 512 new tokens (speed-up also at 64, 128, 256).
-4. **Batching**: 16 prompts of different lengths at once (left padding + attention mask),
-   >= 5x the throughput of one prompt at a time (both cached) for 64 new tokens, the same
-   tokens as one at a time. Measured also for 32 to 256 new tokens: the ratio falls with
-   length, because the weights and the Python work of a step are shared by the batch but
-   each sequence's attention over its own cache is not.
+4. **Batching**: 16 prompts of different lengths at once (prompts packed into one matrix,
+   then left padding + attention mask), >= 5x the throughput of one prompt at a time (both
+   cached) for 64 new tokens, the same tokens as one at a time. Measured also for 32 to 256
+   new tokens. What a batch shares is the reading of the weights and the Python work of a
+   step; what it cannot share is each sequence's prompt (the first step costs the same
+   either way) and each sequence's attention over its own cache, which grows with length.
 5. **Acceleration**, one optimisation at a time, each with its speed-up and an output check.
 6. **Olympics scorecard**: float32 baseline against the optimised submissions (latency,
    memory, compression, accuracy, all-around), as JSON and PNG.
