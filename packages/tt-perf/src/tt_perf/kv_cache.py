@@ -9,7 +9,7 @@ one new token through the model, appends its key and value, and attends over the
 The cost of a cached step is tiny arithmetic (one row through each matrix), so what decides
 the speed is Python overhead: how many operations are dispatched per step. The
 :class:`CachedDecoder` therefore takes the GPT's weights once, as contiguous NumPy arrays laid
-out for ``x @ W``, and a step is ~20 NumPy calls per layer, with no autograd and no Tensor
+out for ``x @ W``, and a step is ~50 NumPy calls per layer, with no autograd and no Tensor
 wrappers. Work that would repeat at every step is done once, when the weights are copied:
 
 * each layer norm's scale and shift are folded into the matrix that follows it,
