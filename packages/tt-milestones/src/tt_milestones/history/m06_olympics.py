@@ -279,9 +279,10 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
     left.legend()
     counts = [r["new_tokens"] for r in batched]
     right.plot(counts, [r["throughput_ratio"] for r in batched], marker="o")
-    right.axhline(5.0, color="grey", linestyle="--", linewidth=0.8)
+    right.axhline(5.0, color="grey", linestyle="--", linewidth=0.8, label="target 5x")
     right.set(xlabel="new tokens per prompt", ylabel="throughput, batched / one at a time (x)", xscale="log",
-              title=f"{batched[0]['prompts']} prompts at once (both cached)")
+              title=f"{batched[0]['prompts']} prompts at once (both cached)", ylim=(0, None))
+    right.legend()
     right.set_xticks(counts, [str(c) for c in counts])
     right.minorticks_off()
     ctx.save_figure(fig, "kv_cache_speedup.png")
