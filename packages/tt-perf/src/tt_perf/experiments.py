@@ -1,8 +1,8 @@
 """The measurements behind milestone 06 and the benchmark scripts, as reusable functions.
 
 Each returns plain dicts (JSON-ready) and never decides whether a target was reached: the
-milestone does that. Timings are medians over repeats; the KV-cache and batching figures are
-ratios of two measurements taken one right after the other in the same process.
+milestone does that. Acceleration timings are medians over repeats; the KV-cache and batching
+figures are ratios of the best CPU times of runs that take turns in the same process.
 """
 
 from __future__ import annotations

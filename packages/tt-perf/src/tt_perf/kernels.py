@@ -40,9 +40,9 @@ def gelu_(x: np.ndarray) -> np.ndarray:
     """GELU (tanh approximation) of ``x``, written into ``x``.
 
     ``0.5 x (1 + tanh(u))`` with ``u = c (x + 0.044715 x³)`` equals ``x / (1 + exp(-2u))``: the
-    same function with one ``exp`` instead of a ``tanh``, which costs less in NumPy, and one
-    pass fewer. ``-2u`` is clipped at 80 so ``exp`` never overflows (where it would, the
-    result is 0 to float32 precision anyway).
+    same function with one ``exp`` instead of a ``tanh``, which costs less in NumPy.
+    ``-2u`` is clipped at 80 so ``exp`` never overflows (where it would, the result is 0 to
+    float32 precision anyway).
     """
     e = x * x
     e *= -2.0 * 0.044715 * GELU_C

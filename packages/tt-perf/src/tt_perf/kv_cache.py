@@ -182,12 +182,13 @@ class CachedDecoder:
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
-        keys and values to ``cache``; returns the logits of each row's last position, (B, vocab).
+        keys and values to ``cache``; returns the logits of each row's last real token, (B, vocab)
+        (every row needs one among the new tokens: left padding guarantees it).
 
         The dense layers work on one (N, C) matrix of the N real tokens, so each is a single
         BLAS call for the whole batch and no arithmetic is spent on padding (``cache.valid``
-        False; the last new column must be real). Only attention sees the padded
-        (B, heads, T, head_dim) grid: the real rows are scattered into it and gathered back.
+        False). Only attention sees the padded (B, heads, T, head_dim) grid: the real rows are
+        scattered into it and gathered back.
         """
         batch, new = ids.shape
         start, stop = cache.length, cache.length + new
