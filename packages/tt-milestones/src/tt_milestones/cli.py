@@ -225,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="installed plugins, what they provide, and load errors")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(handler=cmd_plugins)
+
+    from .learner import add_commands
+
+    add_commands(commands)  # check, status
     return parser
 
 
