@@ -220,19 +220,6 @@ def check_use(dists: list[str], catalogue: Catalogue) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def planned_providers(spec: MilestoneSpec, registry: ComponentRegistry) -> list[str]:
-    """What the run header names: every component of ``spec`` and every op or gradient rule
-    whose chosen provider is not built in, as ``"layer:Linear (my-tinytorch 0.1.0)"``."""
-    wanted = [(r.kind, r.name) for r in spec.requires + spec.optional if registry.has(r.kind, r.name)]
-    wanted += [(kind, name) for kind in ("op", "grad_rule") for name in registry.names(kind)]
-    labels = []
-    for kind, name in dict.fromkeys(wanted):
-        chosen = registry.chosen(kind, name)
-        if not registry.is_builtin(chosen.dist):
-            labels.append(f"{kind}:{name} ({provider_label(chosen)})")
-    return labels
-
-
 def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
     use = check_use(args.use, catalogue)
@@ -255,7 +242,7 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     from rich.table import Table
 
     from .api import RunContext
-    from .runner import resolve, run_milestone
+    from .runner import not_builtin, planned_providers, resolve, run_milestone
 
     run = resolve(spec, catalogue.origin[spec.id])
     console = Console()
@@ -263,13 +250,14 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     console.rule(f"[bold]{spec.id} {spec.title} ({spec.year})")
     console.print(spec.history, style="italic")
     console.print(f"target: {spec.target}" + ("   [yellow](quick)[/]" if args.quick else ""))
-    yours = planned_providers(spec, registry)
-    console.print(f"your code: {', '.join(yours)}" if yours else "all components built-in", highlight=False)
+    plugin_dists = {info.dist: info.version for info in catalogue.plugins}
+    yours = not_builtin(planned_providers(spec, catalogue.system, plugin_dists))
+    whose = f"your code: {', '.join(yours)}" if yours else "all components built-in"
+    console.print(whose, highlight=False, soft_wrap=True)
     ctx = RunContext(
         registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
         declared=spec.requires + spec.optional,
     )
-    plugin_dists = {info.dist: info.version for info in catalogue.plugins}
     report = run_milestone(spec, ctx, plugin_dists, run)
 
     table = Table("check", "value", "target", "reached", title=f"{spec.id} {spec.slug}")
@@ -279,6 +267,9 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "[green]yes[/]" if check["reached"] else "[red]no[/]",
         )
     console.print(table)
+    ran = not_builtin(report["providers"])
+    if ran:
+        console.print(f"ran on your code: {', '.join(ran)}", highlight=False, soft_wrap=True)
     verdict = "[bold green]target reached[/]" if report["reached"] else "[bold red]target missed[/]"
     console.print(f"{verdict} in {report['wall_time_s']:.1f} s; report and plots in {out}/")
     return EXIT_REACHED if report["reached"] else EXIT_MISSED

@@ -32,7 +32,7 @@ import numpy as np
 import tt_core
 from tt_core import dispatch
 from tt_core.errors import TinyTorchError
-from tt_core.plugins import ComponentRegistry
+from tt_core.plugins import ComponentRegistry, PluginSystem
 
 from .api import MilestoneSpec, RunContext
 
@@ -109,7 +109,16 @@ def _plain(value: Any) -> Any:
 
 
 def _provider(registry: ComponentRegistry, dist: str, version: str | None) -> dict[str, Any]:
-    return {"dist": dist, "version": version, "builtin": registry.is_builtin(dist)}
+    return {"dist": dist, "version": version or None, "builtin": registry.is_builtin(dist)}
+
+
+def _op_entry(registry: ComponentRegistry, bound: dispatch.BoundOp, versions: dict[str, str]) -> dict[str, Any]:
+    """An op's provider: its kernel's, with its rule's under ``rule`` (None: it has none)."""
+    entry = _provider(registry, bound.kernel_dist, versions.get(bound.kernel_dist))
+    entry["rule"] = None if bound.rule_dist is None else _provider(
+        registry, bound.rule_dist, versions.get(bound.rule_dist)
+    )
+    return entry
 
 
 def used_providers(ctx: RunContext, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -121,17 +130,42 @@ def used_providers(ctx: RunContext, versions: dict[str, str]) -> dict[str, dict[
         versions: distribution -> version, for providers whose component does not carry one.
     """
     registry = ctx.registry
-    found: dict[str, dict[str, Any]] = {
+    found = {
         f"{kind}:{name}": _provider(registry, c.dist, c.version or versions.get(c.dist))
         for (kind, name), c in ctx.used.items()
     }
-    for name, bound in dispatch.ops_used().items():
-        entry = _provider(registry, bound.kernel_dist, versions.get(bound.kernel_dist))
-        entry["rule"] = None if bound.rule_dist is None else _provider(
-            registry, bound.rule_dist, versions.get(bound.rule_dist)
-        )
-        found[f"op:{name}"] = entry
+    found.update({f"op:{name}": _op_entry(registry, bound, versions) for name, bound in dispatch.ops_used().items()})
     return dict(sorted(found.items()))
+
+
+def planned_providers(spec: MilestoneSpec, system: PluginSystem, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Whose code a run of ``spec`` will use, as far as is known before it runs: the chosen
+    provider of every component the spec declares (that is installed) and of every op, in the
+    format of :func:`used_providers`."""
+    registry = system.registry
+    found = {}
+    for req in spec.requires + spec.optional:
+        if registry.has(req.kind, req.name):
+            chosen = registry.chosen(req.kind, req.name)
+            found[str(req)] = _provider(registry, chosen.dist, chosen.version or versions.get(chosen.dist))
+    found.update({f"op:{name}": _op_entry(registry, bound, versions) for name, bound in system.bound_ops.items()})
+    return dict(sorted(found.items()))
+
+
+def not_builtin(providers: dict[str, dict[str, Any]]) -> list[str]:
+    """``["layer:Linear (my-tinytorch 0.1.0)", "grad_rule:relu (my-tinytorch 0.1.0)", ...]``:
+    the entries of ``providers`` (as :func:`used_providers` gives them) that are not built in."""
+    def label(component: str, entry: dict[str, Any]) -> str:
+        return f"{component} ({' '.join(filter(None, (entry['dist'], entry['version'])))})"
+
+    found = []
+    for component, entry in providers.items():
+        if not entry["builtin"]:
+            found.append(label(component, entry))
+        rule = entry.get("rule")  # an op's rule, named apart unless it comes with the kernel
+        if rule is not None and not rule["builtin"] and (entry["builtin"] or rule["dist"] != entry["dist"]):
+            found.append(label(f"grad_rule:{component.partition(':')[2]}", rule))
+    return found
 
 
 def build_report(
@@ -160,22 +194,6 @@ def build_report(
         "providers": providers,
         "plots": ctx.plots,
     }
-
-
-def not_builtin(providers: dict[str, dict[str, Any]]) -> list[str]:
-    """``["layer:Linear (my-tinytorch 0.1.0)", "grad_rule:relu (my-tinytorch 0.1.0)", ...]``:
-    the entries of ``providers`` (as :func:`used_providers` gives them) that are not built in."""
-    def label(component: str, entry: dict[str, Any]) -> str:
-        return f"{component} ({' '.join(filter(None, (entry['dist'], entry['version'])))})"
-
-    found = []
-    for component, entry in providers.items():
-        if not entry["builtin"]:
-            found.append(label(component, entry))
-        rule = entry.get("rule")  # an op's rule, named apart unless it comes with the kernel
-        if rule is not None and not rule["builtin"] and (entry["builtin"] or rule["dist"] != entry["dist"]):
-            found.append(label(f"grad_rule:{component.partition(':')[2]}", rule))
-    return found
 
 
 def run_milestone(

@@ -34,6 +34,7 @@ import builtins
 import inspect
 import keyword
 import re
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -55,6 +56,7 @@ CONTRACT_DUNDERS = frozenset({
     "__init__", "__call__", "__len__", "__getitem__", "__iter__", "__next__", "__enter__", "__exit__",
     "__contains__",
 })
+GROUPED_TITLES = {"op": "ops (forward kernels)", "grad_rule": "gradient rules"}
 COSMETIC = frozenset({"extra_repr", "__repr__", "__str__"})  # nothing to grade: never stubbed
 DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 DOC_SECTION = re.compile(r"^(Examples?|Doctests?):\s*$")
@@ -69,9 +71,10 @@ class ScaffoldError(TinyTorchError):
 
 def snake_case(name: str) -> str:
     """``BCEWithLogitsLoss`` -> ``bce_with_logits_loss``, ``StepLR`` -> ``step_lr``, ``ReLU`` ->
-    ``relu``, ``RMSprop`` -> ``rmsprop``: words split where a capitalised word starts, and where
-    an upper-case run follows a word of 3+ letters or precedes one after 3+ capitals."""
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[A-Z]{3})(?=[A-Z][a-z])|(?<=[a-z]{3})(?=[A-Z])", "_", name)
+    ``relu``, ``RMSprop`` -> ``rmsprop``, ``AdamW`` -> ``adamw``: words split where a capitalised
+    word starts, after an acronym of 3+ capitals, and before one of 2+ after a word of 3+ letters."""
+    boundary = r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[A-Z]{3})(?=[A-Z][a-z])|(?<=[a-z]{3})(?=[A-Z]{2,}(?![a-z]))"
+    words = re.sub(boundary, "_", name)
     return re.sub(r"\W+", "_", words).strip("_").lower()
 
 
@@ -93,10 +96,16 @@ def import_name_of(dist: str) -> str:
     return module
 
 
+def _identifier(text: str) -> str:
+    """``text`` with every run of non-word characters as ``_``, and ``_`` before a digit."""
+    name = re.sub(r"\W+", "_", text)
+    return f"_{name}" if name[:1].isdigit() else name
+
+
 def _python_name(text: str, fallback: str) -> str:
     """``text`` as a Python identifier that shadows no keyword or builtin."""
-    name = re.sub(r"\W+", "_", text)
-    if not name.isidentifier() or keyword.iskeyword(name) or hasattr(builtins, name):
+    name = _identifier(text)
+    if keyword.iskeyword(name) or hasattr(builtins, name):
         name = f"{fallback}_{name}".strip("_")
     return name
 
@@ -115,6 +124,11 @@ def reference_doc(obj: Any) -> str:
     return "\n".join(kept).strip()
 
 
+def prose(text: str, indent: str = "") -> str:
+    """A paragraph of running text, wrapped to fit a docstring under ``indent``."""
+    return textwrap.fill(" ".join(text.split()), width=100 - len(indent), break_on_hyphens=False)
+
+
 def docstring(paragraphs: list[str], indent: str) -> str:
     """A triple-quoted docstring of the non-empty ``paragraphs``, indented by ``indent`` (nothing
     when every paragraph is empty)."""
@@ -130,14 +144,33 @@ def docstring(paragraphs: list[str], indent: str) -> str:
     return f'{indent}{prefix}"""{body.lstrip()}\n{indent}"""\n'
 
 
+def source_literal(value: Any) -> str:
+    """``value`` (a literal: number, string, tuple, ...) as source, strings in double quotes."""
+    if isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable():
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        items = [source_literal(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(value, list):
+        return f"[{', '.join(source_literal(v) for v in value)}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{source_literal(k)}: {source_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _annotation_text(annotation: Any) -> str:
     return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
 
 
-def format_signature(signature: inspect.Signature, indent: str = "", width: int = 120) -> str:
+def format_signature(signature: inspect.Signature, indent: str = "", name: str = "", width: int = 120) -> str:
     """``"(self, x: Tensor, axis: int = -1) -> Tensor"``: a signature as ``def`` source (the
     annotations as written in the reference; the generated modules never evaluate them). When
-    ``def name`` plus the signature would pass ``width``, one parameter a line under ``indent``."""
+    ``def name`` plus the signature would pass ``width``, one parameter a line under ``indent``.
+
+    Examples:
+        >>> format_signature(inspect.signature(lambda ctx, x, axis=-1: None))
+        '(ctx, x, axis=-1)'
+    """
     parts: list[str] = []
     previous = None
     for param in signature.parameters.values():
@@ -153,7 +186,7 @@ def format_signature(signature: inspect.Signature, indent: str = "", width: int 
         if annotated:
             text += f": {_annotation_text(param.annotation)}"
         if param.default is not inspect.Parameter.empty:
-            text += f" = {param.default!r}" if annotated else f"={param.default!r}"
+            text += f" = {source_literal(param.default)}" if annotated else f"={source_literal(param.default)}"
         parts.append(text)
         previous = param.kind
     if previous is inspect.Parameter.POSITIONAL_ONLY:
@@ -162,7 +195,7 @@ def format_signature(signature: inspect.Signature, indent: str = "", width: int 
     if signature.return_annotation is not inspect.Signature.empty:
         returns = f" -> {_annotation_text(signature.return_annotation)}"
     one_line = f"({', '.join(parts)}){returns}"
-    if len(indent) + len("def __init__") + len(one_line) + 1 <= width or not parts:
+    if len(f"{indent}def {name}{one_line}:") <= width or not parts:
         return one_line
     return "(\n" + "".join(f"{indent}    {part},\n" for part in parts) + f"{indent}){returns}"
 
@@ -198,7 +231,8 @@ def public_path(obj: Any) -> tuple[str, str] | None:
 
 def _annotation_imports(annotations: list[str], namespace: dict[str, Any]) -> set[str]:
     """Import lines for the names the annotation texts use, resolved in the reference's module
-    (for a ``TYPE_CHECKING`` block: the generated modules never evaluate annotations)."""
+    globals ``namespace`` (for a ``TYPE_CHECKING`` block: the generated modules never evaluate
+    annotations). A name with no import path of its own (a type alias) comes from that module."""
     names: set[str] = set()
     for text in annotations:
         try:
@@ -214,8 +248,8 @@ def _annotation_imports(annotations: list[str], namespace: dict[str, Any]) -> se
         if inspect.ismodule(obj):
             lines.add(f"import {obj.__name__}" + (f" as {name}" if obj.__name__ != name else ""))
             continue
-        path = public_path(obj)
-        if path is not None:
+        path = public_path(obj) or (namespace.get("__name__"), name)
+        if path[0] is not None:
             lines.add(f"from {path[0]} import {path[1]}" + (f" as {name}" if path[1] != name else ""))
     return lines
 
@@ -242,15 +276,47 @@ class SourceModule:
     registrations: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, attribute)
 
     def render(self) -> str:
-        head = [docstring([self.doc], ""), "from __future__ import annotations\n"]
+        defined = {attr for _, _, attr in self.registrations}  # a class naming itself needs no import
+        self.type_imports = {line for line in self.type_imports if line.split()[-1] not in defined}
+        head = [docstring([prose(p) for p in self.doc.split("\n\n")], ""), "from __future__ import annotations\n"]
         if self.type_imports:
             self.imports.add("from typing import TYPE_CHECKING")
-        imports = sorted(self.imports, key=lambda line: (line.startswith("from"), line))
-        if imports:
-            head.append("\n".join(imports) + "\n")
+        if self.imports:
+            head.append(format_imports(self.imports))
         if self.type_imports:
-            head.append("if TYPE_CHECKING:\n" + "".join(f"    {line}\n" for line in sorted(self.type_imports)))
+            head.append("if TYPE_CHECKING:\n" + format_imports(self.type_imports, "    "))
         return "\n".join(head) + "\n\n" + "\n\n".join(self.blocks)
+
+
+def format_imports(lines: set[str], indent: str = "") -> str:
+    """Import lines (``import x [as y]``, ``from x import y [as z]``) as isort writes them: the
+    standard library, then the rest; in each section ``import`` before ``from`` statements, and
+    one ``from`` statement per module with its names sorted (constants, classes, functions)."""
+    plain: set[str] = set()
+    names: dict[str, set[str]] = {}
+    for line in lines:
+        words = line.split(maxsplit=3)
+        if words[0] == "import":
+            plain.add(" ".join(words[1:]))
+        else:
+            names.setdefault(words[1], set()).add(words[3])
+
+    def by_type(name: str) -> tuple:
+        return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
+
+    sections = []
+    for stdlib in (True, False):
+        def wanted(module: str, stdlib: bool = stdlib) -> bool:
+            return (module.split(".")[0] in sys.stdlib_module_names) is stdlib
+
+        section = [f"{indent}import {m}" for m in sorted(filter(wanted, plain), key=str.lower)]
+        section += [
+            f"{indent}from {m} import {', '.join(sorted(names[m], key=by_type))}"
+            for m in sorted(filter(wanted, names), key=str.lower)
+        ]
+        if section:
+            sections.append("\n".join(section) + "\n")
+    return "\n".join(sections)
 
 
 @dataclass
@@ -265,31 +331,33 @@ class Scaffold:
 
 
 def _raise(kind: str, name: str, what: str) -> str:
-    return f"raise NotImplementedError({f'{kind}:{name}: write {what}; until then the built-in one is used'!r})"
+    message = f"write {what} ({kind}:{name})"
+    return "raise NotImplementedError(" + '"' + message.replace("\\", "\\\\").replace('"', '\\"') + '")'
 
 
 def _contract(registry: ComponentRegistry, kind: str) -> str:
     from tt_core.kinds import KINDS
 
     if kind in KINDS:
-        return f"Contract of a {kind}: {KINDS[kind]}"
+        return prose(f"Kind ``{kind}``: {KINDS[kind]}.", "    ")
     if registry.has("kind", kind):
-        return f"Contract of a {kind}: {registry.get('kind', kind)}"
+        return prose(f"Kind ``{kind}``: {registry.get('kind', kind)}.", "    ")
     return ""
 
 
 def _function_stub(
     module: SourceModule, func: Any, def_name: str, kind: str, name: str, paragraphs: list[str],
-    signature: inspect.Signature | None = None, indent: str = "", decorator: str = "",
+    signature: inspect.Signature | None = None, indent: str = "", decorator: str = "", owner: str = "",
 ) -> str:
-    """``def def_name<reference signature>: <doc> raise NotImplementedError``."""
+    """``def def_name<reference signature>: <doc> raise NotImplementedError`` (a method of class
+    ``owner`` when ``indent`` is set)."""
     signature = signature if signature is not None else inspect.signature(func)
     _check_defaults(signature, f"{kind}:{name}")
     module.type_imports |= _annotation_imports(_annotations_of(signature), getattr(func, "__globals__", {}))
     head = f"{indent}{decorator}\n" if decorator else ""
-    what = def_name if not indent else f"{name}.{def_name}"
+    what = f"{owner}.{def_name}" if owner else def_name
     return (
-        f"{head}{indent}def {def_name}{format_signature(signature, indent)}:\n"
+        f"{head}{indent}def {def_name}{format_signature(signature, indent, def_name)}:\n"
         + docstring(paragraphs, indent + "    ")
         + f"{indent}    {_raise(kind, name, what)}\n"
     )
@@ -341,8 +409,11 @@ def _literal_attributes(own: list[type]) -> dict[str, Any]:
 
 def _class_stub(
     module: SourceModule, registry: ComponentRegistry, component: Component, cls: type, class_name: str,
-    components: set[int], extra_doc: str = "",
+    components: set[int], static: bool = False,
 ) -> str:
+    """A class deriving from ``cls``'s stub base, with a stub per method to write. ``static``:
+    every method becomes a static method (without ``self``), for a class that stands in for an
+    object used only through its methods."""
     kind, name = component.kind, component.name
     base, own = _stub_base(cls, components)
     bases = ""
@@ -351,10 +422,10 @@ def _class_stub(
         module.imports.add(f"from {where} import {base_name}")
         bases = f"({base_name})"
     source = f"class {class_name}{bases}:\n" + docstring(
-        [_contract(registry, kind), reference_doc(cls), extra_doc], "    "
+        [_contract(registry, kind), reference_doc(cls)], "    "
     )
     for attr, value in _literal_attributes(own).items():
-        source += f"\n    {attr} = {value!r}\n"
+        source += f"\n    {attr} = {source_literal(value)}\n"
     for attr, raw in _methods_to_stub(own, base).items():
         if isinstance(raw, property):
             func, decorator = raw.fget, "@property"
@@ -362,8 +433,13 @@ def _class_stub(
             func, decorator = raw.__func__, f"@{type(raw).__name__}"
         else:
             func, decorator = raw, ""
+        signature = inspect.signature(func)
+        if static and not isinstance(raw, staticmethod):
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+            decorator = "@staticmethod"
         source += "\n" + _function_stub(
-            module, func, attr, kind, name, [reference_doc(func)], indent="    ", decorator=decorator
+            module, func, attr, kind, name, [reference_doc(func)], signature, indent="    ", decorator=decorator,
+            owner=class_name,
         )
     return source
 
@@ -381,12 +457,11 @@ def _add_op(module: SourceModule, registry: ComponentRegistry, component: Compon
     """``def <name>_forward(ctx, ...)`` and ``<name>_op = Op(<name>_forward, saves=...)``; a
     reference op that carries its own rule gets a ``<name>_backward`` stub inside the Op too."""
     op, name = component.obj, component.name
-    base = _python_name(name, "op")
+    base = _identifier(name)
     module.imports.add("from tt_core import Op")
-    contract = _contract(registry, "op")
     source = _function_stub(
         module, op.forward, f"{base}_forward", "op", name,
-        [contract, f"The forward kernel of op {name!r}.", reference_doc(op.forward), _saves_line(op.saves)],
+        [f"The forward kernel of op {name!r}.", reference_doc(op.forward), prose(_saves_line(op.saves))],
     )
     rule = ""
     if op.backward is not None:
@@ -395,7 +470,10 @@ def _add_op(module: SourceModule, registry: ComponentRegistry, component: Compon
             [f"The gradient rule of op {name!r}: one gradient per input.", reference_doc(op.backward)],
         )
         rule = f", {base}_backward"
-    source += f"\n\n{base}_op = Op({base}_forward{rule}, saves={op.saves!r})\n"
+    unit = f"{base}_op = Op({base}_forward{rule}, saves={source_literal(op.saves)})"
+    if len(unit) > 120:
+        unit = f"{base}_op = Op(\n    {base}_forward{rule},\n    saves={source_literal(op.saves)},\n)"
+    source += f"\n\n{unit}\n"
     module.blocks.append(source)
     module.registrations.append(("op", name, f"{base}_op"))
 
@@ -403,25 +481,28 @@ def _add_op(module: SourceModule, registry: ComponentRegistry, component: Compon
 def _add_grad_rule(module: SourceModule, registry: ComponentRegistry, component: Component) -> None:
     """``def <name>_backward(ctx, grad)`` and ``<name>_rule = GradRule(<name>_backward)``."""
     rule, name = component.obj, component.name
-    base = _python_name(name, "rule")
+    base = _identifier(name)
     module.imports.add("from tt_core import GradRule")
     reads = ""
-    if rule.reads:
+    if rule.needs_saved():
         reads = "Besides ctx.inputs, ctx.out, ctx.attrs and ctx.needs it reads " + ", ".join(
-            f"``ctx.{r}``" for r in rule.reads
+            f"``ctx.{r}``" for r in rule.needs_saved()
         ) + ", which the kernel saves."
     source = _function_stub(
         module, rule.backward, f"{base}_backward", "grad_rule", name,
-        [_contract(registry, "grad_rule"), f"The gradient rule of op {name!r}.", reference_doc(rule.backward), reads],
+        [f"The gradient rule of op {name!r}.", reference_doc(rule.backward),
+         prose(reads)],
     )
     source += f"\n\n{base}_rule = GradRule({base}_backward)\n"
     module.blocks.append(source)
     module.registrations.append(("grad_rule", name, f"{base}_rule"))
 
 
-def _add_component(module: SourceModule, registry: ComponentRegistry, component: Component, components: set[int]) -> None:
+def _add_component(
+    module: SourceModule, registry: ComponentRegistry, component: Component, components: set[int]
+) -> None:
     """A class, a function, a callable object (as a function) or another object (as a class
-    with an instance)."""
+    of static methods). ``components``: the ids of every registered object (no stub base)."""
     obj, kind, name = component.obj, component.kind, component.name
     if inspect.isclass(obj):
         symbol = obj.__name__
@@ -439,11 +520,9 @@ def _add_component(module: SourceModule, registry: ComponentRegistry, component:
             [_contract(registry, kind), reference_doc(type(obj)), reference_doc(call)],
             signature=inspect.signature(obj),
         ))
-    else:  # an object used through its methods (the autograd engine): a class and one instance
-        class_name = "".join(part.capitalize() for part in snake_case(name).split("_")) or "Component"
-        block = _class_stub(module, registry, component, type(obj), class_name, components)
-        symbol = _python_name(name, kind)
-        module.blocks.append(f"{block}\n\n{symbol} = {class_name}()\n")
+    else:  # an object used through its methods (the autograd engine): a class of static methods
+        symbol = "".join(part.capitalize() for part in snake_case(name).split("_")) or "Component"
+        module.blocks.append(_class_stub(module, registry, component, type(obj), symbol, components, static=True))
     module.registrations.append((kind, name, symbol))
 
 
@@ -541,11 +620,12 @@ def _plugin_module(dist: str, modules: list[SourceModule]) -> str:
         imports = "from . import (\n" + "".join(f"    {n},\n" for n in names) + ")"
     lines = "".join(f'    registry.register("{kind}", "{name}", {module}.{attr})\n'
                     for module, kind, name, attr in registrations)
-    return (
-        docstring([doc], "") + "\nfrom tt_core import hookimpl\n\n" + imports + "\n\n\n@hookimpl\n"
-        "def tt_register_components(registry):\n"
-        '    """Register this package\'s components: ``registry.register(kind, name, obj)``."""\n' + lines
+    hook = (
+        "@hookimpl\ndef tt_register_components(registry):\n"
+        '    """Register this package\'s components: ``registry.register(kind, name, obj)``."""\n'
     )
+    head = docstring([prose(p) for p in doc.split("\n\n")], "")
+    return f"{head}\nfrom tt_core import hookimpl\n\n{imports}\n\n\n{hook}{lines}"
 
 
 def act_components(registry: ComponentRegistry, act: str) -> list[Component]:
@@ -592,9 +672,15 @@ def plan_package(registry: ComponentRegistry, act: str, dist: str | None = None)
     for component in components:
         name = where[(component.kind, component.name)]
         if name not in modules:
-            grouped = component.kind in GROUPED_KINDS
-            doc = (f"Ops and gradient rules of {act_dist}'s {name} family, to write one by one." if grouped else
-                   f"{component.kind}:{component.name}, to write (the built-in one is used until it is).")
+            if component.kind in GROUPED_KINDS:
+                kinds = sorted({c.kind for c in components if where[(c.kind, c.name)] == name}, reverse=True)
+                what = " and ".join(GROUPED_TITLES[k] for k in kinds)
+                doc = "\n\n".join([
+                    f"The {what} of {act_dist}'s {name} module, to write one by one (the built-in one is used "
+                    "until each is)."
+                ] + [_contract(registry, k) for k in kinds])
+            else:
+                doc = f"{component.kind}:{component.name}, to write (the built-in one is used until it is)."
             modules[name] = SourceModule(name, doc)
         module = modules[name]
         if component.kind == "op":
