@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 from tt_core.errors import TinyTorchError
-from tt_core.plugins import Component, ComponentRegistry, disabled_plugins, normalize_dist
+from tt_core.plugins import CORE_DISTRIBUTION, Component, ComponentRegistry, disabled_plugins, normalize_dist
 
 from .__about__ import __version__
 from .api import MilestoneSpec
@@ -122,15 +122,12 @@ def act_order(info) -> tuple:
 
 
 def known_kinds(registry: ComponentRegistry) -> dict[str, dict[str, str]]:
-    """Every kind a component may have: ``{kind: {"contract": ..., "dist": ...}}``, tt-core's
-    (:data:`tt_core.kinds.KINDS`) and those a plugin registered as components of kind ``kind``."""
-    from tt_core.kinds import KINDS
+    """Every kind a component may have, ``{kind: {"contract": ..., "dist": ...}}``: tt-core's
+    (:data:`tt_core.kinds.KINDS`) and those a plugin registered (as components of kind ``kind``)."""
+    def owner(kind: str) -> str:
+        return registry.chosen("kind", kind).dist if registry.has("kind", kind) else CORE_DISTRIBUTION
 
-    kinds = {kind: {"contract": contract, "dist": "tt-core"} for kind, contract in KINDS.items()}
-    for name in registry.names("kind"):
-        component = registry.chosen("kind", name)
-        kinds.setdefault(name, {"contract": str(component.obj), "dist": component.dist})
-    return dict(sorted(kinds.items()))
+    return {kind: {"contract": contract, "dist": owner(kind)} for kind, contract in sorted(registry.known_kinds().items())}
 
 
 def plugins_report(catalogue: Catalogue) -> dict:
@@ -182,7 +179,10 @@ def cmd_plugins(args: argparse.Namespace, catalogue: Catalogue) -> int:
             print(f"  {choice['component']}: {', '.join(choice['providers'])} -> using {choice['chosen']}")
     if report["disabled"]:
         print(f"blocked by TT_DISABLE_PLUGINS: {', '.join(report['disabled'])}")
-    print("kinds: " + ", ".join(report["kinds"]))
+    print("kinds: " + ", ".join(
+        kind if entry["dist"] == CORE_DISTRIBUTION else f"{kind} (from {entry['dist']})"
+        for kind, entry in report["kinds"].items()
+    ))
     for unknown in report["unknown_kinds"]:
         close = f" (did you mean {' or '.join(map(repr, unknown['close']))}?)" if unknown["close"] else ""
         print(

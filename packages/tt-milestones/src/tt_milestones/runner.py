@@ -42,8 +42,14 @@ class RunPathError(TinyTorchError):
 
 
 def _where_it_failed(error: BaseException) -> str:
-    """``" (at file.py:12)"``: the innermost frame of ``error``, to find the failing line."""
-    frames = traceback.extract_tb(error.__traceback__)
+    """``" (at file.py:12)"``: the innermost frame of ``error`` in the imported code (not in the
+    import machinery), to find the failing line; empty when the module itself was not found."""
+    machinery = (Path(importlib.__file__).parent, Path(__file__))
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<frozen")
+        and not any(Path(frame.filename) == m or m in Path(frame.filename).parents for m in machinery)
+    ]
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
