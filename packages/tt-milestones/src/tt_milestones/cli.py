@@ -127,7 +127,8 @@ def known_kinds(registry: ComponentRegistry) -> dict[str, dict[str, str]]:
     def owner(kind: str) -> str:
         return registry.chosen("kind", kind).dist if registry.has("kind", kind) else CORE_DISTRIBUTION
 
-    return {kind: {"contract": contract, "dist": owner(kind)} for kind, contract in sorted(registry.known_kinds().items())}
+    kinds = sorted(registry.known_kinds().items())
+    return {kind: {"contract": contract, "dist": owner(kind)} for kind, contract in kinds}
 
 
 def plugins_report(catalogue: Catalogue) -> dict:
@@ -174,7 +175,8 @@ def cmd_plugins(args: argparse.Namespace, catalogue: Catalogue) -> int:
         if plugin["error"]:
             print(textwrap.indent(plugin["error"], "  ! "))
     if report["choices"]:
-        print("components with several providers (pick with TT_PROVIDERS='kind:name=distribution'):")
+        print("components with several providers (pick with TT_PROVIDERS='kind:name=distribution', "
+              "or run ID --use distribution):")
         for choice in report["choices"]:
             print(f"  {choice['component']}: {', '.join(choice['providers'])} -> using {choice['chosen']}")
     if report["disabled"]:

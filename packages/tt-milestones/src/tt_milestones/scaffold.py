@@ -53,7 +53,7 @@ NOT_EXERCISES = frozenset({"kind", "checker", "example"})
 GROUPED_KINDS = ("op", "grad_rule")
 # special methods that are part of a component's contract (a data set's __len__, ...)
 CONTRACT_DUNDERS = frozenset({
-    "__init__", "__call__", "__len__", "__getitem__", "__iter__", "__next__", "__enter__", "__exit__",
+    "__new__", "__init__", "__call__", "__len__", "__getitem__", "__iter__", "__next__", "__enter__", "__exit__",
     "__contains__",
 })
 GROUPED_TITLES = {"op": "ops (forward kernels)", "grad_rule": "gradient rules"}
@@ -429,12 +429,12 @@ def _class_stub(
     for attr, raw in _methods_to_stub(own, base).items():
         if isinstance(raw, property):
             func, decorator = raw.fget, "@property"
-        elif isinstance(raw, (staticmethod, classmethod)):
-            func, decorator = raw.__func__, f"@{type(raw).__name__}"
+        elif isinstance(raw, (staticmethod, classmethod)):  # (__new__ is a static method without saying so)
+            func, decorator = raw.__func__, "" if attr == "__new__" else f"@{type(raw).__name__}"
         else:
             func, decorator = raw, ""
         signature = inspect.signature(func)
-        if static and not isinstance(raw, staticmethod):
+        if static and not isinstance(raw, staticmethod) and attr != "__new__":
             signature = signature.replace(parameters=list(signature.parameters.values())[1:])
             decorator = "@staticmethod"
         source += "\n" + _function_stub(
