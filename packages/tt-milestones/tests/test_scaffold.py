@@ -259,3 +259,28 @@ def test_the_package_installs_with_pip_and_milestone_01_still_runs(only_core, ca
     finally:
         for name in [m for m in sys.modules if m.split(".")[0] == "my_tt_core"]:
             del sys.modules[name]
+
+
+def test_reference_doc_drops_examples_and_keeps_the_sections_after_them():
+    from tt_milestones.scaffold import reference_doc
+
+    def documented():
+        """Adds one.
+
+        Examples:
+            >>> documented(1)
+            2
+
+        Raises:
+            ValueError: never.
+
+        And a doctest in the text:
+
+        >>> documented(2)
+        3
+
+        The end.
+        """
+
+    kept = "Adds one.\n\nRaises:\n    ValueError: never.\n\nAnd a doctest in the text:\n\nThe end."
+    assert reference_doc(documented) == kept

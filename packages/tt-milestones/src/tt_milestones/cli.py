@@ -20,7 +20,9 @@ import textwrap
 from pathlib import Path
 
 from tt_core.errors import TinyTorchError
-from tt_core.plugins import CORE_DISTRIBUTION, Component, ComponentRegistry, disabled_plugins, normalize_dist
+from tt_core.plugins import (
+    CORE_DISTRIBUTION, Component, ComponentRegistry, choose, disabled_plugins, normalize_dist,
+)
 
 from .__about__ import __version__
 from .api import MilestoneSpec
@@ -226,8 +228,6 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
     use = check_use(args.use, catalogue)
     if use:
-        from tt_core.plugins import choose
-
         choose(use=use)
     registry = catalogue.registry
     if spec.missing(registry):

@@ -114,14 +114,23 @@ def _python_name(text: str, fallback: str) -> str:
 
 
 def reference_doc(obj: Any) -> str:
-    """``obj``'s own docstring, cleaned, up to its examples (which would show the answers)."""
+    """``obj``'s own docstring, cleaned, without its examples (which would show the answers):
+    an ``Examples:`` section is dropped up to the next section, a doctest up to a blank line."""
     doc = inspect.cleandoc(obj.__doc__) if isinstance(getattr(obj, "__doc__", None), str) else ""
-    kept = []
+    kept: list[str] = []
+    skipping = None  # "section" inside an Examples section, "doctest" inside a doctest
     for line in doc.splitlines():
-        if DOC_SECTION.match(line.strip()) or line.lstrip().startswith(">>>"):
-            break
-        kept.append(line)
-    return "\n".join(kept).strip()
+        if DOC_SECTION.match(line.strip()) and not line.startswith(" "):
+            skipping = "section"
+        elif line.lstrip().startswith(">>>"):
+            skipping = skipping or "doctest"
+        elif skipping == "section" and line.strip() and not line.startswith(" "):
+            skipping = None  # the next section
+        elif skipping == "doctest" and not line.strip():
+            skipping = None
+        if skipping is None:
+            kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
 def prose(text: str, indent: str = "") -> str:
@@ -277,14 +286,13 @@ class SourceModule:
 
     def render(self) -> str:
         defined = {attr for _, _, attr in self.registrations}  # a class naming itself needs no import
-        self.type_imports = {line for line in self.type_imports if line.split()[-1] not in defined}
+        type_imports = {line for line in self.type_imports if line.split()[-1] not in defined}
+        imports = self.imports | ({"from typing import TYPE_CHECKING"} if type_imports else set())
         head = [docstring([prose(p) for p in self.doc.split("\n\n")], ""), "from __future__ import annotations\n"]
-        if self.type_imports:
-            self.imports.add("from typing import TYPE_CHECKING")
-        if self.imports:
-            head.append(format_imports(self.imports))
-        if self.type_imports:
-            head.append("if TYPE_CHECKING:\n" + format_imports(self.type_imports, "    "))
+        if imports:
+            head.append(format_imports(imports))
+        if type_imports:
+            head.append("if TYPE_CHECKING:\n" + format_imports(type_imports, "    "))
         return "\n".join(head) + "\n\n" + "\n\n".join(self.blocks)
 
 
@@ -597,11 +605,14 @@ def _readme(dist: str, act: str) -> str:
         not implemented, so the built-in {act} component is used in its place and every milestone
         keeps running while the stubs are replaced one at a time.
 
+        Install it once (TinyTorch finds it by its `tinytorch` entry point), then grade what is
+        written against the built-in components, run history on it, and see how much is yours:
+
         ```
-        pip install -e .                           # once: TinyTorch finds the package by its entry point
-        tt-milestones check {dist}          # grade what is implemented against the built-in
-        tt-milestones run 01 --use {dist}   # run history on it
-        tt-milestones status                       # how much of each milestone is yours
+        pip install -e .
+        tt-milestones check {dist}
+        tt-milestones run 01 --use {dist}
+        tt-milestones status
         ```
         """)
 
@@ -637,8 +648,8 @@ def act_components(registry: ComponentRegistry, act: str) -> list[Component]:
     components = [c for c in registry.from_dist(act) if c.kind not in NOT_EXERCISES]
     if not components:
         raise ScaffoldError(
-            f"{act} is not installed, so there is nothing to copy the components of Act {ACT_NUMBERS[act]} "
-            f"from: pip install {act} (see tt-milestones plugins)"
+            f"{act} is not installed (or it is blocked by TT_DISABLE_PLUGINS, or failed to load: see "
+            f"tt-milestones plugins), so Act {ACT_NUMBERS[act]} has no components to write stubs for: pip install {act}"
         )
     return components
 
