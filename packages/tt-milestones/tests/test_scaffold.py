@@ -7,7 +7,6 @@ import inspect
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -132,6 +131,7 @@ def test_objects_become_functions_or_classes_of_static_methods(generated):
 
 
 def test_the_package_files(generated):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     scaffold, _ = generated
     pyproject = tomllib.loads(scaffold.files["pyproject.toml"])
     assert pyproject["build-system"]["build-backend"] == "hatchling.build"
