@@ -34,10 +34,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tt_core.plugins import ENTRY_POINT_GROUP, Component, ComponentRegistry, PluginInfo, normalize_dist
+from tt_core.plugins import ENTRY_POINT_GROUP, Component, ComponentRegistry, PluginInfo, choose, normalize_dist
 
 from .api import MilestoneSpec
-from .cli import ACTS, EXIT_MISSED, EXIT_REACHED, UsageError, non_negative_int
+from .cli import ACTS, EXIT_MISSED, EXIT_REACHED, UsageError, add_use_option, check_use, non_negative_int, provider_label
 from .registry import Catalogue
 
 STATE_ENV = "TT_STATE_DIR"
@@ -69,31 +69,27 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "(its provider in use); default: every installed package that is not part of TinyTorch",
     )
     check.add_argument("--seed", type=non_negative_int, help="the seed of the inputs (default: a fresh one, printed)")
-    _add_use(check)
+    add_use_option(check)
     check.add_argument("--json", action="store_true", help="print the grades as JSON")
     check.set_defaults(handler=cmd_check)
 
     status = commands.add_parser(
         "status", help="per Act and per milestone: whose code runs, and the last check of yours"
     )
-    _add_use(status)
+    add_use_option(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=cmd_status)
 
 
-def _add_use(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--use", action="append", default=[], metavar="DIST",
-        help="use every component DIST implements (repeatable; the rest stay built-in)",
-    )
+def apply_use(use: list[str], catalogue: Catalogue) -> None:
+    """``--use DIST``: use every component the distributions implement, as ``run`` does.
 
-
-def _apply_use(use: list[str]) -> None:
-    """``--use DIST``: choose every component the distributions implement (as ``run`` does)."""
-    if use:
-        from tt_core.plugins import choose
-
-        choose(use=tuple(use))
+    Raises:
+        UsageError: a name that is no installed plugin that loaded.
+    """
+    chosen = check_use(use, catalogue)
+    if chosen:
+        choose(use=chosen)
 
 
 # -- check ------------------------------------------------------------------------------
@@ -122,9 +118,12 @@ def find_component(registry: ComponentRegistry, key: str) -> Component:
     if not (kind and name):
         raise UsageError(f"{key!r} is not KIND:NAME (for example layer:Linear) nor a distribution name")
     if not registry.has(kind, name):
-        known = sorted({f"{c.kind}:{c.name}" for c in registry})
-        close = difflib.get_close_matches(f"{kind}:{name}", known, n=5, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        if registry.names(kind):  # a known kind: the closest names of that kind
+            close = [f"{kind}:{n}" for n in difflib.get_close_matches(name, registry.names(kind), n=3, cutoff=0.6)]
+        else:
+            known = sorted({f"{c.kind}:{c.name}" for c in registry})
+            close = difflib.get_close_matches(f"{kind}:{name}", known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise UsageError(
             f"no installed package provides {kind}:{name}{hint} (`tt-milestones plugins` lists what is installed)"
         )
@@ -141,9 +140,7 @@ def dist_components(registry: ComponentRegistry, dist: str, plugins: Iterable[Pl
         UsageError: no installed distribution of that name registered anything.
     """
     wanted = normalize_dist(dist)
-    found = sorted(
-        (c for c in registry.from_dist(wanted) if c.kind not in META_KINDS), key=lambda c: (c.kind, c.name)
-    )
+    found = [c for c in registry.from_dist(wanted) if c.kind not in META_KINDS]
     known = {c.dist for c in registry} | {info.dist for info in plugins}
     if found or wanted in known:
         return found
@@ -187,19 +184,28 @@ def select_components(
     for target in targets:
         if ":" in target:
             component = find_component(registry, target)
-            others = [c.dist for c in registry.providers(component.kind, component.name)
-                      if not registry.is_builtin(c.dist)]
-            if registry.is_builtin(component.dist) and others:
-                notes.append(
-                    f"{component.kind}:{component.name}: grading the built-in provider {component.dist}, the one "
-                    f"in use; {', '.join(others)} provides it too: add --use {others[0]} to grade that one"
-                )
+            notes.extend(_other_providers_note(registry, component))
             found = [component]
         else:
             found = dist_components(registry, target, plugins)
         for component in found:
             components.setdefault((component.dist, component.kind, component.name), component)
     return list(components.values()), notes
+
+
+def _other_providers_note(registry: ComponentRegistry, component: Component) -> list[str]:
+    """A note when ``kind:name`` is graded in its built-in provider while a learner's package
+    provides it too: how to grade that one, or that it is still a stub."""
+    others = [c for c in registry.providers(component.kind, component.name) if not registry.is_builtin(c.dist)]
+    if not (registry.is_builtin(component.dist) and others):
+        return []
+    key = f"{component.kind}:{component.name}"
+    ready = [c.dist for c in others if c.implemented]
+    if ready:
+        return [f"{key}: grading the built-in provider {component.dist}, the one in use; {', '.join(ready)} "
+                f"provides it too: add --use {ready[0]} to grade that one"]
+    return [f"{key}: grading the built-in provider {component.dist}; {', '.join(c.dist for c in others)}'s "
+            "is not implemented yet"]
 
 
 def grade_components(components: Iterable[Component], registry: ComponentRegistry, seed: int) -> list:
@@ -219,7 +225,7 @@ def grade_components(components: Iterable[Component], registry: ComponentRegistr
             try:
                 result = grade(component, registry, seed)
             except Exception as error:  # the checker machinery itself broke: report, go on
-                case = Case("grading", FAILED, f"grading raised {type(error).__name__}: {error}")
+                case = Case("grading", ERROR, f"grading raised {type(error).__name__}: {error}")
                 result = Grade(component.kind, component.name, component.dist, component.version, ERROR,
                                [case], None, None)
         grades.append(result)
@@ -242,18 +248,19 @@ def check_exit_code(grades: Iterable, broken: Iterable[PluginInfo] = ()) -> int:
 
 
 def broken_plugins(plugins: Iterable[PluginInfo], registry: ComponentRegistry, targets: list[str]) -> list[PluginInfo]:
-    """The non-TinyTorch plugins with a load error that ``check TARGETS`` is about: all of
-    them with no targets, else those named."""
+    """The non-TinyTorch plugins with load problems (an import or hook error: nothing of it
+    is used; an op that cannot be paired with a rule: the built-in op is used) that ``check
+    TARGETS`` is about: all of them with no targets, else those named."""
     named = {normalize_dist(t) for t in targets if ":" not in t}
     return [
         info for info in plugins
-        if info.error and not registry.is_builtin(info.dist) and (not targets or info.dist in named)
+        if info.problems and not registry.is_builtin(info.dist) and (not targets or info.dist in named)
     ]
 
 
 def cmd_check(args: argparse.Namespace, catalogue: Catalogue) -> int:
     registry = catalogue.registry
-    _apply_use(args.use)
+    apply_use(args.use, catalogue)
     components, notes = select_components(registry, args.targets, catalogue.plugins)
     broken = broken_plugins(catalogue.plugins, registry, args.targets)
     seed = draw_seed() if args.seed is None else args.seed
@@ -268,7 +275,7 @@ def cmd_check(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "seed": seed,
             "grades": [g.to_dict() for g in grades],
             "summary": summary(grades),
-            "load_errors": {info.dist: info.error for info in broken},
+            "load_errors": {info.dist: info.problems for info in broken},
             "exit_code": code,
         }
         print(json.dumps(report, indent=2))
@@ -284,7 +291,8 @@ def _styled(status: str):
 
 
 def _speed(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2g}x"
+    """``"1.25x"``: your time over the reference's; ``"-"`` when it was not measured."""
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[PluginInfo] = ()) -> None:
@@ -297,14 +305,15 @@ def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[Plu
     console = Console(highlight=False)
     console.print(f"seed {seed}; --seed {seed} reproduces")
     for note in notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        console.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
     for info in broken:
-        console.print(Text(f"{info.dist} {info.version} failed to load (so none of it is used):", style="bold red"))
-        console.print(Text(_indent(info.error or "", "    ")))
+        what = "failed to load, so none of it is used" if info.error else "has components that cannot be used"
+        console.print(Text(f"{info.dist} {info.version} {what}:", style="bold red"))
+        console.print(Text(_indent(info.problems or "", "    ")), soft_wrap=True)
     if grades:
-        table = Table("component", "provider", "status", "time vs reference", title="check against the built-in Acts")
+        table = Table("component", "provider", "status", "time ratio", title="check against the built-in Acts")
         for item in grades:
-            table.add_row(f"{item.kind}:{item.name}", f"{item.dist} {item.version}", _styled(item.status),
+            table.add_row(f"{item.kind}:{item.name}", provider_label(item), _styled(item.status),
                           _speed(item.speed_ratio))
         console.print(table)
     for item in grades:
@@ -313,17 +322,21 @@ def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[Plu
             console.print(Text(f"{item.kind}:{item.name} ({item.dist}): {item.status}", style="bold"))
             for line in lines:
                 console.print(Text(line), soft_wrap=True)
-    console.print(summary(grades) + (f"; {len(broken)} failed to load" if broken else ""), style="bold")
+    console.print(summary(grades) + (f"; {len(broken)} with load problems" if broken else ""), style="bold")
     if any(g.status == NOT_IMPLEMENTED for g in grades):
         console.print(Text("(the built-in provider is used where yours is not implemented, so milestones still run)",
-                           style="dim"))
-    console.print(Text("speed is your time over the built-in one's, shown and not graded", style="dim"))
+                           style="dim"), soft_wrap=True)
+    if any(g.speed_ratio is not None for g in grades):
+        console.print(Text("time ratio: your time over the built-in one's (shown, not graded)", style="dim"),
+                      soft_wrap=True)
 
 
 def _diagnoses(item) -> Iterator[str]:
-    """The indented lines that say what went wrong in a grade (failed and skipped cases)."""
+    """The indented lines that say what went wrong in a grade: its failed and errored cases,
+    the cases not implemented in a component that is partly implemented, and skipped cases."""
+    partly = any(case.status == PASSED for case in item.cases)
     for case in item.cases:
-        if case.status == FAILED or (item.status == ERROR and case.status != PASSED):
+        if case.status in (FAILED, ERROR) or (case.status == NOT_IMPLEMENTED and partly):
             yield _indent(f"x {case.name}: {case.detail}" if case.detail else f"x {case.name}", "    ")
     for case in item.cases:
         if case.status == SKIPPED:
@@ -646,11 +659,11 @@ def print_status(report: dict) -> None:
     for dist, names in report["unused"].items():
         console.print(Text(
             f"{dist} implements {len(names)} component(s) not in use: add --use {dist} (to run, check and status) "
-            f"or set TT_PROVIDERS={dist}", style="dim"))
+            f"or set TT_PROVIDERS={dist}", style="dim"), soft_wrap=True)
 
 
 def cmd_status(args: argparse.Namespace, catalogue: Catalogue) -> int:
-    _apply_use(args.use)
+    apply_use(args.use, catalogue)
     report = status_report(catalogue)
     if args.json:
         print(json.dumps(report, indent=2))
