@@ -94,9 +94,10 @@ class SpecPlugin:
             registry.register(spec)
 
 
-def install_registry(monkeypatch, components: dict[str, list[tuple[str, str, object]]]) -> ComponentRegistry:
+def install_registry(monkeypatch, components: dict[str, list[tuple[str, str, object]]],
+                     errors: dict[str, str] | None = None) -> ComponentRegistry:
     """Make ``{dist: [(kind, name, obj), ...]}`` the loaded plugin system, with SPECS as its
-    milestones."""
+    milestones, and a plugin that failed to load for each ``{dist: error}``."""
     registry = ComponentRegistry()
     for dist, items in components.items():
         registrar = registry.registrar(dist)
@@ -108,6 +109,7 @@ def install_registry(monkeypatch, components: dict[str, list[tuple[str, str, obj
     manager.register(SpecPlugin(), name="tt-milestones")
     infos = [PluginInfo("tt-milestones", "tt-milestones", "0.1")]
     infos += [PluginInfo(dist, dist, "0.1") for dist in components if dist != "tt-milestones"]
+    infos += [PluginInfo(dist, dist, "0.1", error=error) for dist, error in (errors or {}).items()]
     monkeypatch.setattr(tt_plugins, "_SYSTEM", PluginSystem(manager, registry, infos))
     return registry
 
@@ -202,6 +204,30 @@ def test_a_kind_without_checker_fails_its_components(monkeypatch, capsys):
     code, report = check_json(capsys, LEARNER)
     assert code == 1
     assert "no checker for kind widget" in json.dumps(report["grades"][0]["cases"])
+
+
+def test_grading_that_breaks_is_an_error_grade(widgets, capsys, monkeypatch):
+    def broken_grade(component, registry, seed):
+        raise ValueError("grading broke")
+
+    monkeypatch.setattr(learner, "grade", broken_grade)
+    code, report = check_json(capsys, LEARNER)
+    assert code == 1 and {g["status"] for g in report["grades"]} == {"error"}
+    assert report["grades"][0]["cases"][0]["detail"] == "grading raised ValueError: grading broke"
+
+
+def test_a_package_that_failed_to_load_fails_the_check(monkeypatch, capsys):
+    install_registry(monkeypatch, {"tt-core": BUILTIN, GOOD: [("widget", "double", my_double)]},
+                     errors={"broken-widgets": "SyntaxError: invalid syntax (widgets.py, line 3)"})
+    code, out, _ = run_main(capsys, "check")
+    assert code == 1
+    assert "broken-widgets 0.1 failed to load, so none of it is used:" in out
+    assert "    SyntaxError: invalid syntax (widgets.py, line 3)" in out
+    assert "1 passed; 1 with load problems" in out
+    code, report = check_json(capsys, "broken-widgets")  # named: its error, not "unknown distribution"
+    assert code == 1 and report["grades"] == [] and "SyntaxError" in report["load_errors"]["broken-widgets"]
+    code, report = check_json(capsys, GOOD)  # another package's problems are not this check's
+    assert code == 0 and report["load_errors"] == {}
 
 
 @pytest.mark.parametrize(

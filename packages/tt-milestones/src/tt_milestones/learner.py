@@ -34,10 +34,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tt_core.grading import ERROR, FAILED, NO_REFERENCE, NOT_IMPLEMENTED, PASSED, SKIPPED, Case, Grade, grade
 from tt_core.plugins import ENTRY_POINT_GROUP, Component, ComponentRegistry, PluginInfo, choose, normalize_dist
 
 from .api import MilestoneSpec
-from .cli import ACTS, EXIT_MISSED, EXIT_REACHED, UsageError, add_use_option, check_use, non_negative_int, provider_label
+from .cli import (
+    ACTS,
+    EXIT_MISSED,
+    EXIT_REACHED,
+    UsageError,
+    add_use_option,
+    check_use,
+    non_negative_int,
+    provider_label,
+)
 from .registry import Catalogue
 
 STATE_ENV = "TT_STATE_DIR"
@@ -46,10 +56,7 @@ STATE_FORMAT = 1
 SEED_RANGE = 100_000
 META_KINDS = frozenset({"checker", "example", "kind"})  # they describe components, are not graded as one
 
-# The statuses of a grade (tt_core.grading's values), and those only ``status`` reports.
-PASSED, FAILED, ERROR = "passed", "failed", "error"
-NOT_IMPLEMENTED, NO_REFERENCE, SKIPPED = "not implemented", "no reference", "skipped"
-NOT_CHECKED, STALE = "not checked", "stale"
+NOT_CHECKED, STALE = "not checked", "stale"  # what ``status`` says beside a grade's own statuses
 SUMMARY_ORDER = (PASSED, NO_REFERENCE, FAILED, ERROR, NOT_IMPLEMENTED)
 STYLES = {PASSED: "green", NO_REFERENCE: "cyan", FAILED: "red", ERROR: "red", NOT_IMPLEMENTED: "yellow",
           STALE: "yellow", NOT_CHECKED: "dim"}
@@ -101,8 +108,8 @@ def draw_seed() -> int:
 
 
 def learner_dists(registry: ComponentRegistry, plugins: Iterable[PluginInfo] = ()) -> list[str]:
-    """Every distribution that is not part of TinyTorch and registered components or a plugin,
-    sorted."""
+    """Every distribution not part of TinyTorch that provides components or is a plugin (one
+    that failed to load included), sorted."""
     dists = {c.dist for c in registry} | {info.dist for info in plugins}
     return sorted(d for d in dists if not registry.is_builtin(d))
 
@@ -202,13 +209,13 @@ def _other_providers_note(registry: ComponentRegistry, component: Component) -> 
     key = f"{component.kind}:{component.name}"
     ready = [c.dist for c in others if c.implemented]
     if ready:
-        return [f"{key}: grading the built-in provider {component.dist}, the one in use; {', '.join(ready)} "
-                f"provides it too: add --use {ready[0]} to grade that one"]
-    return [f"{key}: grading the built-in provider {component.dist}; {', '.join(c.dist for c in others)}'s "
-            "is not implemented yet"]
+        return [(f"{key}: grading the built-in provider {component.dist}, the one in use; {', '.join(ready)} "
+                 f"provides it too: add --use {ready[0]} to grade that one")]
+    return [(f"{key}: grading the built-in provider {component.dist}; {', '.join(c.dist for c in others)}'s "
+             "is not implemented yet")]
 
 
-def grade_components(components: Iterable[Component], registry: ComponentRegistry, seed: int) -> list:
+def grade_components(components: Iterable[Component], registry: ComponentRegistry, seed: int) -> list[Grade]:
     """Grade each component with :func:`tt_core.grading.grade`, all on inputs from ``seed``.
 
     A checker that raises is reported by ``grade`` as an ERROR grade; should ``grade`` itself
@@ -216,15 +223,13 @@ def grade_components(components: Iterable[Component], registry: ComponentRegistr
     component never stops the others. NumPy's warnings (overflow, invalid values) are silenced
     while grading: the checks report what they lead to.
     """
-    from tt_core.grading import Case, Grade, grade
-
     grades = []
     for component in components:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
                 result = grade(component, registry, seed)
-            except Exception as error:  # the checker machinery itself broke: report, go on
+            except Exception as error:  # noqa: BLE001 - the grading itself broke: report it, go on
                 case = Case("grading", ERROR, f"grading raised {type(error).__name__}: {error}")
                 result = Grade(component.kind, component.name, component.dist, component.version, ERROR,
                                [case], None, None)
@@ -232,7 +237,7 @@ def grade_components(components: Iterable[Component], registry: ComponentRegistr
     return grades
 
 
-def summary(grades: Iterable) -> str:
+def summary(grades: Iterable[Grade]) -> str:
     """``"7 passed, 1 failed, 2 not implemented"``: how many grades of each status."""
     counts: dict[str, int] = {}
     for item in grades:
@@ -241,9 +246,9 @@ def summary(grades: Iterable) -> str:
     return ", ".join(f"{counts[status]} {status}" for status in order if counts.get(status)) or "nothing checked"
 
 
-def check_exit_code(grades: Iterable, broken: Iterable[PluginInfo] = ()) -> int:
-    """0 when nothing failed or errored and no package failed to load; else 1."""
-    failed = any(g.status in (FAILED, ERROR) for g in grades) or any(True for _ in broken)
+def check_exit_code(grades: Iterable[Grade], broken: list[PluginInfo] = ()) -> int:
+    """0 when nothing failed or errored and no package had load problems; else 1."""
+    failed = bool(broken) or any(g.status in (FAILED, ERROR) for g in grades)
     return EXIT_MISSED if failed else EXIT_REACHED
 
 
@@ -264,6 +269,8 @@ def cmd_check(args: argparse.Namespace, catalogue: Catalogue) -> int:
     components, notes = select_components(registry, args.targets, catalogue.plugins)
     broken = broken_plugins(catalogue.plugins, registry, args.targets)
     seed = draw_seed() if args.seed is None else args.seed
+    if not args.json:  # before grading, so a run cut short can still be repeated
+        print_check_header(seed, notes, broken)
     grades = grade_components(components, registry, seed)
     try:
         record_grades(grades, seed)
@@ -278,9 +285,9 @@ def cmd_check(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "load_errors": {info.dist: info.problems for info in broken},
             "exit_code": code,
         }
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, default=str))
     else:
-        print_check(grades, seed, notes, broken)
+        print_check(grades, broken)
     return code
 
 
@@ -295,14 +302,18 @@ def _speed(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[PluginInfo] = ()) -> None:
-    """The seed, a table of the grades, each failed case's diagnosis under its component, and
-    a closing summary line."""
+def _console():
     from rich.console import Console
-    from rich.table import Table
+
+    return Console(highlight=False)
+
+
+def print_check_header(seed: int, notes: list[str] = (), broken: list[PluginInfo] = ()) -> None:
+    """The seed (and how to repeat the run), the notes on what is graded, and the load
+    problems of the packages checked."""
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = _console()
     console.print(f"seed {seed}; --seed {seed} reproduces")
     for note in notes:
         console.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
@@ -310,6 +321,15 @@ def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[Plu
         what = "failed to load, so none of it is used" if info.error else "has components that cannot be used"
         console.print(Text(f"{info.dist} {info.version} {what}:", style="bold red"))
         console.print(Text(_indent(info.problems or "", "    ")), soft_wrap=True)
+
+
+def print_check(grades: list[Grade], broken: list[PluginInfo] = ()) -> None:
+    """A table of the grades, each failed case's diagnosis under its component, and a
+    closing summary line."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
     if grades:
         table = Table("component", "provider", "status", "time ratio", title="check against the built-in Acts")
         for item in grades:
@@ -331,7 +351,7 @@ def print_check(grades: list, seed: int, notes: list[str] = (), broken: list[Plu
                       soft_wrap=True)
 
 
-def _diagnoses(item) -> Iterator[str]:
+def _diagnoses(item: Grade) -> Iterator[str]:
     """The indented lines that say what went wrong in a grade: its failed and errored cases,
     the cases not implemented in a component that is partly implemented, and skipped cases."""
     partly = any(case.status == PASSED for case in item.cases)
@@ -363,6 +383,7 @@ def state_path() -> Path:
 
 
 def empty_state() -> dict:
+    """The state with no results."""
     return {"format": STATE_FORMAT, "distributions": {}}
 
 
@@ -395,7 +416,7 @@ def save_state(state: dict, path: Path | None = None) -> Path:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(state, file, indent=2, sort_keys=True)
+            json.dump(state, file, indent=2, sort_keys=True, default=str)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -642,11 +663,10 @@ def _check_text(row: dict):
 
 def print_status(report: dict) -> None:
     """Per Act a table of components (provider, last check), then one line per milestone."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = _console()
     for act in report["acts"]:
         table = Table("component", "provider", "last check", title=act["act"], title_justify="left")
         for row in act["components"]:
