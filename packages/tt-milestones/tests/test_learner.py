@@ -428,3 +428,31 @@ def test_status_text(widgets, capsys):
 def test_status_rejects_an_unknown_distribution(widgets, capsys):
     code, _, err = run_main(capsys, "status", "--use", "my-widgts")
     assert code == 2 and "my-widgets" in err
+
+
+LINEAR = """
+from tt_core import hookimpl
+from tt_core.layers import Linear
+
+class MyLinear(Linear):
+    pass
+
+@hookimpl
+def tt_register_components(registry):
+    registry.register("layer", "Linear", MyLinear)
+"""
+
+
+def test_status_honours_tt_providers(only_core, fake_plugin, capsys, monkeypatch):
+    fake_plugin("lin-pkg", "lin_pkg_mod", LINEAR)
+    before = {m["id"]: m for m in status_json(capsys)["milestones"]}
+    assert before["01"]["yours"] == 0 and rows(status_json(capsys))["layer:Linear"]["provider"] == "tt-core"
+
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linear=lin-pkg")
+    tt_core.reset_plugins()
+    report = status_json(capsys)
+    row = rows(report)["layer:Linear"]
+    assert (row["provider"], row["yours"], row["check"]) == ("lin-pkg", True, "not checked")
+    after = {m["id"]: m for m in report["milestones"]}
+    assert after["01"]["your_components"] == ["layer:Linear"]
+    assert after["01"]["components"] == before["01"]["components"]
