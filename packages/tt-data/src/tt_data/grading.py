@@ -51,14 +51,6 @@ def as_array(value) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
-def example(grader, kind: str, name: str) -> Example | None:
-    """The example of component ``kind:name`` made with the grader's generator, or None."""
-    key = f"{kind}:{name}"
-    if not grader.registry.has("example", key):
-        return None
-    return grader.registry.get("example", key)(grader.rng)
-
-
 def _parameters(obj) -> dict[str, inspect.Parameter] | None:
     try:
         return dict(inspect.signature(obj).parameters)
@@ -273,7 +265,7 @@ EXTRA_TRANSFORM_CHECKS: dict[str, Callable] = {"RandomCrop": _check_crop, "Rando
 def check_transform(grader, yours, reference, name: str) -> None:
     """The ``transform`` contract, built from the example ``example:transform:<name>``."""
     seed = int(grader.rng.integers(2**31))
-    made = example(grader, "transform", name)
+    made = grader.example("transform", name)
     if made is None:
         grader.skip(f"{name} built from its example", f"no example registered as example:transform:{name}")
     else:
