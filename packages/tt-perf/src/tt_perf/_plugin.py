@@ -43,3 +43,11 @@ def tt_register_components(registry):
         registry.register("function", name, obj)
     registry.register("layer", "QuantizedLinear", quantize.QuantizedLinear)
     registry.register("layer", "QuantizedConv2d", quantize.QuantizedConv2d)
+    _register_checkers(registry)
+
+
+def _register_checkers(registry):
+    """The checker of the perf kind (see :mod:`tt_perf.grading`)."""
+    from . import grading
+
+    grading.register(registry)
