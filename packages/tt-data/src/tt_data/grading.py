@@ -18,7 +18,8 @@ fixes the answer:
   data set a checker ever loads) the arrays, dtypes, label range and scaled form.
 
 The ``example`` components registered by :func:`register` are ``make(rng) -> Example`` for
-tt-data's layers and transforms, so that the layer checker can build and feed them.
+tt-data's ops (input shapes and attributes), layers and transforms, so that the op and layer
+checkers can call, build and feed them.
 """
 
 from __future__ import annotations
@@ -409,7 +410,34 @@ def _compose(rng):
     return Example(args=(parts,), inputs=(_images(rng, 4, 3, 5, 5),))
 
 
+def _conv2d_op(rng):
+    stride, padding = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+    shapes = ((2, 3, 6, 6), (4, 3, 3, 3), (4,))
+    return Example(kwargs={"stride": (stride, stride), "padding": (padding, padding), "dilation": (1, 1), "groups": 1},
+                   inputs=tuple(_images(rng, *shape) for shape in shapes))
+
+
+POOLING = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+
+
+def _pool_op(rng):
+    return Example(kwargs=POOLING, inputs=(_images(rng, 2, 3, 6, 6),))
+
+
+def _max_pool_op(rng):
+    return Example(kwargs={**POOLING, "dilation": (1, 1)}, inputs=(_images(rng, 2, 3, 6, 6),))
+
+
+def _batch_norm_op(rng):
+    return Example(kwargs={"training": True, "momentum": 0.1, "eps": 1e-5},
+                   inputs=(_images(rng, 4, 3, 3, 3), _images(rng, 3), _images(rng, 3)))
+
+
 EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
+    "op:conv2d": _conv2d_op,
+    "op:max_pool2d": _max_pool_op,
+    "op:avg_pool2d": _pool_op,
+    "op:batch_norm": _batch_norm_op,
     "layer:Conv2d": _conv2d,
     "layer:MaxPool2d": _max_pool2d,
     "layer:AvgPool2d": _avg_pool2d,

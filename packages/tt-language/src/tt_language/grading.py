@@ -14,8 +14,9 @@ A checker is ``check(grader, yours, reference, name)`` (see :mod:`tt_core.gradin
   sees a later token and that continuing from cached keys and values (``use_cache``) gives
   the logits of the full forward pass.
 
-The ``example`` components registered by :func:`register` build tt-language's layers (the
-embedding fed integer ids) and a tiny GPT.
+The ``example`` components registered by :func:`register` describe calls of tt-language's
+ops (input shapes and attributes) and build its layers (the embedding fed integer ids) and a
+tiny GPT.
 """
 
 from __future__ import annotations
@@ -216,7 +217,28 @@ def _gpt(rng):
     return Example(kwargs=config, inputs=(rng.integers(0, vocab, (2, 7)),))
 
 
+def _embedding_op(rng):
+    return Example(kwargs={"indices": rng.integers(0, 5, (2, 4))}, inputs=(_features(rng, 5, 3),))
+
+
+def _layer_norm_op(rng):
+    return Example(kwargs={"eps": 1e-5}, inputs=(_features(rng, 2, 3, 6), _features(rng, 6), _features(rng, 6)))
+
+
+def _attention_op(rng):
+    return Example(kwargs={"causal": bool(rng.integers(2))},
+                   inputs=(_features(rng, 2, 4, 3), _features(rng, 2, 5, 3), _features(rng, 2, 5, 2)))
+
+
+def _self_attention_op(rng):
+    return Example(kwargs={"num_heads": 2, "causal": bool(rng.integers(2))}, inputs=(_features(rng, 2, 4, 12),))
+
+
 EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
+    "op:embedding": _embedding_op,
+    "op:layer_norm": _layer_norm_op,
+    "op:scaled_dot_product_attention": _attention_op,
+    "op:self_attention": _self_attention_op,
     "layer:Embedding": _embedding,
     "layer:PositionalEncoding": _positional_encoding,
     "layer:LayerNorm": _layer_norm,
