@@ -66,14 +66,23 @@ def test_the_tokenizers_pass(name, seed):
     assert result.speed_ratio is not None
 
 
+def test_ids_may_come_as_a_list_of_ints():
+    assert_passes(grade_mine("tokenizer", "char", ListOfIds, CharTokenizer))
+
+
 class DropsLastCharacter(CharTokenizer):
     def decode(self, ids):
         return super().decode(ids)[:-1]
 
 
-class Int32Ids(CharTokenizer):
-    def _encode_plain(self, text):
-        return super()._encode_plain(text).astype(np.int32)
+class FloatIds(CharTokenizer):
+    def encode(self, text, allow_special=True):
+        return super().encode(text, allow_special).astype(np.float32)
+
+
+class ListOfIds(CharTokenizer):
+    def encode(self, text, allow_special=True):
+        return super().encode(text, allow_special).tolist()
 
 
 class FirstSeenOrder(CharTokenizer):
@@ -103,7 +112,7 @@ class BytesOnly(BPETokenizer):
 
 @pytest.mark.parametrize("name, wrong, case, diagnosis", [
     ("char", DropsLastCharacter, "decode(encode(text))", "gave "),
-    ("char", Int32Ids, "decode(encode(text))", "gave int32 of shape"),
+    ("char", FloatIds, "decode(encode(text))", "gave float32 of shape"),
     ("char", FirstSeenOrder, "the reference's ids", "differs at"),
     ("char", SilentUnknown, "a character outside the alphabet", "was accepted: it must raise an error"),
     ("bpe", BytesOnly, "with the reference's merges", "has shape"),

@@ -1,13 +1,13 @@
-"""Checkers of Act IV's kinds, and the examples that build and feed its layers and its GPT.
+"""Checkers of Act IV's kinds, and the examples that call its ops and build its layers and GPT.
 
 A checker is ``check(grader, yours, reference, name)`` (see :mod:`tt_core.grading`):
 
 - ``tokenizer``: trained on a random corpus, the vocabulary size equals the reference's;
-  ``encode`` gives 1-D int64 ids in ``[0, vocab_size)``; ``decode(encode(text)) == text`` on
-  random texts; special tokens become one id each; a tokenizer saved and loaded encodes the
-  same; the character tokenizer gives the reference's ids and refuses characters outside
-  its alphabet; the byte-pair tokenizer, given the reference's merges, gives its ids and
-  shortens the text it was trained on.
+  ``encode`` gives integer ids (a 1-D array or a list of ints) in ``[0, vocab_size)``;
+  ``decode(encode(text)) == text`` on random texts; special tokens become one id each; a
+  tokenizer saved and loaded encodes the same; the character tokenizer gives the
+  reference's ids and refuses characters outside its alphabet; the byte-pair tokenizer,
+  given the reference's merges, gives its ids and shortens the text it was trained on.
 - ``model``: everything the layer checker checks (parameter names and shapes,
   initialisation, forward and backward equal to the reference's after loading its state
   dict), built from the example ``example:model:<Name>``; for the GPT also that no position
@@ -57,13 +57,14 @@ def _train(cls, corpus: str, **options):
 def _ids(tokenizer, text: str) -> np.ndarray:
     """``tokenizer.encode(text)``, checked to be 1-D integer ids within the vocabulary."""
     ids = as_array(tokenizer.encode(text))
-    expect(ids.ndim == 1 and ids.dtype == np.int64, f"encode({text[:20]!r}) gave {ids.dtype} of shape {ids.shape}: "
-                                                    "it must be a 1-D int64 array")
+    expect(ids.ndim == 1 and (ids.dtype.kind in "iu" or ids.size == 0),
+           f"encode({text[:20]!r}) gave {ids.dtype} of shape {ids.shape}: it must give one integer id after "
+           "another (a 1-D int64 array or a list of ints)")
     size = tokenizer.vocab_size
     if ids.size and (ids.min() < 0 or ids.max() >= size):
         raise Mismatch(f"encode({text[:20]!r}) gave ids from {ids.min()} to {ids.max()}, outside [0, {size}) "
                        f"(vocab_size {size})")
-    return ids
+    return ids.astype(np.int64, copy=False)
 
 
 def _texts(rng: np.random.Generator, alphabet: list[str], count: int = 6) -> list[str]:
