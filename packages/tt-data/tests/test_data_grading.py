@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tt_core import Tensor
-from tt_core.grading import FAILED, PASSED, SKIPPED, grade
+from tt_core.grading import FAILED, NO_REFERENCE, PASSED, SKIPPED, grade
 from tt_core.plugins import ComponentRegistry
 from tt_data import grading
 from tt_data.datasets import CATALOGUE
@@ -91,6 +91,12 @@ class FloatLabels(DataLoader):
 ])
 def test_a_wrong_loader_fails_with_its_diagnosis(wrong, case, diagnosis):
     assert_fails(grade_mine("loader", "DataLoader", wrong, DataLoader), case, diagnosis)
+
+
+def test_a_loader_without_a_built_in_counterpart_is_graded_without_reference():
+    result = grade_mine("loader", "MyLoader", DataLoader, None)
+    assert result.status == NO_REFERENCE and not failures(result)
+    assert_fails(grade_mine("loader", "MyLoader", WithReplacement, None), "shuffle=True", "repeated and")
 
 
 # -- dataset_class -----------------------------------------------------------------------------

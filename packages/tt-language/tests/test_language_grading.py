@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tt_core
-from tt_core.grading import FAILED, PASSED, SKIPPED, grade
+from tt_core.grading import FAILED, NO_REFERENCE, PASSED, SKIPPED, grade
 from tt_core.plugins import ComponentRegistry
 from tt_language import grading
 from tt_language.layers import PositionalEncoding
@@ -120,6 +120,12 @@ class BytesOnly(BPETokenizer):
 ])
 def test_a_wrong_tokenizer_fails_with_its_diagnosis(name, wrong, case, diagnosis):
     assert_fails(grade_mine("tokenizer", name, wrong, TOKENIZERS[name]), case, diagnosis)
+
+
+def test_a_tokenizer_without_a_built_in_counterpart_is_graded_without_reference():
+    result = grade_mine("tokenizer", "letters", CharTokenizer, None)
+    assert result.status == NO_REFERENCE and not failures(result)
+    assert_fails(grade_mine("tokenizer", "letters", DropsLastCharacter, None), "decode(encode(text))", "gave ")
 
 
 # -- model -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pytest
 import tt_core
-from tt_core.grading import FAILED, PASSED, SKIPPED, grade
+from tt_core.grading import FAILED, NO_REFERENCE, PASSED, SKIPPED, grade
 from tt_core.plugins import ComponentRegistry
 from tt_perf import CachedDecoder, distill, grading, kv_generate, profile, prune, quantize_int8
 
@@ -149,6 +149,12 @@ def test_a_component_without_a_contract_check_is_checked_for_its_arguments():
 
     assert_fails(grade_mine("distill", short_distill, distill), "takes the reference's arguments",
                  "distill lacks the argument(s) temperature, alpha, on_epoch")
+
+
+def test_a_perf_tool_without_a_built_in_counterpart_is_reported_without_reference():
+    result = grade_mine("fuse_everything", lambda model: model, None)
+    assert result.status == NO_REFERENCE
+    assert [case.status for case in result.cases] == [SKIPPED]
 
 
 def test_the_plugin_registers_the_checker_and_every_milestone_component():
