@@ -116,7 +116,8 @@ class Grade:
 
     ``status`` is FAILED when any case failed, else NOT_IMPLEMENTED when any case hit a
     ``NotImplementedError``, else NO_REFERENCE when there was no built-in counterpart to
-    compare with, else PASSED; ERROR when the checker itself broke. ``speed_ratio`` is your
+    compare with, else PASSED; ERROR when the checker itself broke, or could check nothing
+    (every case skipped, e.g. no example says how to build the component). ``speed_ratio`` is your
     time divided by the reference's on one representative case (shown, never graded).
     """
 
@@ -429,7 +430,7 @@ def _loops_for(fn: Callable[[], Any], budget: float = 2e-3) -> int:
 
 def _status(cases: list[Case], has_reference: bool) -> str:
     statuses = {case.status for case in cases}
-    if ERROR in statuses:
+    if ERROR in statuses or statuses == {SKIPPED}:  # (nothing could be checked: no verdict)
         return ERROR
     if FAILED in statuses:
         return FAILED
@@ -768,21 +769,25 @@ def check_module(grader: Grader, yours, reference, name: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Arg:
     """One input of a sample call: its shape and what values it holds.
 
     ``values``: "normal" (standard normal), "positive" (in [0.5, 2), for log, sqrt and pow's
     base), "nonzero" (at least 0.2 away from 0: kinks of relu and abs, the pole of 1/x),
     "small" (normal / 2, pow's exponent), "distinct" (well-separated values: no ties for
-    max/min), "ties" (a few repeated values) or "mask" (booleans).
+    max/min), "ties" (a few repeated values) or "mask" (booleans); or ``given``, an array
+    (from an op's registered example).
     """
 
     shape: tuple
     values: str = "normal"
+    given: np.ndarray | None = None
 
     def draw(self, rng: np.random.Generator, dtype) -> np.ndarray:
         shape = self.shape
+        if self.given is not None:
+            return np.array(self.given, dtype=dtype if self.given.dtype.kind == "f" else self.given.dtype)
         if self.values == "mask":
             return rng.random(shape) < 0.5
         if self.values == "positive":
@@ -898,26 +903,26 @@ OVERFLOWING = frozenset({"sigmoid", "tanh", "gelu", "softmax", "log_softmax"})
 
 
 def _probe(forward: Callable, rng: np.random.Generator) -> list[Sample]:
-    """Sample calls of an op nothing describes: the first arity (1 to 3 inputs of shape (3, 4),
-    no attributes) at which the kernel returns an array."""
-    for arity in (1, 2, 3):
-        sample = _sample(*[Arg((3, 4), "positive")] * arity)
-        try:
-            with np.errstate(all="ignore"):
-                out = forward(Context(), *sample.arrays(rng, np.float64))
-        except Exception:
-            continue
-        if isinstance(out, np.ndarray):
-            return [sample]
-    return []
+    """The sample call of an op nothing describes, if it is element-wise-like: one input of
+    shape (3, 4) and no attributes, when the kernel returns an array for it. (Several inputs
+    are not guessed: which shapes they take is the op's business.)"""
+    sample = _sample(Arg((3, 4), "positive"), label="shape (3, 4) (a guessed call: register example:op:<name> "
+                                                    "to say how the op is called)")
+    try:
+        with np.errstate(all="ignore"):
+            out = forward(Context(), *sample.arrays(rng, np.float64))
+    except Exception:
+        return []
+    return [sample] if isinstance(out, np.ndarray) else []
 
 
 def op_samples(grader: Grader, name: str, forward: Callable) -> list[Sample]:
-    """The sample calls of op ``name``: its example (``example:op:<name>``), else the table
-    :data:`SAMPLES`, else a probe of ``forward``. Empty when nothing works."""
+    """The sample calls of op ``name``: its example (``example:op:<name>``: ``inputs`` are the
+    arrays, ``kwargs`` the attributes), else the table :data:`SAMPLES`, else a probe of
+    ``forward`` with one input. Empty when nothing works."""
     example = grader.example("op", name)
     if example is not None:
-        inputs = tuple(Arg(np.shape(x), "mask" if np.asarray(x).dtype == bool else "normal") for x in example.inputs)
+        inputs = tuple(Arg(np.shape(x), given=np.asarray(x)) for x in example.inputs)
         return [Sample(inputs, dict(example.kwargs))]
     return SAMPLES.get(name) or _probe(forward, grader.rng)
 
@@ -1026,7 +1031,7 @@ def rule_cases(grader: Grader, backward: Callable, forward: Callable, name: str,
     """The gradient cases of a rule: each sample in float64, and the dtype kept in float32."""
     against = "the reference and central differences" if reference_rule is not None else "central differences"
     for sample in samples:
-        if not any(arg.values != "mask" for arg in sample.inputs):
+        if not any(arg.draw(grader.rng, np.float64).dtype.kind == "f" for arg in sample.inputs):
             continue
         with grader.case(f"gradients on {sample.describe()} vs {against}"):
             check_rule(grader, backward, forward, name, sample, reference_rule)
@@ -1058,8 +1063,8 @@ def check_op(grader: Grader, yours, reference, name: str) -> None:
     """
     samples = op_samples(grader, name, yours.forward)
     if not samples:
-        grader.skip("values and gradients", f"no sample call of op {name!r} is known and probing it with 1 to 3 "
-                                            "arrays failed: register example:op:" + name + " to describe a call")
+        grader.skip("values and gradients", f"no sample call of op {name!r} is known and it does not run on one "
+                                            f"array alone: register example:op:{name} to say how it is called")
         return
     for sample in samples:
         with grader.case(f"values on {sample.describe()}"):
