@@ -185,6 +185,7 @@ def test_a_wrong_transform_fails_with_its_diagnosis(name, wrong, case, diagnosis
 
 def test_a_transform_without_an_example_is_skipped_not_failed():
     result = grade_mine("transform", "Grayscale", lambda: (lambda batch: batch), None)
+    assert result.status != FAILED
     assert [(case.status, case.detail) for case in result.cases] == [
         (SKIPPED, "no example registered as example:transform:Grayscale")]
 
@@ -202,8 +203,30 @@ def test_other_catalogue_entries_are_checked_without_loading():
     entry = CATALOGUE["cifar10"]
     result = grade_mine("dataset", "cifar10", entry, entry)
     assert_passes(result)
-    assert [c.status for c in result.cases] == [PASSED, SKIPPED]
+    assert [c.status for c in result.cases] == [PASSED, PASSED, PASSED, SKIPPED]
     assert "never a download" in result.cases[-1].detail
+
+
+def corpus(split: str = "train", download: bool = True) -> str:
+    """A text data set, as tt-language registers them."""
+    return "text"
+
+
+def test_a_data_set_of_another_shape_is_checked_for_its_call():
+    assert_passes(grade_mine("dataset", "corpus", corpus, corpus))
+
+    def no_split(download=True):
+        return "text"
+
+    def takes_two(split, size):
+        return "text"
+
+    assert_fails(grade_mine("dataset", "corpus", no_split, None), "called with a split",
+                 "its first argument must be the split")
+    assert_fails(grade_mine("dataset", "corpus", takes_two, None), "called with a split",
+                 "dataset:corpus takes corpus(split, size)")
+    assert_fails(grade_mine("dataset", "corpus", no_split, corpus), "takes the reference's arguments",
+                 "corpus lacks the argument(s) split")
 
 
 def _digits(scale: float, label_dtype=np.int64):

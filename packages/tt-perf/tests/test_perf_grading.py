@@ -9,9 +9,10 @@ import copy
 import numpy as np
 import pytest
 import tt_core
+import tt_core.grading
 from tt_core.grading import FAILED, NO_REFERENCE, PASSED, SKIPPED, grade
 from tt_core.plugins import ComponentRegistry
-from tt_perf import CachedDecoder, distill, grading, kv_generate, profile, prune, quantize_int8
+from tt_perf import CachedDecoder, QuantizedLinear, distill, grading, kv_generate, profile, prune, quantize_int8
 
 SEEDS = (0, 1, 2)
 MINE = "my-perf"
@@ -141,8 +142,8 @@ def test_a_wrong_component_fails_with_its_diagnosis(name, wrong, case, diagnosis
 
 def test_a_component_without_a_contract_check_is_checked_for_its_arguments():
     result = grade_mine("distill", distill, distill)
-    assert [case.status for case in result.cases] == [PASSED, SKIPPED]
-    assert "milestone 06 measures what it gives" in result.cases[1].detail
+    assert [case.status for case in result.cases] == [PASSED, PASSED, SKIPPED]
+    assert "milestone 06 measures what it gives" in result.cases[-1].detail
 
     def short_distill(student, teacher, batches, optimizer, *, epochs=1):
         return []
@@ -154,7 +155,36 @@ def test_a_component_without_a_contract_check_is_checked_for_its_arguments():
 def test_a_perf_tool_without_a_built_in_counterpart_is_reported_without_reference():
     result = grade_mine("fuse_everything", lambda model: model, None)
     assert result.status == NO_REFERENCE
-    assert [case.status for case in result.cases] == [SKIPPED]
+    assert [case.status for case in result.cases] == [PASSED, SKIPPED]
+    assert_fails(grade_mine("fuse_everything", 0.5, None), "can be called", "perf:fuse_everything is a float")
+
+
+@pytest.mark.parametrize("key", sorted(grading.EXAMPLES))
+def test_the_quantized_layers_pass_the_layer_checker_with_their_examples(key):
+    registry = tt_core.get_registry()
+    kind, name = key.split(":")
+    result = grade(registry.reference(kind, name), registry, seed=0)
+    assert result.status == PASSED, failures(result)
+    assert any(case.name.startswith("forward in eval mode") and case.passed for case in result.cases)
+
+
+class IgnoresZeroPoint(QuantizedLinear):
+    def _quantized_input(self, x):
+        return np.clip(np.round(x / self.input_scale.data), 0, 255)
+
+
+def test_a_wrong_quantized_layer_fails_the_layer_checker():
+    registry = ComponentRegistry()
+    builtin = registry.registrar("tt-perf")
+    builtin.register("checker", "layer", tt_core.grading.check_module)
+    builtin.register("layer", "QuantizedLinear", QuantizedLinear)
+    grading.register(builtin)
+    builtin.commit()
+    learner = registry.registrar(MINE)
+    learner.register("layer", "QuantizedLinear", IgnoresZeroPoint)
+    learner.commit()
+    mine = next(c for c in registry.providers("layer", "QuantizedLinear") if c.dist == MINE)
+    assert_fails(grade(mine, registry, 0), "forward in eval mode", "output in eval mode differs")
 
 
 def test_the_plugin_registers_the_checker_and_every_milestone_component():

@@ -14,8 +14,9 @@ fixes the answer:
   out; Tensor in, Tensor out) equal the reference's; a random transform gives the same output
   for the same seed, a deterministic one the reference's values; crops are windows of the
   padded images, flips mirror whole images or leave them;
-- ``dataset``: the catalogue entry's metadata, and for the embedded ``tinydigits`` (the only
-  data set a checker ever loads) the arrays, dtypes, label range and scaled form.
+- ``dataset``: called with a split and the reference's arguments, the catalogue entry's
+  metadata, and for the embedded ``tinydigits`` (the only data set a checker ever loads) the
+  arrays, dtypes, label range and scaled form.
 
 The ``example`` components registered by :func:`register` are ``make(rng) -> Example`` for
 tt-data's ops (input shapes and attributes), layers and transforms, so that the op and layer
@@ -76,6 +77,15 @@ def check_arguments(grader, yours, reference, name: str) -> bool:
         expect(not missing, f"{name} lacks the argument(s) {', '.join(missing)}: the reference's signature is "
                             f"{name}{inspect.signature(reference)}")
     return True
+
+
+def _takes_a_split(parameters: dict[str, inspect.Parameter]) -> bool:
+    """Whether a callable with these parameters takes ``split`` (by name, first) and needs
+    nothing else."""
+    names = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [n for n, p in parameters.items()
+                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return names[:1] == ["split"] and set(required) <= {"split"}
 
 
 def seeded(obj, seed: int) -> dict:
@@ -310,6 +320,13 @@ METADATA = ("image_shape", "classes", "max_value")
 
 def check_dataset(grader, yours, reference, name: str) -> None:
     """A ``dataset`` component's contract; only the embedded tinydigits is loaded."""
+    check_arguments(grader, yours, reference, name)
+    with grader.case("called with a split"):
+        parameters = _parameters(yours)
+        expect(callable(yours), f"dataset:{name} is a {type(yours).__name__}: a data set is called with a split")
+        expect(parameters is None or _takes_a_split(parameters),
+               f"dataset:{name} takes {name}{inspect.signature(yours)}: its first argument must be the split "
+               "(split='train', ...), and every other one needs a default")
     shown = [field for field in METADATA if hasattr(reference, field)]
     if shown:
         with grader.case(f"metadata ({', '.join(shown)})"):

@@ -47,7 +47,7 @@ def tt_register_components(registry):
 
 
 def _register_checkers(registry):
-    """The checker of the perf kind (see :mod:`tt_perf.grading`)."""
+    """The checker of the perf kind and the examples of the quantized layers (see :mod:`tt_perf.grading`)."""
     from . import grading
 
     grading.register(registry)

@@ -18,8 +18,9 @@ from the seeded generator):
 - ``profile``: parameter count, activation bytes, and the FLOPs of every layer and in total
   equal the reference's on an MLP, a CNN and a tiny GPT.
 
-The other ``perf`` components (the measurements and scorecard of milestone 06) are checked to
-take the reference's arguments; their results are measured by running the milestone.
+The examples registered by :func:`register` build and feed the quantized layers for the layer
+checker. The other ``perf`` components (the measurements and scorecard of milestone 06) are checked to
+be callable with the reference's arguments; their results are measured by running the milestone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import tt_core
 from tt_core import Linear, ReLU, Sequential, Tensor
+from tt_core.grading import Example
 from tt_data import Conv2d, Flatten, MaxPool2d
 from tt_data.grading import as_array, check_arguments, expect
 from tt_language import GPT
@@ -281,11 +283,48 @@ def check_perf(grader, yours, reference, name: str) -> None:
     if contract is not None:
         contract(grader, yours, reference)
     else:
+        with grader.case("can be called"):
+            expect(callable(yours), f"perf:{name} is a {type(yours).__name__}: a perf component is a function or a class")
         compared = "beyond its arguments" if checked else "and no reference to compare its arguments with"
         grader.skip("results", f"perf:{name} has no contract check {compared}: milestone 06 measures what it gives")
 
 
+# ----------------------------------------------------------------------------------------
+# Examples of the quantized layers
+# ----------------------------------------------------------------------------------------
+
+
+def _quantized(rng: np.random.Generator, weight_shape: tuple[int, ...], **kwargs) -> tuple[tuple, dict]:
+    """Constructor arguments of a quantized layer: int8 codes, per-channel scales, a bias and
+    the input's scale and zero point."""
+    codes = rng.integers(-127, 128, weight_shape).astype(np.int8)
+    scales = rng.uniform(0.001, 0.01, weight_shape[0]).astype(np.float32)
+    bias = rng.standard_normal(weight_shape[0]).astype(np.float32)
+    return (codes, scales, bias), {"input_scale": 0.05, "input_zero_point": 3.0, **kwargs}
+
+
+def _quantized_linear(rng):
+    args, kwargs = _quantized(rng, (4, 6))
+    # integer inputs: a quantized layer is for inference and records no graph, so there is
+    # no gradient to check (the example's floating inputs would get one)
+    return Example(args=args, kwargs=kwargs, inputs=(rng.integers(0, 20, (3, 6)),))
+
+
+def _quantized_conv2d(rng):
+    args, kwargs = _quantized(rng, (4, 2, 3, 3), padding=1)
+    return Example(args=args, kwargs=kwargs, inputs=(rng.integers(0, 20, (2, 2, 5, 5)),))
+
+
+EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
+    "layer:QuantizedLinear": _quantized_linear,
+    "layer:QuantizedConv2d": _quantized_conv2d,
+}
+"""``example`` components, by ``kind:Name``."""
+
+
 def register(registry) -> None:
-    """Register tt-perf's checker with a plugin's registrar."""
+    """Register tt-perf's checker and the examples of its layers with a plugin's registrar."""
     registry.register("checker", "perf", check_perf)
+    for key, make in EXAMPLES.items():
+        registry.register("example", key, make)
 
