@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import pytest
-
 import tt_core as tt
 from tt_core import Module, Parameter, _plugin, grading
 from tt_core.dispatch import Op
@@ -89,7 +88,8 @@ def test_compare_names_the_first_differing_element_and_both_values():
 @pytest.mark.parametrize("yours, expected", [
     (np.zeros((3, 2)), "output has shape (3, 2), the reference (2, 3)"),
     (np.zeros((2, 3), np.float64), "output is float64, the reference float32"),
-    (np.full((2, 3), np.nan, np.float32), "output gives nan at [0, 0] where the reference gives 0 (6 of 6 elements differ)"),
+    (np.full((2, 3), np.nan, np.float32),
+     "output gives nan at [0, 0] where the reference gives 0 (6 of 6 elements differ)"),
     (None, "output is None, where an array was expected"),
     ("zeros", "output is a str, where an array (or Tensor) was expected"),
 ])
@@ -224,7 +224,8 @@ def test_grade_to_dict_is_json_and_grade_all_keeps_the_order():
     components = [registry.reference("activation", "Tanh"), registry.reference("layer", "Linear")]
     grades = grade_all(components, registry, seed=7)
     assert [(g.kind, g.name, g.dist, g.version, g.status) for g in grades] == [
-        ("activation", "Tanh", "tt-core", tt.__version__, PASSED), ("layer", "Linear", "tt-core", tt.__version__, PASSED),
+        ("activation", "Tanh", "tt-core", tt.__version__, PASSED),
+        ("layer", "Linear", "tt-core", tt.__version__, PASSED),
     ]
     data = json.loads(json.dumps(grades[1].to_dict()))
     assert data["reference"] == "tt-core" and data["cases"][0] == {"name": "builds as Linear(5, 3)",
@@ -333,8 +334,8 @@ def test_a_linear_with_twice_the_initialisation_scale_is_caught():
 
     for seed in SEEDS:
         result = grade_mine(registry_with(("layer", "Linear", WideLinear)), "layer", "Linear", seed)
-        assert [c.name for c in failures(result)] == ["initialisation: mean and spread of the values over 200 fresh "
-                                                      "Linear(5, 3)"]
+        assert [c.name for c in failures(result)] == ["initialisation: mean and spread of the values over 200 "
+                                                      + "fresh Linear(5, 3)"]
         assert re.fullmatch(r"weight: spread \(std\) of the initial values is [\d.]+, the reference's [\d.]+ "
                             r"\((1\.9\d|2\.0\d)x\): check the initialisation scale", failures(result)[0].detail)
 

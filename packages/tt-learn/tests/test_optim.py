@@ -396,8 +396,8 @@ def test_subclasses_written_against_the_private_names_keep_working_with_one_warn
                 super()._update(param, 2 * grad, state, group, work)
 
     assert [str(w.message) for w in caught] == [
-        "optimizer Legacy defines _init_state and _update, now public as init_state and update: rename them "
-        "(the old names keep working for now)",
+        ("optimizer Legacy defines _init_state and _update, now public as init_state and update: rename them "
+         "(the old names keep working for now)"),
         "optimizer DoubledSGD defines _update, now public as update: rename it (the old names keep working for now)",
     ]
     p = param([1.0, 2.0])

@@ -57,9 +57,10 @@ import time
 import traceback
 import warnings
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -73,10 +74,9 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 NOT_IMPLEMENTED, NO_REFERENCE, ERROR = "not implemented", "no reference", "error"
 
 __all__ = [
-    "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "PASSED", "SKIPPED",
-    "Case", "Example", "Grade", "Grader", "Mismatch", "Skip",
-    "Arg", "BROADCASTING", "OVERFLOWING", "SAMPLES", "Sample",
-    "as_tensors", "broadcast_note", "call_text", "central_differences", "check_module", "check_op", "check_rule",
+    "BROADCASTING", "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "OVERFLOWING", "PASSED",
+    "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
+    "broadcast_note", "call_text", "central_differences", "check_module", "check_op", "check_rule",
     "describe_difference", "format_value", "grade", "grade_all", "op_samples", "reference_rule_of", "rule_cases",
     "run_kernel",
 ]
@@ -117,8 +117,9 @@ class Grade:
     ``status`` is FAILED when any case failed, else NOT_IMPLEMENTED when any case hit a
     ``NotImplementedError``, else NO_REFERENCE when there was no built-in counterpart to
     compare with, else PASSED; ERROR when the checker itself broke, or could check nothing
-    (every case skipped, e.g. no example says how to build the component). ``speed_ratio`` is your
-    time divided by the reference's on one representative case (shown, never graded).
+    (every case skipped, e.g. no example says how to build the component).
+    ``speed_ratio`` is your time divided by the reference's on one representative case
+    (shown, never graded).
     """
 
     kind: str
@@ -226,7 +227,8 @@ def describe_difference(yours, reference, what: str = "output", rtol: float = 1e
     details = "; ".join(filter(None, [count, _proportion(y, r, against), note]))
     details = f" ({details})" if details else ""
     if y.dtype.kind == "f" and not np.isfinite(mine) and np.isfinite(theirs):
-        return f"{what} gives {format_value(mine)}{_at(first)} where the {against} gives {format_value(theirs)}{details}"
+        return (f"{what} gives {format_value(mine)}{_at(first)} where the {against} gives "
+                f"{format_value(theirs)}{details}")
     return f"{what} differs{_at(first)}: yours {format_value(mine)}, {against} {format_value(theirs)}{details}"
 
 
@@ -298,7 +300,7 @@ class _CaseBlock:
     its status (see the module docstring). NumPy's floating-point warnings are silenced
     inside: an overflow is judged by the values it produces."""
 
-    def __init__(self, grader: "Grader", name: str) -> None:
+    def __init__(self, grader: Grader, name: str) -> None:
         self.case = Case(name, PASSED)
         grader.cases.append(self.case)
 
@@ -398,7 +400,7 @@ class Grader:
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                loops = _loops_for(reference)
+                loops = _loops_for(lambda: (reference(), yours()))
                 best_yours = best_reference = math.inf
                 for _ in range(repeat):
                     best_reference = min(best_reference, _timed(reference, loops))
@@ -601,12 +603,12 @@ def _compare_statistics(key: str, mine: np.ndarray, ref: np.ndarray) -> None:
     ratio = std / ref_std
     spread_tolerance = 8 * math.sqrt(1 / (2 * mine.size) + 1 / (2 * ref.size)) + 0.02
     if abs(ratio - 1) > spread_tolerance:
-        raise Mismatch(f"{key}: spread (std) of the initial values is {format_value(std)}, the reference's {format_value(ref_std)} "
-                       f"({ratio:.2f}x): check the initialisation scale")
+        raise Mismatch(f"{key}: spread (std) of the initial values is {format_value(std)}, the reference's "
+                       f"{format_value(ref_std)} ({ratio:.2f}x): check the initialisation scale")
     mean_tolerance = 8 * ref_std * math.sqrt(1 / mine.size + 1 / ref.size)
     if abs(mean - ref_mean) > mean_tolerance:
-        raise Mismatch(f"{key}: mean of the initial values is {format_value(mean)}, the reference's {format_value(ref_mean)} "
-                       f"(spread {format_value(ref_std)}): check the initialisation's centre")
+        raise Mismatch(f"{key}: mean of the initial values is {format_value(mean)}, the reference's "
+                       f"{format_value(ref_mean)} (spread {format_value(ref_std)}): check the initialisation's centre")
 
 
 def _check_forward(grader: Grader, mine: Module, ref: Module, example: Example, random: bool) -> None:
@@ -689,10 +691,9 @@ def _check_backward(grader: Grader, mine: Module, ref: Module | None, example: E
         grader.skip(what, "nothing to differentiate: no floating-point input and no parameter")
         return
     training = not random  # a random layer is differentiated in eval mode, where it is deterministic
-    out, _ = _forward(ref if ref is not None else mine, example.inputs, training, seed=4)
-    weights = grader.rng.standard_normal(out.shape)
     if ref is not None:
         with grader.case(f"{what} equal the reference's"):
+            weights = grader.rng.standard_normal(_forward(ref, example.inputs, training, seed=4)[0].shape)
             expected = _gradients(engine, ref, example.inputs, weights, training)
             got = _gradients(engine, mine, example.inputs, weights, training)
             for key, value in expected.items():
@@ -703,6 +704,7 @@ def _check_backward(grader: Grader, mine: Module, ref: Module | None, example: E
     with grader.case(f"{what} equal central differences (float64)"):
         for p in mine.parameters():
             p.data = p.data.astype(np.float64)
+        weights = grader.rng.standard_normal(_forward(mine, example.inputs, training, seed=4)[0].shape)
         got = _gradients(engine, mine, example.inputs, weights, training, dtype=np.float64)
         tensors = as_tensors(example.inputs, dtype=np.float64)
         targets = {f"input {i}": t.data for i, t in enumerate(tensors) if t.dtype.kind == "f"}
@@ -911,7 +913,7 @@ def _probe(forward: Callable, rng: np.random.Generator) -> list[Sample]:
     try:
         with np.errstate(all="ignore"):
             out = forward(Context(), *sample.arrays(rng, np.float64))
-    except Exception:
+    except Exception:  # it needs other inputs or attributes: nothing to guess from
         return []
     return [sample] if isinstance(out, np.ndarray) else []
 
@@ -1081,11 +1083,22 @@ def check_op(grader: Grader, yours, reference, name: str) -> None:
         rule, _ = reference_rule_of(grader.registry, name)
         rule_cases(grader, yours.backward, yours.forward, name, samples, rule)
     if reference is not None:
-        arrays = [np.repeat(np.repeat(a, 16, axis=0), 16, axis=-1) if a.ndim >= 2 else a
-                  for a in samples[0].arrays(grader.rng)]
-        attrs = samples[0].attrs
+        arrays, attrs = _timing_arrays(reference.forward, samples[0], grader.rng), samples[0].attrs
         grader.time(lambda: yours.forward(Context(), *arrays, **attrs),
                     lambda: reference.forward(Context(), *arrays, **attrs))
+
+
+def _timing_arrays(forward: Callable, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:
+    """The sample's inputs made 16 times longer along their first and last axes (so the
+    arithmetic, not the call, is timed), or as they are when the op does not take that."""
+    arrays = sample.arrays(rng)
+    longer = [np.repeat(np.repeat(a, 16, axis=0), 16, axis=-1) if a.ndim >= 2 else a for a in arrays]
+    try:
+        with np.errstate(all="ignore"):
+            forward(Context(), *longer, **sample.attrs)
+    except Exception:  # the shapes no longer fit each other (a convolution's weight, a reshape)
+        return arrays
+    return longer
 
 
 # ----------------------------------------------------------------------------------------

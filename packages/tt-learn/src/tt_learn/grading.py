@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from tt_core import Parameter, Tensor
@@ -69,7 +70,8 @@ def check_grad_rule(grader: Grader, yours, reference, name: str) -> None:
             raise Mismatch(f"no op named {name!r} is registered, so this rule never runs (a misspelt name? "
                            f"known ops: {known})")
         return
-    rule, rule_dist = reference_rule_of(grader.registry, name) if grader.registry.is_builtin(kernel.dist) else (None, None)
+    builtin = grader.registry.is_builtin(kernel.dist)
+    rule, rule_dist = reference_rule_of(grader.registry, name) if builtin else (None, None)
     grader.reference = rule_dist
     samples = op_samples(grader, name, kernel.obj.forward)
     if not samples:
