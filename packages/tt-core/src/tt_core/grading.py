@@ -57,12 +57,14 @@ import time
 import traceback
 import warnings
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
+from .dispatch import Context
 from .errors import TinyTorchError
 from .module import Module, Parameter
 from .rng import get_rng_state, manual_seed, set_rng_state
@@ -72,9 +74,11 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 NOT_IMPLEMENTED, NO_REFERENCE, ERROR = "not implemented", "no reference", "error"
 
 __all__ = [
-    "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "PASSED", "SKIPPED",
-    "Case", "Example", "Grade", "Grader", "Mismatch", "Skip",
-    "broadcast_note", "central_differences", "check_module", "grade", "grade_all",
+    "BROADCASTING", "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "OVERFLOWING", "PASSED",
+    "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
+    "broadcast_note", "call_text", "central_differences", "check_module", "check_op", "check_rule",
+    "describe_difference", "format_value", "grade", "grade_all", "op_samples", "reference_rule_of", "rule_cases",
+    "run_kernel",
 ]
 
 
@@ -112,8 +116,10 @@ class Grade:
 
     ``status`` is FAILED when any case failed, else NOT_IMPLEMENTED when any case hit a
     ``NotImplementedError``, else NO_REFERENCE when there was no built-in counterpart to
-    compare with, else PASSED; ERROR when the checker itself broke. ``speed_ratio`` is your
-    time divided by the reference's on one representative case (shown, never graded).
+    compare with, else PASSED; ERROR when the checker itself broke, or could check nothing
+    (every case skipped, e.g. no example says how to build the component).
+    ``speed_ratio`` is your time divided by the reference's on one representative case
+    (shown, never graded).
     """
 
     kind: str
@@ -150,7 +156,7 @@ class Example:
 # ----------------------------------------------------------------------------------------
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
     """A number as a learner wants to read it: 6 significant digits, nan and inf by name."""
     value = np.asarray(value).item()
     if isinstance(value, float):
@@ -218,11 +224,29 @@ def describe_difference(yours, reference, what: str = "output", rtol: float = 1e
     first = tuple(np.argwhere(bad)[0])
     mine, theirs = y[first], r[first]
     count = f"{int(bad.sum())} of {bad.size} elements differ" if bad.size > 1 else ""
-    details = "; ".join(filter(None, [count, note]))
+    details = "; ".join(filter(None, [count, _proportion(y, r, against), note]))
     details = f" ({details})" if details else ""
     if y.dtype.kind == "f" and not np.isfinite(mine) and np.isfinite(theirs):
-        return f"{what} gives {_fmt(mine)}{_at(first)} where the {against} gives {_fmt(theirs)}{details}"
-    return f"{what} differs{_at(first)}: yours {_fmt(mine)}, {against} {_fmt(theirs)}{details}"
+        return (f"{what} gives {format_value(mine)}{_at(first)} where the {against} gives "
+                f"{format_value(theirs)}{details}")
+    return f"{what} differs{_at(first)}: yours {format_value(mine)}, {against} {format_value(theirs)}{details}"
+
+
+def _proportion(yours: np.ndarray, reference: np.ndarray, against: str) -> str:
+    """``"yours is -1 times the reference everywhere: a flipped sign?"`` when ``yours`` is one
+    constant multiple (not 1) of ``reference``, the signature of a sign or scale error."""
+    if yours.dtype.kind != "f" or yours.size < 2 or not (np.isfinite(yours).all() and np.isfinite(reference).all()):
+        return ""
+    y, r = yours.astype(np.float64), reference.astype(np.float64)
+    nonzero = np.abs(r) > 1e-12 * np.abs(r).max(initial=0)
+    if nonzero.sum() < 2 or np.abs(y[~nonzero]).max(initial=0) > 1e-9:
+        return ""
+    ratios = y[nonzero] / r[nonzero]
+    factor = float(np.median(ratios))
+    if abs(factor - 1) < 1e-3 or not np.allclose(ratios, factor, rtol=1e-3, atol=1e-9):
+        return ""
+    hint = ": a flipped sign?" if abs(factor + 1) < 1e-3 else ""
+    return f"yours is {factor:.3g} times the {against} everywhere{hint}"
 
 
 def central_differences(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -249,9 +273,10 @@ def central_differences(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6
 
 
 def _where_raised(tb) -> str:
-    """``" (at layers.py:12 in forward)"``: the deepest frame outside NumPy, where a learner
-    looks first."""
-    frames = [f for f in traceback.extract_tb(tb) if "numpy" not in Path(f.filename).parts]
+    """``" (at layers.py:12 in forward)"``: the deepest frame outside NumPy and the checkers,
+    where a learner looks first."""
+    frames = [f for f in traceback.extract_tb(tb)
+              if "numpy" not in Path(f.filename).parts and Path(f.filename).name != "grading.py"]
     if not frames:
         return ""
     frame = frames[-1]
@@ -275,7 +300,7 @@ class _CaseBlock:
     its status (see the module docstring). NumPy's floating-point warnings are silenced
     inside: an overflow is judged by the values it produces."""
 
-    def __init__(self, grader: "Grader", name: str) -> None:
+    def __init__(self, grader: Grader, name: str) -> None:
         self.case = Case(name, PASSED)
         grader.cases.append(self.case)
 
@@ -304,13 +329,17 @@ class Grader:
         rng: a NumPy generator seeded from ``seed`` and the component's kind and name, so a
             component gets the same inputs whatever else is graded in the same run.
         registry: the component registry (to find examples, the autograd engine, ...).
-        kind, name: the component being graded.
+        kind, name, dist: the component being graded and the distribution providing it.
+        reference: the distribution of what the component is compared with (the built-in
+            provider of the same kind and name, or None). A checker that finds its reference
+            elsewhere (the rule inside a built-in Op, for a ``grad_rule``) sets it.
         cases: the cases recorded so far.
         speed_ratio: your time / the reference's, set by the first :meth:`time`.
     """
 
-    def __init__(self, registry, seed: int, kind: str = "", name: str = "") -> None:
-        self.registry, self.seed, self.kind, self.name = registry, seed, kind, name
+    def __init__(self, registry, seed: int, kind: str = "", name: str = "", dist: str = "") -> None:
+        self.registry, self.seed, self.kind, self.name, self.dist = registry, seed, kind, name, dist
+        self.reference: str | None = None
         self.rng = np.random.default_rng([seed, zlib.crc32(f"{kind}:{name}".encode())])
         self.cases: list[Case] = []
         self.speed_ratio: float | None = None
@@ -371,7 +400,7 @@ class Grader:
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                loops = _loops_for(reference)
+                loops = _loops_for(lambda: (reference(), yours()))
                 best_yours = best_reference = math.inf
                 for _ in range(repeat):
                     best_reference = min(best_reference, _timed(reference, loops))
@@ -401,17 +430,9 @@ def _loops_for(fn: Callable[[], Any], budget: float = 2e-3) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _reference_of(registry, kind: str, name: str):
-    """The built-in provider of ``kind:name``, or None."""
-    if hasattr(registry, "reference"):
-        return registry.reference(kind, name)
-    from .plugins import BUILTIN_DISTRIBUTIONS  # TEMPORARY until the registry has reference()
-    return next((c for c in registry.providers(kind, name) if c.dist in BUILTIN_DISTRIBUTIONS), None)
-
-
 def _status(cases: list[Case], has_reference: bool) -> str:
     statuses = {case.status for case in cases}
-    if ERROR in statuses:
+    if ERROR in statuses or statuses == {SKIPPED}:  # (nothing could be checked: no verdict)
         return ERROR
     if FAILED in statuses:
         return FAILED
@@ -436,10 +457,10 @@ def grade(component, registry, seed: int) -> Grade:
         draw their initial weights from it) and restored afterwards.
     """
     kind, name = component.kind, component.name
-    reference = _reference_of(registry, kind, name)
-    result = Grade(kind, name, component.dist, getattr(component, "version", "?"), PASSED, [],
+    reference = registry.reference(kind, name)
+    result = Grade(kind, name, component.dist, component.version, PASSED, [],
                    None if reference is None else reference.dist)
-    if not getattr(component, "implemented", True):
+    if not component.implemented:
         result.status = NOT_IMPLEMENTED
         result.cases.append(Case("implemented", NOT_IMPLEMENTED,
                                  "it still raises NotImplementedError; the built-in one is used meanwhile"))
@@ -450,7 +471,8 @@ def grade(component, registry, seed: int) -> Grade:
                                                     "registers its grader as component checker:<kind>)"))
         return result
     checker = registry.get("checker", kind)
-    grader = Grader(registry, seed, kind, name)
+    grader = Grader(registry, seed, kind, name, component.dist)
+    grader.reference = result.reference
     rng_state = get_rng_state()
     manual_seed(int(grader.rng.integers(2**32)))
     try:
@@ -464,9 +486,8 @@ def grade(component, registry, seed: int) -> Grade:
                                  f"the checker itself raised {type(error).__name__}: {error}"))
     finally:
         set_rng_state(rng_state)
-    result.cases = grader.cases
-    result.speed_ratio = grader.speed_ratio
-    result.status = _status(grader.cases, reference is not None)
+    result.cases, result.speed_ratio, result.reference = grader.cases, grader.speed_ratio, grader.reference
+    result.status = _status(grader.cases, result.reference is not None)
     return result
 
 
@@ -483,14 +504,16 @@ INIT_SAMPLES = 4000  # values per parameter drawn to compare initialisations (at
 LARGE = 1000.0  # "large magnitude": exp(1000) overflows any float
 
 
-def _call_text(name: str, example: Example) -> str:
-    """``"Linear(5, 3)"``: how the checker builds the component, for case names."""
-    parts = [repr(a) for a in example.args] + [f"{k}={v!r}" for k, v in example.kwargs.items()]
+def call_text(name: str, example: Example, first: str = "") -> str:
+    """``"Linear(5, 3)"``: how the checker builds the component, for case names (``first``:
+    an argument written before the example's, e.g. ``"optimizer"``)."""
+    parts = [first] * bool(first) + [repr(a) for a in example.args] + [f"{k}={v!r}" for k, v in example.kwargs.items()]
     return f"{name}({', '.join(parts)})"
 
 
-def _tensors(arrays: Iterable, requires_grad: bool = False, dtype=None) -> list[Tensor]:
-    """The example's inputs as fresh Tensors (floating ones may require grad)."""
+def as_tensors(arrays: Iterable, requires_grad: bool = False, dtype=None) -> list[Tensor]:
+    """Fresh Tensors holding copies of ``arrays``; floating ones are cast to ``dtype`` (if
+    given) and require grad with ``requires_grad``."""
     tensors = []
     for array in arrays:
         array = np.array(array)
@@ -515,7 +538,7 @@ def _forward(module: Module, inputs: Iterable, training: bool, seed: int | None 
     module.train(training)
     if seed is not None:
         manual_seed(seed)
-    tensors = _tensors(inputs, **tensor_options)
+    tensors = as_tensors(inputs, **tensor_options)
     return module(*tensors), tensors
 
 
@@ -574,18 +597,18 @@ def _compare_statistics(key: str, mine: np.ndarray, ref: np.ndarray) -> None:
     scale = max(1.0, abs(ref_mean))
     if ref_std <= 1e-12 * scale:  # a constant initialisation (zeros, ones)
         if std > 1e-6 * scale or abs(mean - ref_mean) > 1e-6 * scale:
-            raise Mismatch(f"{key} starts at the constant {_fmt(ref_mean)} in the reference; yours has mean "
-                           f"{_fmt(mean)} and spread (std) {_fmt(std)}")
+            raise Mismatch(f"{key} starts at the constant {format_value(ref_mean)} in the reference; yours has mean "
+                           f"{format_value(mean)} and spread (std) {format_value(std)}")
         return
     ratio = std / ref_std
     spread_tolerance = 8 * math.sqrt(1 / (2 * mine.size) + 1 / (2 * ref.size)) + 0.02
     if abs(ratio - 1) > spread_tolerance:
-        raise Mismatch(f"{key}: spread (std) of the initial values is {_fmt(std)}, the reference's {_fmt(ref_std)} "
-                       f"({ratio:.2f}x): check the initialisation scale")
+        raise Mismatch(f"{key}: spread (std) of the initial values is {format_value(std)}, the reference's "
+                       f"{format_value(ref_std)} ({ratio:.2f}x): check the initialisation scale")
     mean_tolerance = 8 * ref_std * math.sqrt(1 / mine.size + 1 / ref.size)
     if abs(mean - ref_mean) > mean_tolerance:
-        raise Mismatch(f"{key}: mean of the initial values is {_fmt(mean)}, the reference's {_fmt(ref_mean)} "
-                       f"(spread {_fmt(ref_std)}): check the initialisation's centre")
+        raise Mismatch(f"{key}: mean of the initial values is {format_value(mean)}, the reference's "
+                       f"{format_value(ref_mean)} (spread {format_value(ref_std)}): check the initialisation's centre")
 
 
 def _check_forward(grader: Grader, mine: Module, ref: Module, example: Example, random: bool) -> None:
@@ -628,11 +651,11 @@ def _compare_random_outputs(mine: np.ndarray, ref: np.ndarray) -> None:
     ref_std = ref.std()
     mean_tolerance = 8 * ref_std * math.sqrt(2 / n) + 1e-6
     if abs(mine.mean() - ref.mean()) > mean_tolerance:
-        raise Mismatch(f"in training mode the mean output is {_fmt(mine.mean())}, the reference's "
-                       f"{_fmt(ref.mean())} (are the kept values scaled like the reference's?)")
+        raise Mismatch(f"in training mode the mean output is {format_value(mine.mean())}, the reference's "
+                       f"{format_value(ref.mean())} (are the kept values scaled like the reference's?)")
     if abs(mine.std() - ref_std) > 0.05 * ref_std + 1e-6:
-        raise Mismatch(f"in training mode the spread (std) of the outputs is {_fmt(mine.std())}, "
-                       f"the reference's {_fmt(ref_std)}")
+        raise Mismatch(f"in training mode the spread (std) of the outputs is {format_value(mine.std())}, "
+                       f"the reference's {format_value(ref_std)}")
 
 
 def _check_large_inputs(grader: Grader, mine: Module, ref: Module, example: Example, name: str) -> None:
@@ -668,10 +691,9 @@ def _check_backward(grader: Grader, mine: Module, ref: Module | None, example: E
         grader.skip(what, "nothing to differentiate: no floating-point input and no parameter")
         return
     training = not random  # a random layer is differentiated in eval mode, where it is deterministic
-    out, _ = _forward(ref if ref is not None else mine, example.inputs, training, seed=4)
-    weights = grader.rng.standard_normal(out.shape)
     if ref is not None:
         with grader.case(f"{what} equal the reference's"):
+            weights = grader.rng.standard_normal(_forward(ref, example.inputs, training, seed=4)[0].shape)
             expected = _gradients(engine, ref, example.inputs, weights, training)
             got = _gradients(engine, mine, example.inputs, weights, training)
             for key, value in expected.items():
@@ -682,8 +704,9 @@ def _check_backward(grader: Grader, mine: Module, ref: Module | None, example: E
     with grader.case(f"{what} equal central differences (float64)"):
         for p in mine.parameters():
             p.data = p.data.astype(np.float64)
+        weights = grader.rng.standard_normal(_forward(mine, example.inputs, training, seed=4)[0].shape)
         got = _gradients(engine, mine, example.inputs, weights, training, dtype=np.float64)
-        tensors = _tensors(example.inputs, dtype=np.float64)
+        tensors = as_tensors(example.inputs, dtype=np.float64)
         targets = {f"input {i}": t.data for i, t in enumerate(tensors) if t.dtype.kind == "f"}
         targets.update({key: p.data for key, p in mine.named_parameters()})
 
@@ -715,7 +738,7 @@ def check_module(grader: Grader, yours, reference, name: str) -> None:
                     f"no example is registered as example:{grader.kind}:{name}, so the checker does not know how "
                     "to build it or what to feed it")
         return
-    call = _call_text(name, example)
+    call = call_text(name, example)
     with grader.case(f"builds as {call}") as built:
         mine = _build(yours, example)
     if not built.passed:
@@ -727,7 +750,7 @@ def check_module(grader: Grader, yours, reference, name: str) -> None:
             if out.dtype.kind == "f" and dtypes and out.dtype not in dtypes:
                 raise Mismatch(f"{dtypes.pop()} in, {out.dtype} out: keep the inputs' dtype")
             if out.dtype.kind == "f" and not np.isfinite(out).all():
-                raise Mismatch(f"the output holds {_fmt(out[~np.isfinite(out)][0])}")
+                raise Mismatch(f"the output holds {format_value(out[~np.isfinite(out)][0])}")
         _check_backward(grader, mine, None, example, random=False)
         return
     ref = _build(reference, example)
@@ -739,8 +762,343 @@ def check_module(grader: Grader, yours, reference, name: str) -> None:
         _check_large_inputs(grader, mine, ref, example, name)
     _check_backward(grader, mine, ref, example, random)
     mine.eval(), ref.eval()
-    mine_inputs, ref_inputs = _tensors(example.inputs), _tensors(example.inputs)
+    mine_inputs, ref_inputs = as_tensors(example.inputs), as_tensors(example.inputs)
     grader.time(lambda: mine(*mine_inputs), lambda: ref(*ref_inputs))
+
+
+# ----------------------------------------------------------------------------------------
+# Checker of ops (and the sample calls that tt-learn's grad_rule checker shares)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Arg:
+    """One input of a sample call: its shape and what values it holds.
+
+    ``values``: "normal" (standard normal), "positive" (in [0.5, 2), for log, sqrt and pow's
+    base), "nonzero" (at least 0.2 away from 0: kinks of relu and abs, the pole of 1/x),
+    "small" (normal / 2, pow's exponent), "distinct" (well-separated values: no ties for
+    max/min), "ties" (a few repeated values) or "mask" (booleans); or ``given``, an array
+    (from an op's registered example).
+    """
+
+    shape: tuple
+    values: str = "normal"
+    given: np.ndarray | None = None
+
+    def draw(self, rng: np.random.Generator, dtype) -> np.ndarray:
+        shape = self.shape
+        if self.given is not None:
+            return np.array(self.given, dtype=dtype if self.given.dtype.kind == "f" else self.given.dtype)
+        if self.values == "mask":
+            return rng.random(shape) < 0.5
+        if self.values == "positive":
+            x = rng.uniform(0.5, 2.0, shape)
+        elif self.values == "nonzero":
+            x = rng.standard_normal(shape)
+            x = np.sign(x) * (0.2 + np.abs(x))
+        elif self.values == "small":
+            x = 0.5 * rng.standard_normal(shape)
+        elif self.values == "distinct":
+            x = rng.permutation(int(np.prod(shape, dtype=int))).reshape(shape) * 0.5 - 1.0
+        elif self.values == "ties":
+            x = rng.integers(0, 3, shape).astype(np.float64)
+        else:
+            x = rng.standard_normal(shape)
+        return np.asarray(x, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One call of an op: its inputs, its attributes, and whether central differences apply
+    (not at ties of max/min, where the function has a kink and any one-sided choice is right)."""
+
+    inputs: tuple[Arg, ...]
+    attrs: dict = field(default_factory=dict)
+    smooth: bool = True
+    label: str = ""
+
+    def describe(self) -> str:
+        """``"shapes (4, 3) and (3,), axis=1"``: the sample as case names show it."""
+        if self.label:
+            return self.label
+        shapes = [str(a.shape) for a in self.inputs]
+        text = f"shape {shapes[0]}" if len(shapes) == 1 else "shapes " + ", ".join(shapes[:-1]) + f" and {shapes[-1]}"
+        attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in self.attrs.items())
+        return f"{text}, {attrs}" if attrs else text
+
+    def arrays(self, rng: np.random.Generator, dtype=np.float32) -> list[np.ndarray]:
+        return [arg.draw(rng, dtype) for arg in self.inputs]
+
+
+def _attr_text(value) -> str:
+    """An attribute as Python source would show it: ``[1:3, ::2]`` for an index of slices."""
+    if isinstance(value, slice):
+        text = ":".join("" if v is None else str(v) for v in (value.start, value.stop, value.step))
+        return text[:-1] if text.endswith(":") and value.step is None else text
+    if isinstance(value, tuple) and any(isinstance(v, (slice, np.ndarray)) for v in value):
+        return "[" + ", ".join(_attr_text(v) for v in value) + "]"
+    if isinstance(value, np.ndarray):
+        return str(value.tolist())
+    if isinstance(value, np.dtype):
+        return str(value)
+    return repr(value)
+
+
+def _sample(*inputs, smooth: bool = True, label: str = "", **attrs) -> Sample:
+    """``_sample((4, 3), Arg((3,), "positive"), axis=1)``: bare shapes are normal inputs."""
+    return Sample(tuple(a if isinstance(a, Arg) else Arg(a) for a in inputs), attrs, smooth, label)
+
+
+def _binary(second: str = "normal", first: str = "normal") -> list[Sample]:
+    """Same shapes, the two ways of broadcasting, and 0-d operands."""
+    return [_sample(Arg(a, first), Arg(b, second)) for a, b in [((3, 4), (3, 4)), ((4, 3), (3,)),
+                                                                  ((4, 1), (1, 3)), ((), ())]]
+
+
+def _unary(values: str = "normal") -> list[Sample]:
+    return [_sample(Arg((3, 4), values)), _sample(Arg((2, 3, 2), values)), _sample(Arg((), values))]
+
+
+def _reductions(values: str = "normal") -> list[Sample]:
+    return [_sample(Arg((3, 4), values)), _sample(Arg((3, 4), values), axis=1),
+            _sample(Arg((2, 3, 4), values), axis=(0, 2), keepdims=True),
+            _sample(Arg((2, 3, 4), values), axis=-1, keepdims=True)]
+
+
+def _softmaxes() -> list[Sample]:
+    return [_sample((3, 4)), _sample((2, 3, 4), axis=1), _sample((5,), axis=0)]
+
+
+REPEATED = np.array([0, 2, 0])  # an index that picks row 0 twice: its gradients must add up
+
+SAMPLES: dict[str, list[Sample]] = {
+    "add": _binary(), "sub": _binary(), "mul": _binary(),
+    "div": _binary(second="nonzero"),
+    "pow": _binary(first="positive", second="small"),
+    "neg": _unary(),
+    "matmul": [_sample((3, 4), (4, 5)), _sample((2, 3, 4), (4, 5)), _sample((4,), (4, 3)), _sample((3, 4), (4,))],
+    "sum": _reductions(), "mean": _reductions(),
+    "max": _reductions("distinct") + [_sample(Arg((3, 4), "ties"), axis=1, smooth=False, label="ties, axis=1")],
+    "min": _reductions("distinct") + [_sample(Arg((3, 4), "ties"), axis=0, smooth=False, label="ties, axis=0")],
+    "getitem": [_sample((3, 4), index=1), _sample((4, 3), index=(slice(1, 3), slice(None, None, 2))),
+                _sample((3, 2), index=REPEATED), _sample((2, 3), index=(slice(None), REPEATED))],
+    "reshape": [_sample((3, 4), shape=(4, 3)), _sample((2, 3, 2), shape=(-1,))],
+    "transpose": [_sample((3, 4), axes=(1, 0)), _sample((2, 3, 4), axes=(2, 0, 1))],
+    "concatenate": [_sample((2, 3), (4, 3), axis=0), _sample((2, 1), (2, 3), (2, 2), axis=1)],
+    "stack": [_sample((2, 3), (2, 3), axis=0), _sample((3,), (3,), (3,), axis=-1)],
+    "where": [_sample(Arg((3, 4), "mask"), (3, 4), (3, 4)), _sample(Arg((3, 4), "mask"), (4,), (3, 1))],
+    "cast": [_sample((3, 4), dtype=np.dtype(np.float64))],
+    "exp": _unary(), "log": _unary("positive"), "sqrt": _unary("positive"), "abs": _unary("nonzero"),
+    "clip": [_sample((3, 4), low=-0.5, high=0.5), _sample((3, 4), low=0.0), _sample((3, 4), high=0.3)],
+    "relu": _unary("nonzero"), "sigmoid": _unary(), "tanh": _unary(), "gelu": _unary(),
+    "softmax": _softmaxes(), "log_softmax": _softmaxes(),
+}
+"""Sample calls of tt-core's primitives. Another op is described by an example
+(``example:op:<name>``: inputs and attributes as ``Example.kwargs``), or probed."""
+
+BROADCASTING = frozenset({"add", "sub", "mul", "div", "pow", "where"})
+"""Ops whose operands broadcast: their gradient diagnoses say which shapes were broadcast."""
+
+OVERFLOWING = frozenset({"sigmoid", "tanh", "gelu", "softmax", "log_softmax"})
+"""Ops whose naive formula overflows at large magnitudes (exp of 1000 is inf): checked at ±1000."""
+
+
+def _probe(forward: Callable, rng: np.random.Generator) -> list[Sample]:
+    """The sample call of an op nothing describes, if it is element-wise-like: one input of
+    shape (3, 4) and no attributes, when the kernel returns an array for it. (Several inputs
+    are not guessed: which shapes they take is the op's business.)"""
+    sample = _sample(Arg((3, 4), "positive"), label="shape (3, 4) (a guessed call: register example:op:<name> "
+                                                    "to say how the op is called)")
+    try:
+        with np.errstate(all="ignore"):
+            out = forward(Context(), *sample.arrays(rng, np.float64))
+    except Exception:  # it needs other inputs or attributes: nothing to guess from
+        return []
+    return [sample] if isinstance(out, np.ndarray) else []
+
+
+def op_samples(grader: Grader, name: str, forward: Callable) -> list[Sample]:
+    """The sample calls of op ``name``: its example (``example:op:<name>``: ``inputs`` are the
+    arrays, ``kwargs`` the attributes), else the table :data:`SAMPLES`, else a probe of
+    ``forward`` with one input. Empty when nothing works."""
+    example = grader.example("op", name)
+    if example is not None:
+        inputs = tuple(Arg(np.shape(x), given=np.asarray(x)) for x in example.inputs)
+        return [Sample(inputs, dict(example.kwargs))]
+    return SAMPLES.get(name) or _probe(forward, grader.rng)
+
+
+def run_kernel(forward: Callable, arrays: list[np.ndarray], attrs: dict) -> tuple[Context, np.ndarray]:
+    """Run a kernel as dispatch does, and fill the context as dispatch does when recording
+    (every floating input needs a gradient). Returns the context and the output array."""
+    ctx = Context()
+    out = np.asarray(forward(ctx, *arrays, **attrs))
+    ctx.inputs, ctx.out, ctx.attrs = list(arrays), out, attrs
+    ctx.needs = tuple(a.dtype.kind == "f" for a in arrays)
+    return ctx, out
+
+
+def _dtype_problem(arrays: list[np.ndarray], out: np.ndarray, expected: np.ndarray | None) -> str | None:
+    """``"float32 in, float64 out"`` when the kernel changed the dtype (and the reference did not)."""
+    dtypes = sorted({str(a.dtype) for a in arrays if a.dtype.kind == "f"})
+    wanted = expected.dtype if expected is not None else (np.dtype(dtypes[0]) if len(dtypes) == 1 else None)
+    if wanted is None or out.dtype == wanted:
+        return None
+    if expected is None:
+        return f"{', '.join(dtypes)} in, {out.dtype} out: keep the inputs' dtype"
+    return f"{', '.join(dtypes) or 'non-float'} in, {out.dtype} out (the reference gives {wanted})"
+
+
+def _views(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """The same values as non-contiguous views: transposed (2-D and more) or strided (1-D)."""
+    views = []
+    for a in arrays:
+        if a.ndim >= 2:
+            view = np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2)
+        elif a.ndim == 1:
+            view = np.repeat(a, 2)[::2]
+        else:
+            view = a
+        views.append(view)
+    return views
+
+
+def _check_values(grader: Grader, yours, reference, name: str, sample: Sample, arrays: list[np.ndarray],
+                  what: str, **tolerances) -> None:
+    """One forward call of ``yours`` against ``reference`` (or on its own) on ``arrays``."""
+    originals = [a.copy() for a in arrays]
+    _, out = run_kernel(yours.forward, arrays, sample.attrs)
+    for i, (a, original) in enumerate(zip(arrays, originals)):
+        if not np.array_equal(a, original, equal_nan=a.dtype.kind == "f"):
+            raise Mismatch(f"the kernel changed input {i} in place: a kernel must leave its inputs as they are")
+    expected = None if reference is None else run_kernel(reference.forward, originals, sample.attrs)[1]
+    if (problem := _dtype_problem(originals, out, expected)) is not None:
+        raise Mismatch(problem)
+    if expected is not None:
+        grader.compare(out, expected, what=what, **tolerances)
+    elif out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise Mismatch(f"{what} holds {format_value(out[~np.isfinite(out)][0])}")
+
+
+def check_rule(grader: Grader, backward: Callable, forward: Callable, name: str, sample: Sample,
+               reference_rule: Callable | None, dtype=np.float64) -> None:
+    """Raise Mismatch unless rule ``backward`` gives every input's gradient correctly on ``sample``.
+
+    The kernel ``forward`` runs in ``dtype``; the rule's gradients (of ``sum(out * g)`` for a
+    random ``g``) are checked for their number and shapes, against ``reference_rule`` when
+    given, and against central differences in float64 (when the sample is smooth).
+    """
+    arrays = sample.arrays(grader.rng, dtype)
+    ctx, out = run_kernel(forward, arrays, sample.attrs)
+    grad = grader.rng.standard_normal(out.shape).astype(out.dtype)
+    expected = None
+    if reference_rule is not None:
+        ref_ctx, _ = run_kernel(forward, [a.copy() for a in arrays], sample.attrs)
+        expected = reference_rule(ref_ctx, grad.copy())
+    grads = backward(ctx, grad.copy())
+    if not isinstance(grads, (tuple, list)):
+        raise Mismatch(f"the rule returned a {type(grads).__name__}; it must return a tuple with one gradient "
+                       f"per input ({len(arrays)})")
+    if len(grads) != len(arrays):
+        raise Mismatch(f"the rule returned {len(grads)} gradient{'s' * (len(grads) != 1)} for {len(arrays)} "
+                       f"input{'s' * (len(arrays) != 1)}")
+    note = broadcast_note(a.shape for a in arrays) if name in BROADCASTING else ""
+    for i, (x, g) in enumerate(zip(arrays, grads)):
+        if not ctx.needs[i]:
+            continue
+        what = f"gradient of input {i}"
+        if g is None:
+            raise Mismatch(f"{what} is None, but input {i} needs one (ctx.needs[{i}] is True)")
+        g = _as_array(g, what)
+        if g.shape != x.shape:
+            hint = f" ({note}: sum the gradient over the broadcast axes)" if note else ""
+            raise Mismatch(f"{what} has shape {g.shape}, but input {i} has shape {x.shape}{hint}")
+        if dtype != np.float64:
+            if g.dtype != x.dtype:
+                raise Mismatch(f"{x.dtype} in, {what} {g.dtype}: keep the input's dtype")
+            continue
+        if expected is not None and expected[i] is not None:
+            grader.compare(g, expected[i], what=what, rtol=1e-6, atol=1e-9, note=note, check_dtype=False)
+        if sample.smooth:
+            def loss() -> float:
+                return float(np.sum(np.asarray(forward(Context(), *arrays, **sample.attrs), dtype=np.float64) * grad))
+
+            grader.compare(g, central_differences(loss, x), what=what, rtol=1e-4, atol=1e-6, note=note,
+                           against="central differences", check_dtype=False)
+
+
+def rule_cases(grader: Grader, backward: Callable, forward: Callable, name: str, samples: list[Sample],
+               reference_rule: Callable | None) -> None:
+    """The gradient cases of a rule: each sample in float64, and the dtype kept in float32."""
+    against = "the reference and central differences" if reference_rule is not None else "central differences"
+    for sample in samples:
+        if not any(arg.draw(grader.rng, np.float64).dtype.kind == "f" for arg in sample.inputs):
+            continue
+        with grader.case(f"gradients on {sample.describe()} vs {against}"):
+            check_rule(grader, backward, forward, name, sample, reference_rule)
+    if samples:
+        with grader.case("gradient dtype: float32 in, float32 out"):
+            check_rule(grader, backward, forward, name, samples[0], None, dtype=np.float32)
+
+
+def reference_rule_of(registry, name: str) -> tuple[Callable | None, str | None]:
+    """The built-in gradient rule of op ``name`` and its distribution: the built-in Op's own
+    backward, else the built-in grad_rule; ``(None, None)`` when there is none."""
+    op = registry.reference("op", name)
+    if op is not None and getattr(op.obj, "backward", None) is not None:
+        return op.obj.backward, op.dist
+    rule = registry.reference("grad_rule", name)
+    return (rule.obj.backward, rule.dist) if rule is not None else (None, None)
+
+
+def check_op(grader: Grader, yours, reference, name: str) -> None:
+    """The checker of kind ``op``: what a correct kernel (and, if it has one, rule) does.
+
+    On each sample call (:func:`op_samples`) in float32: the values equal the reference
+    kernel's, the dtype is kept (float32 in, float32 out) and the inputs are left unchanged;
+    then the inputs as non-contiguous views (transposed or strided), and for ops whose naive
+    formula overflows, inputs near ±1000. When the Op carries its own backward, its gradients
+    are checked against central differences in float64 and against the reference rule
+    (:func:`check_rule`). Without a reference: finite values of the inputs' dtype, and the
+    rule against central differences. The speed ratio is the forward pass's on the first sample.
+    """
+    samples = op_samples(grader, name, yours.forward)
+    if not samples:
+        grader.skip("values and gradients", f"no sample call of op {name!r} is known and it does not run on one "
+                                            f"array alone: register example:op:{name} to say how it is called")
+        return
+    for sample in samples:
+        with grader.case(f"values on {sample.describe()}"):
+            _check_values(grader, yours, reference, name, sample, sample.arrays(grader.rng), f"{name} output")
+    with grader.case(f"values on non-contiguous views (transposed or strided) of {samples[0].describe()}"):
+        arrays = _views(samples[0].arrays(grader.rng))
+        _check_values(grader, yours, reference, name, samples[0], arrays, f"{name} of non-contiguous inputs")
+    if name in OVERFLOWING and reference is not None:
+        with grader.case(f"values on inputs near ±{LARGE:g} (exp overflows there)"):
+            arrays = [np.where(x >= 0, x + LARGE, x - LARGE).astype(x.dtype) for x in samples[0].arrays(grader.rng)]
+            _check_values(grader, yours, reference, name, samples[0], arrays, f"{name} of inputs near ±{LARGE:g}",
+                          rtol=1e-4, atol=1e-3)
+    if yours.backward is not None:
+        rule, _ = reference_rule_of(grader.registry, name)
+        rule_cases(grader, yours.backward, yours.forward, name, samples, rule)
+    if reference is not None:
+        arrays, attrs = _timing_arrays(reference.forward, samples[0], grader.rng), samples[0].attrs
+        grader.time(lambda: yours.forward(Context(), *arrays, **attrs),
+                    lambda: reference.forward(Context(), *arrays, **attrs))
+
+
+def _timing_arrays(forward: Callable, sample: Sample, rng: np.random.Generator) -> list[np.ndarray]:
+    """The sample's inputs made 16 times longer along their first and last axes (so the
+    arithmetic, not the call, is timed), or as they are when the op does not take that."""
+    arrays = sample.arrays(rng)
+    longer = [np.repeat(np.repeat(a, 16, axis=0), 16, axis=-1) if a.ndim >= 2 else a for a in arrays]
+    try:
+        with np.errstate(all="ignore"):
+            forward(Context(), *longer, **sample.attrs)
+    except Exception:  # the shapes no longer fit each other (a convolution's weight, a reshape)
+        return arrays
+    return longer
 
 
 # ----------------------------------------------------------------------------------------
