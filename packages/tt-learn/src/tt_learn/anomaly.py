@@ -35,7 +35,7 @@ import numpy as np
 from tt_core import dispatch
 from tt_core.errors import TinyTorchError
 
-from .autograd import Switch
+from .autograd import _Switch
 
 __all__ = ["AnomalyError", "CallSite", "detect_anomaly"]
 
@@ -179,7 +179,7 @@ def checked(op: dispatch.BoundOp) -> dispatch.BoundOp:
     )
 
 
-class detect_anomaly(Switch):
+class detect_anomaly(_Switch):
     """Check every op's output, in forward and backward, for NaN and inf (module docstring).
 
     A context manager, and a decorator (``@detect_anomaly`` or ``@detect_anomaly()``). Blocks

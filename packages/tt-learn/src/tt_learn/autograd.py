@@ -201,7 +201,7 @@ engine = _Engine()
 # ----------------------------------------------------------------------------------------
 
 
-class Switch:
+class _Switch:
     """A context manager (and decorator) that turns a setting on for a block, then restores it.
 
     A subclass defines ``_set() -> previous`` and ``_restore(previous)``. One instance may be
@@ -227,7 +227,7 @@ class Switch:
         self._restore(self._previous.pop())
 
     def __call__(self, func):
-        """Use as a decorator: ``@no_grad()`` runs ``func`` inside the block."""
+        """Use as a decorator: ``@no_grad()``, ``@detect_anomaly()`` run ``func`` inside the block."""
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -237,7 +237,7 @@ class Switch:
         return wrapper
 
 
-class _GradMode(Switch):
+class _GradMode(_Switch):
     """Sets graph recording to ``self.mode``."""
 
     mode: bool
