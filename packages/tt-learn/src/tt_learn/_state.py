@@ -1,0 +1,98 @@
+"""Checks shared by the ``load_state_dict`` methods of optimizers, schedulers and the Trainer.
+
+Each check returns a list of problems (empty when the saved value fits), so that a loader can
+report every problem at once and change nothing unless the list is empty.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def show(value: Any) -> str:
+    """A short description of a saved value for an error message."""
+    text = repr(value)
+    return f"a {type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def key_problems(saved: Mapping, expected: Iterable[str], optional: Iterable[str] = (),
+                 noun: str = "keys") -> list[str]:
+    """``["missing keys: ...", "unexpected keys: ..."]`` for the keys of ``saved`` against
+    ``expected`` (keys in ``optional`` may be there or not; ``noun`` names what keys are)."""
+    expected, optional = list(expected), set(optional)
+    missing = [k for k in expected if k not in saved]
+    unexpected = [str(k) for k in saved if k not in expected and k not in optional]
+    problems = []
+    if missing:
+        problems.append(f"missing {noun}: " + ", ".join(missing))
+    if unexpected:
+        problems.append(f"unexpected {noun}: " + ", ".join(unexpected))
+    return problems
+
+
+def is_number(value: Any) -> bool:
+    """A real number that is not a boolean."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_count(value: Any) -> bool:
+    """A non-negative integer that is not a boolean."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 0
+
+
+def mismatch(value: Any, like: Any, where: str) -> list[str]:
+    """Why a saved ``value`` cannot replace the current ``like`` (the problems, each naming
+    ``where``): numbers stand for numbers (integers and floats alike), booleans for booleans,
+    strings for strings, None for None; lists and tuples must have the same length and fit
+    item by item, dicts the same keys and fit value by value."""
+    if isinstance(like, (bool, np.bool_)):
+        ok = isinstance(value, (bool, np.bool_))
+        expected = "True or False"
+    elif is_number(like):
+        ok = is_number(value)
+        expected = "a number"
+    elif isinstance(like, str):
+        ok = isinstance(value, str)
+        expected = "a string"
+    elif like is None:
+        ok = value is None
+        expected = "None"
+    elif isinstance(like, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(like):
+            return [f"{where} should be a list of {len(like)} values, got {show(value)}"]
+        return [p for i, (v, l) in enumerate(zip(value, like)) for p in mismatch(v, l, f"{where}[{i}]")]
+    elif isinstance(like, Mapping):
+        if not isinstance(value, Mapping):
+            return [f"{where} should be a dict, got {show(value)}"]
+        problems = [f"{where}: {p}" for p in key_problems(value, like)]
+        return problems + [p for k in like if k in value for p in mismatch(value[k], like[k], f"{where}.{k}")]
+    else:
+        ok = type(value) is type(like)
+        expected = f"a {type(like).__name__}"
+    return [] if ok else [f"{where} should be {expected}, got {show(value)}"]
+
+
+def count_problems(state: Mapping, names: Sequence[str], where: str = "") -> list[str]:
+    """Problems of the entries ``names`` of ``state`` that must be non-negative integers."""
+    return [f"{where}{name} should be a non-negative integer, got {show(state[name])}"
+            for name in names if name in state and not is_count(state[name])]
+
+
+def bit_generator_problems(state: Any, where: str) -> list[str]:
+    """Problems of a saved NumPy bit-generator state (``generator.bit_generator.state``): it
+    must name one of NumPy's bit generators and be accepted by a fresh one."""
+    name = state.get("bit_generator") if isinstance(state, Mapping) else None
+    if name not in _BIT_GENERATORS:
+        return [f"{where} should be the state of a NumPy bit generator ({', '.join(_BIT_GENERATORS)}), "
+                f"got {show(state)}"]
+    try:
+        getattr(np.random, name)().state = dict(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        return [f"{where} is not a valid {name} state ({type(error).__name__}: {error})"]
+    return []
