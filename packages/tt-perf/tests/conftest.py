@@ -15,3 +15,18 @@ def mlp():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def plugin_components():
+    """``add(kind, name, obj)`` registers a component as an installed plugin "my-plugin" would
+    (through the registry's public registrar); everything it added is withdrawn afterwards."""
+    registry = tt_core.get_registry()
+
+    def add(kind: str, name: str, obj) -> None:
+        registrar = registry.registrar("my-plugin")
+        registrar.register(kind, name, obj)
+        registrar.commit()
+
+    yield add
+    registry.withdraw("my-plugin")

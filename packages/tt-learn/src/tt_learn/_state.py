@@ -18,7 +18,7 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 def show(value: Any) -> str:
     """A short description of a saved value for an error message."""
     text = repr(value)
-    return f"a {type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    return f"{text if len(text) <= 40 else text[:37] + '...'} ({type(value).__name__})"
 
 
 def key_problems(saved: Mapping, expected: Iterable[str], optional: Iterable[str] = (),

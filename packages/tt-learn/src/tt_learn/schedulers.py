@@ -47,6 +47,7 @@ class LRScheduler:
     list in ``count_settings`` their settings that are counts (non-negative integers)."""
 
     count_settings: tuple[str, ...] = ("last_epoch",)
+    not_state: tuple[str, ...] = ("optimizer",)  # attributes that state_dict() leaves out
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -76,8 +77,9 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
-        """Every setting and the step count (not the optimizer), plain values only."""
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+        """Every setting and the step count (not the optimizer), plain values only (copies:
+        changing the dict does not change the scheduler)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in self.not_state})
 
     def check_state_dict(self, state: Mapping[str, Any]) -> None:
         """Check that :meth:`load_state_dict` would accept ``state``, changing nothing.
@@ -157,6 +159,7 @@ class LinearWarmup(LRScheduler):
     """
 
     count_settings = ("last_epoch", "warmup_steps")
+    not_state = ("optimizer", "after")  # the schedule after the warmup saves its own state
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, start_factor: float = 0.01,
                  after: LRScheduler | None = None) -> None:
