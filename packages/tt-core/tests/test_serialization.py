@@ -116,7 +116,7 @@ tt_core.save({"w": [1, 2, 3]}, sys.argv[1])
 @pytest.mark.skipif(os.name != "posix", reason="kills a process with SIGKILL")
 def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
     target = tmp_path / "ckpt.npz"
-    run = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(target)], capture_output=True)
+    run = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(target)], capture_output=True, check=False)
     assert run.returncode == -signal.SIGKILL
     (left,) = tmp_path.iterdir()  # the temp file of the killed save, and no checkpoint
     assert serialization.TEMP_NAME.fullmatch(left.name) and left.name.startswith(".ckpt.npz.")
@@ -136,7 +136,8 @@ def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
 
 
 def test_stale_temp_files_are_only_those_of_gone_processes(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     pid = int(dead.stdout)
     stale = tmp_path / f".a.npz.{pid}.deadbeef.tmp"
     stale.write_bytes(b"")

@@ -252,7 +252,7 @@ def test_without_a_type_the_options_tell_optimizers_apart():
     _, sgd = stepped(SGD, lr=0.1, momentum=0.9)
     _, adam = stepped(Adam, lr=0.01)
     untyped = {k: v for k, v in sgd.state_dict().items() if k != "type"}
-    refused(adam, untyped, "missing options: betas, eps, amsgrad", "unexpected options: momentum, dampening, nesterov")
+    refused(adam, untyped, "missing options: betas, eps, amsgrad and unexpected options: momentum, dampening, nesterov")
     untyped = {k: v for k, v in adam.state_dict().items() if k != "type"}
     _, fresh = stepped(Adam, lr=0.5)
     fresh.load_state_dict(untyped)  # a state dict of an older version, without its type
@@ -313,6 +313,18 @@ def test_a_state_dict_that_is_not_one_is_refused():
     state = opt.state_dict()
     state["param_groups"][1]["params"] = [0]  # index 0 is taken by group 0
     refused(opt, state, "parameter group 1: parameter index 0 is not a new non-negative integer")
+
+
+def test_options_a_scheduler_keeps_in_the_groups_are_carried_over():
+    _, source = stepped(SGD, lr=0.1, momentum=0.9)
+    state = source.state_dict()
+    for group in state["param_groups"]:
+        group["initial_lr"] = 0.1
+    _, target = stepped(SGD, lr=0.5, momentum=0.5)
+    target.load_state_dict(state)
+    assert [group["initial_lr"] for group in target.param_groups] == [0.1, 0.1]
+    state["param_groups"][0]["initial_lr"] = "high"
+    refused(target, state, "parameter group 0: initial_lr should be a number, got 'high' (str)")
 
 
 def test_a_good_load_still_works_after_a_refused_one():

@@ -304,6 +304,22 @@ def test_every_bad_part_of_a_checkpoint_is_listed_at_once(tmp_path):
                    "epoch should be a non-negative integer", "trainer.best should be a number or None")
 
 
+def test_generator_states_must_be_of_the_generators_they_go_into(tmp_path):
+    checkpoint = saved_run(tmp_path)
+    checkpoint["rng"] = np.random.MT19937(0).state
+    resume_refused(make_trainer(), checkpoint, tmp_path / "mt.npz", "rng holds the state of the bit generator MT19937, "
+                                                                      "this one is PCG64")
+    checkpoint = saved_run(tmp_path)
+    checkpoint["loader_rng"] = np.random.MT19937(0).state
+    trainer = make_trainer()
+    trainer.resume(tt.save(checkpoint, tmp_path / "loader.npz"))
+    loader = batches(*blobs(32), 16, shuffle=True, generator=np.random.default_rng(0))
+    before = trainer.model.state_dict()
+    with pytest.raises(CheckpointError, match="loader_rng holds the state of the bit generator MT19937, this one is PCG64"):
+        trainer.fit(loader, epochs=2)
+    np.testing.assert_equal(trainer.model.state_dict(), before)
+
+
 def test_a_good_resume_works_after_a_refused_one(tmp_path):
     checkpoint = saved_run(tmp_path)
     trainer = make_trainer(seed=4)

@@ -84,13 +84,16 @@ def count_problems(state: Mapping, names: Sequence[str], where: str = "") -> lis
             for name in names if name in state and not is_count(state[name])]
 
 
-def bit_generator_problems(state: Any, where: str) -> list[str]:
+def bit_generator_problems(state: Any, where: str, expected: str | None = None) -> list[str]:
     """Problems of a saved NumPy bit-generator state (``generator.bit_generator.state``): it
-    must name one of NumPy's bit generators and be accepted by a fresh one."""
+    must name one of NumPy's bit generators (``expected``, when given) and be accepted by a
+    fresh one."""
     name = state.get("bit_generator") if isinstance(state, Mapping) else None
     if name not in _BIT_GENERATORS:
-        return [f"{where} should be the state of a NumPy bit generator ({', '.join(_BIT_GENERATORS)}), "
-                f"got {show(state)}"]
+        names = ", ".join(_BIT_GENERATORS)
+        return [f"{where} should be the state of a NumPy bit generator ({names}), got {show(state)}"]
+    if expected is not None and name != expected:
+        return [f"{where} holds the state of the bit generator {name}, this one is {expected}"]
     try:
         getattr(np.random, name)().state = dict(state)
     except (TypeError, ValueError, KeyError, OverflowError) as error:

@@ -161,9 +161,11 @@ class Optimizer:
         Raises:
             CheckpointError: naming every problem found: the dict's own keys, an optimizer
                 type other than this one's, a different number of groups or of parameters
-                per group, missing or unknown hyper-parameters, hyper-parameters of the wrong
-                type or out of range, and per-parameter state with missing or unexpected
-                entries, wrong shapes or dtypes that cannot be loaded.
+                per group, missing hyper-parameters (listed with the group's other options),
+                hyper-parameters of the wrong type or out of range, and per-parameter state
+                with missing or unexpected entries, wrong shapes or dtypes that cannot be
+                loaded. Options of a group that are not hyper-parameters of this optimizer
+                (what schedulers keep there, like ``initial_lr``) are carried over as saved.
         """
         self._prepare_load(state_dict)
 
@@ -229,9 +231,12 @@ class Optimizer:
                     params[index] = p
         options = {k: v for k, v in saved.items() if k != "params"}
         found = len(problems)
-        # every hyper-parameter must be there; other keys (e.g. a scheduler's initial_lr) only if this group has them
-        problems += [f"{where}: {p}" for p in _state.key_problems(options, self.defaults, optional=group,
-                                                                    noun="options")]
+        # every hyper-parameter must be there; other keys (a scheduler's initial_lr, ...) are carried over
+        missing = [k for k in self.defaults if k not in options]
+        if missing:
+            others = [str(k) for k in options if k not in self.defaults and k not in group]
+            hint = f" and unexpected options: {', '.join(others)} (the state dict of another optimizer?)" if others else ""
+            problems.append(f"{where}: missing options: {', '.join(missing)}{hint}")
         for key, value in options.items():
             if key in group:
                 problems += _state.mismatch(value, group[key], f"{where}: {key}")

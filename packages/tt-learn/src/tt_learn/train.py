@@ -374,7 +374,7 @@ class Trainer:
             except CheckpointError as error:
                 problems.append(f"{name}: {error}")
         problems += _state.count_problems(state, ["epoch"])
-        problems += _state.bit_generator_problems(state["rng"], "rng")
+        problems += _state.bit_generator_problems(state["rng"], "rng", tt_core.get_rng_state()["bit_generator"])
         if state["loader_rng"] is not None:
             problems += _state.bit_generator_problems(state["loader_rng"], "loader_rng")
         trainer = state["trainer"]
@@ -396,5 +396,9 @@ class Trainer:
         generator = getattr(train_loader, "generator", None)
         if not isinstance(generator, np.random.Generator):
             raise CheckpointError("the checkpoint holds the state of the loader's generator, but this loader has none")
+        problems = _state.bit_generator_problems(self._loader_rng, "the checkpoint's loader_rng",
+                                                 type(generator.bit_generator).__name__)
+        if problems:
+            raise CheckpointError(f"{problems[0]} (the loader's generator)")
         generator.bit_generator.state = self._loader_rng
         self._loader_rng = None
