@@ -7,13 +7,15 @@ from .kv_cache import CachedDecoder, KVCache, kv_generate
 from .olympics import Arena, Scorecard, Submission, run_olympics
 from .profiler import LayerStats, Profile, profile
 from .pruning import Pruner, SparsitySchedule, prune, prune_finetune, shrink
-from .quantize import QuantizedConv2d, QuantizedLinear, quantize_int8
+from .quantize import CalibrationError, CalibrationWarning, QuantizedConv2d, QuantizedLinear, quantize_int8
 from .storage import load_compressed, save_compressed, saved_size
 from .timing import Timing, measure
 
 __all__ = [
     "Arena",
     "CachedDecoder",
+    "CalibrationError",
+    "CalibrationWarning",
     "FusedLinear",
     "Identity",
     "KVCache",
