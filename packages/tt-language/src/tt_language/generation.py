@@ -52,6 +52,19 @@ def check_max_new_tokens(max_new_tokens) -> int:
     return int(max_new_tokens)
 
 
+def private_generator(seed) -> np.random.Generator | None:
+    """A generator seeded with ``seed``, or None (use the global one) when ``seed`` is None.
+
+    Raises:
+        SamplingError: ``seed`` is not a whole number >= 0.
+    """
+    if seed is None:
+        return None
+    if not _is_int(seed) or seed < 0:
+        raise SamplingError(f"seed must be a whole number >= 0 (or None), got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
 def token_ids(values, what: str = "prompt_ids", vocab_size: int | None = None) -> np.ndarray:
     """``values`` (a sequence, array or Tensor of ids) as an int64 array, checked.
 
@@ -183,9 +196,7 @@ def generate(
     max_new_tokens = check_max_new_tokens(max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     stops = _stop_ids(stop, vocab_size)
-    if seed is not None and (not _is_int(seed) or seed < 0):
-        raise SamplingError(f"seed must be a whole number >= 0 (or None), got {seed!r}")
-    rng = np.random.default_rng(int(seed)) if seed is not None else None
+    rng = private_generator(seed)
     window = getattr(model, "block_size", None)
     was_training = getattr(model, "training", False)
     model.eval()
