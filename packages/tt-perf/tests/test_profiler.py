@@ -96,14 +96,15 @@ def test_table_and_plot(mlp, rng, tmp_path):
     assert summary["total_flops"] == report.total_flops and len(summary["layers"]) == 5
 
 
-def test_plugins_register_flop_counters_by_class_name(rng, monkeypatch):
-    from tt_core.plugins import Component
-
-    registry = tt_core.get_registry()
-    monkeypatch.setattr(registry, "_providers", dict(registry._providers))
-    registry.add(Component("flop_counter", "Mystery", lambda module, inputs, output: 11, "my-plugin"))
+def test_plugins_register_flop_counters_by_class_name(rng, plugin_component):
+    plugin_component("flop_counter", "Mystery", lambda module, inputs, output: 11)
     report = profile(tt_core.Sequential(Mystery()), rng.random((2, 5), dtype=np.float32), warmup=0, repeats=1)
     assert report.total_flops == 11 and report.unknown == []
+
+
+def test_a_plugin_counter_is_gone_after_its_test(rng):
+    report = profile(tt_core.Sequential(Mystery()), rng.random((2, 5), dtype=np.float32), warmup=0, repeats=1)
+    assert report.unknown == ["0"]
 
 
 # -- times: a clock that only the layers move, so every figure is known exactly --------------
