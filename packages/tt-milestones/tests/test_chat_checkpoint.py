@@ -40,11 +40,24 @@ class StandInTokenizer:
         tokenizer.spec = spec
         return tokenizer
 
+    def encode(self, text):
+        if "\udcff" in text:
+            raise tt_core.TinyTorchError("the text holds a lone surrogate")
+        return np.zeros(len(text), dtype=np.int64)
+
+    def decode(self, ids):
+        return "ok" * len(ids)
+
+
+def stand_in_generate(model, prompt, max_tokens, **options):
+    return np.concatenate([prompt, [0]])
+
 
 def context(tmp_path):
     registry = ComponentRegistry()
     registry.add(Component("model", "GPT", StandInGPT, "tt-language"))
     registry.add(Component("tokenizer", "char", StandInTokenizer, "tt-language"))
+    registry.add(Component("function", "generate", stand_in_generate, "tt-language"))
     return RunContext(registry=registry, out=tmp_path, options={"chat": True})
 
 
@@ -86,3 +99,19 @@ def test_a_complete_checkpoint_loads_and_the_chat_ends_at_end_of_input(tmp_path,
     chat(context(tmp_path))
     (model,) = BUILT
     assert model.config == CONFIG and set(model.state) == {"weight"}
+
+
+def test_a_question_the_tokenizer_refuses_gets_the_reason_and_the_chat_goes_on(tmp_path, monkeypatch, capsys):
+    tt_core.save({"config": CONFIG, "state": STATE, "tokenizer": TOKENIZER}, tmp_path / CHECKPOINT)
+    questions = iter(["bad \udcff", "", "hello"])
+
+    def typed(prompt=""):
+        try:
+            return next(questions)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", typed)
+    chat(context(tmp_path))
+    replies = [line for line in capsys.readouterr().out.splitlines() if line.startswith("bot>")]
+    assert replies == ["bot> (cannot answer that: the text holds a lone surrogate)", "bot> ok"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from tt_core import Module, ModuleList, Tensor, load, save
-from tt_core.errors import CheckpointError
+from tt_core.errors import CheckpointError, TinyTorchError
 
 from ..api import RunContext
 
@@ -302,7 +302,8 @@ def load_chat_checkpoint(path: Path) -> dict:
 
 def chat(ctx: RunContext) -> None:
     """Load the TinyTalks checkpoint (training it first if there is none) and answer
-    questions typed at the prompt until end of input (Ctrl-D).
+    questions typed at the prompt until end of input (Ctrl-D). A question that cannot be
+    answered (text the tokenizer refuses) gets the reason, and the chat goes on.
 
     Raises:
         CheckpointError: the checkpoint is incomplete (see :func:`load_chat_checkpoint`) or
@@ -329,8 +330,12 @@ def chat(ctx: RunContext) -> None:
         except (EOFError, KeyboardInterrupt):
             print()
             break
-        if question:
+        if not question:
+            continue
+        try:
             print(f"bot> {_answer(ctx, model, tokenizer, question)}")
+        except TinyTorchError as error:  # e.g. text that is not valid Unicode: say so, keep chatting
+            print(f"bot> (cannot answer that: {error})")
 
 
 # ----------------------------------------------------------------------------------------
