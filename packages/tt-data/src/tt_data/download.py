@@ -265,7 +265,7 @@ def verify(path: Path, remote: RemoteFile, *, remember: bool = True) -> None:
         actual = sha256_of(path, gunzip=gunzip)
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
         what = "decompressed as gzip" if gunzip else "read"
-        raise ChecksumError(_bad_file_message(path, remote, f"is corrupt: it cannot be {what} "
+        raise ChecksumError(_bad_file_message(path, remote, f"corrupt, it cannot be {what} "
                                               f"({type(error).__name__}: {error})")) from None
     if actual != remote.sha256:
         what = "decompressed content" if gunzip else "file"
