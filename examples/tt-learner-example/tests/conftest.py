@@ -58,7 +58,7 @@ def rng(request) -> np.random.Generator:
 
 
 @contextlib.contextmanager
-def rules_from(dist: str | None):
+def _rules_from(dist: str | None):
     """Within the block, autograd uses ``dist``'s rules for relu, sigmoid and matmul (``None``:
     the built-in ones). The plugins are loaded afresh on entry and on exit."""
     previous = os.environ.get("TT_PROVIDERS")
@@ -75,12 +75,25 @@ def rules_from(dist: str | None):
         tt_core.reset_plugins()
 
 
-def gradients(fn, arrays, dist: str | None, dtype=np.float32) -> tuple[np.ndarray, list[np.ndarray]]:
+def _gradients(fn, arrays, dist: str | None, dtype=np.float32) -> tuple[np.ndarray, list[np.ndarray]]:
     """``fn``'s output and the gradients of ``sum(fn(*inputs) * w)`` for fixed weights ``w``,
     computed by autograd with ``dist``'s gradient rules."""
-    with rules_from(dist):
+    with _rules_from(dist):
         inputs = [tt_core.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in arrays]
         out = fn(*inputs)
         weights = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
         (out * tt_core.tensor(weights, dtype=dtype)).sum().backward()
         return out.numpy(), [t.grad.numpy() for t in inputs]
+
+
+@pytest.fixture(scope="session")
+def rules_from():
+    """``with rules_from(dist): ...`` runs the block with ``dist``'s relu, sigmoid and matmul
+    rules (``None``: the built-in ones)."""
+    return _rules_from
+
+
+@pytest.fixture(scope="session")
+def gradients():
+    """``gradients(fn, arrays, dist) -> (output, input gradients)`` with ``dist``'s rules."""
+    return _gradients

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tt_core
 import tt_learner_example as mine
-from conftest import DIST, RULES, rules_from
 from tt_core import ops
 
 REGISTERED = {
@@ -17,6 +16,9 @@ REGISTERED = {
     ("loss", "BCEWithLogitsLoss"): mine.BCEWithLogitsLoss,
     ("optimizer", "SGD"): mine.SGD,
 }
+
+DIST = "tt-learner-example"
+RULES = ("relu", "sigmoid", "matmul")
 
 
 def unwrap(obj):
@@ -37,11 +39,11 @@ def test_every_component_stands_in_for_a_builtin_one(registry):
         assert registry.chosen(kind, name).dist != DIST
 
 
-def test_choosing_the_package_pairs_its_rules_with_tt_cores_kernels():
+def test_choosing_the_package_pairs_its_rules_with_tt_cores_kernels(rules_from):
     with rules_from(DIST) as registry:
         for name in RULES:
             assert registry.chosen("grad_rule", name).dist == DIST
-            kernel, rule = ops.OP_TABLE[name]
+            _, rule = ops.OP_TABLE[name]
             assert unwrap(rule) is REGISTERED[("grad_rule", name)]
             assert registry.chosen("op", name).dist == "tt-core"
     tt_core.reset_plugins()

@@ -14,6 +14,6 @@ from .losses import BCEWithLogitsLoss, binary_cross_entropy_with_logits
 from .optim import SGD
 
 __all__ = [
-    "BCEWithLogitsLoss", "Linear", "ReLU", "SGD", "Sigmoid", "__version__", "binary_cross_entropy_with_logits",
+    "SGD", "BCEWithLogitsLoss", "Linear", "ReLU", "Sigmoid", "__version__", "binary_cross_entropy_with_logits",
     "matmul_grad", "relu_grad", "sigmoid_grad",
 ]
