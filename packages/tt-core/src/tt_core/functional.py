@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import dispatch
 from .errors import ShapeError
 from .rng import generator
 from .tensor import Tensor
@@ -23,32 +23,32 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0), element-wise."""
-    return ops.apply("relu", x)
+    return dispatch.apply("relu", x)
 
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    return ops.apply("sigmoid", x)
+    return dispatch.apply("sigmoid", x)
 
 
 def tanh(x: Tensor) -> Tensor:
     """The hyperbolic tangent, element-wise."""
-    return ops.apply("tanh", x)
+    return dispatch.apply("tanh", x)
 
 
 def gelu(x: Tensor) -> Tensor:
     """GELU with the tanh approximation (as PyTorch's ``gelu(x, approximate='tanh')``)."""
-    return ops.apply("gelu", x)
+    return dispatch.apply("gelu", x)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so it never overflows."""
-    return ops.apply("softmax", x, axis=axis)
+    return dispatch.apply("softmax", x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``: finite even where softmax underflows to 0."""
-    return ops.apply("log_softmax", x, axis=axis)
+    return dispatch.apply("log_softmax", x, axis=axis)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
