@@ -5,7 +5,6 @@ package's gradient rules."""
 from __future__ import annotations
 
 import contextlib
-import os
 import zlib
 
 import numpy as np
@@ -14,7 +13,7 @@ import tt_core
 import tt_core._plugin
 import tt_learn._plugin
 import tt_learner_example._plugin
-from tt_core.plugins import ComponentRegistry
+from tt_core.plugins import ComponentRegistry, choose
 
 DIST = "tt-learner-example"
 HOOKS = (("tt-core", tt_core._plugin), ("tt-learn", tt_learn._plugin), (DIST, tt_learner_example._plugin))
@@ -43,10 +42,9 @@ def pair(registry):
 
     def find(kind: str, name: str):
         by_dist = {c.dist: c.obj for c in registry.providers(kind, name)}
-        builtin = [obj for dist, obj in by_dist.items() if dist != DIST]
         assert DIST in by_dist, f"{DIST} does not register {kind}:{name}"
-        assert len(builtin) == 1, f"expected one built-in provider of {kind}:{name}, got {sorted(by_dist)}"
-        return by_dist[DIST], builtin[0]
+        assert len(by_dist) == 2, f"expected one built-in provider of {kind}:{name}, got {sorted(by_dist)}"
+        return by_dist[DIST], registry.reference(kind, name).obj
 
     return find
 
@@ -61,17 +59,12 @@ def rng(request) -> np.random.Generator:
 def _rules_from(dist: str | None):
     """Within the block, autograd uses ``dist``'s rules for relu, sigmoid and matmul (``None``:
     the built-in ones). The plugins are loaded afresh on entry and on exit."""
-    previous = os.environ.get("TT_PROVIDERS")
-    choice = ",".join(f"grad_rule:{name}={dist}" for name in RULES) if dist else ""
-    os.environ["TT_PROVIDERS"] = choice
     tt_core.reset_plugins()
     try:
+        if dist is not None:
+            choose(choices={("grad_rule", name): dist for name in RULES})
         yield tt_core.get_registry()
     finally:
-        if previous is None:
-            os.environ.pop("TT_PROVIDERS", None)
-        else:
-            os.environ["TT_PROVIDERS"] = previous
         tt_core.reset_plugins()
 
 

@@ -6,7 +6,7 @@ the milestones use it, and ``tt-milestones check tt-learner-example`` grades it 
 built-in one.
 """
 
-from tt_core import hookimpl
+from tt_core import GradRule, hookimpl
 
 from . import grad_rules
 from .layers import Linear, ReLU, Sigmoid
@@ -21,9 +21,10 @@ def tt_register_components(registry):
     registry.register("layer", "Linear", Linear)
     registry.register("activation", "ReLU", ReLU)
     registry.register("activation", "Sigmoid", Sigmoid)
-    # rules for tt-core's kernels: they read only the standard context (inputs, out, needs)
-    registry.register("grad_rule", "relu", grad_rules.relu_grad)
-    registry.register("grad_rule", "sigmoid", grad_rules.sigmoid_grad)
-    registry.register("grad_rule", "matmul", grad_rules.matmul_grad)
+    # rules for tt-core's kernels: they read only the standard context (ctx.inputs, ctx.out,
+    # ctx.needs), nothing a kernel saves, so they pair with tt-core's kernels
+    registry.register("grad_rule", "relu", GradRule(grad_rules.relu_grad))
+    registry.register("grad_rule", "sigmoid", GradRule(grad_rules.sigmoid_grad))
+    registry.register("grad_rule", "matmul", GradRule(grad_rules.matmul_grad))
     registry.register("loss", "BCEWithLogitsLoss", BCEWithLogitsLoss)
     registry.register("optimizer", "SGD", SGD)
