@@ -4,8 +4,7 @@ of the package, against the built-in one, on inputs drawn from several seeds."""
 from __future__ import annotations
 
 import pytest
-
-grading = pytest.importorskip("tt_core.grading", reason="grading comes with a newer tt-core")
+from tt_core import grading
 
 DIST = "tt-learner-example"
 

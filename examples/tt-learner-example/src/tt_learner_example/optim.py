@@ -2,7 +2,7 @@
 
 Built on tt-learn's :class:`tt_learn.optim.Optimizer`, which keeps the parameter groups, the
 per-parameter state, ``zero_grad`` and the state dicts; a subclass says what state a
-parameter starts with and how one step changes it.
+parameter starts with (``init_state``) and how one step changes it (``update``).
 """
 
 from __future__ import annotations
@@ -65,12 +65,20 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']}, dampening={group['dampening']}"
             )
 
-    def _init_state(self, p, group: dict) -> dict:
+    def init_state(self, param, group: dict) -> dict:
         """A parameter's state before its first step: no momentum buffer yet."""
         return {"momentum_buffer": None}
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict, work: np.ndarray) -> None:
-        """One SGD step on ``param`` in place (``work`` is scratch space shaped like ``param``)."""
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict, work: np.ndarray) -> None:
+        """One SGD step on the array ``param``, in place.
+
+        Args:
+            param: the parameter's values, changed in place.
+            grad: its gradient (same shape), left unchanged.
+            state: the parameter's state, holding the momentum buffer.
+            group: the hyper-parameters of the parameter's group.
+            work: scratch space shaped like ``param``.
+        """
         momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param
