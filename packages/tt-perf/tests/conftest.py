@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tt_core
+from tt_core.plugins import Component
 
 
 @pytest.fixture
@@ -18,15 +19,13 @@ def rng():
 
 
 @pytest.fixture
-def plugin_components():
-    """``add(kind, name, obj)`` registers a component as an installed plugin "my-plugin" would
-    (through the registry's public registrar); everything it added is withdrawn afterwards."""
+def plugin_component():
+    """``add(kind, name, obj)`` registers a component of a test distribution ("my-plugin") in the
+    loaded registry; everything it added is withdrawn after the test."""
     registry = tt_core.get_registry()
 
-    def add(kind: str, name: str, obj) -> None:
-        registrar = registry.registrar("my-plugin")
-        registrar.register(kind, name, obj)
-        registrar.commit()
+    def add(kind, name, obj):
+        registry.add(Component(kind, name, obj, "my-plugin"))
 
     yield add
     registry.withdraw("my-plugin")

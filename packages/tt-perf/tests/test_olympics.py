@@ -47,8 +47,8 @@ class ParameterCount:
         return float(submission.model.num_parameters())
 
 
-def test_plugin_events_join_the_games(mlp, arena, plugin_components):
-    plugin_components("olympics_event", "parameters", ParameterCount)
+def test_plugin_events_join_the_games(mlp, arena, plugin_component):
+    plugin_component("olympics_event", "parameters", ParameterCount)
     small = tt_core.Sequential(tt_core.Linear(64, 10))
     card = run_olympics(Submission("big", mlp), [Submission("small", small)], arena, events=[])
     assert [e["name"] for e in card.events] == ["parameters"]

@@ -21,19 +21,32 @@ def show(value: Any) -> str:
     return f"{text if len(text) <= 40 else text[:37] + '...'} ({type(value).__name__})"
 
 
-def key_problems(saved: Mapping, expected: Iterable[str], optional: Iterable[str] = (),
-                 noun: str = "keys") -> list[str]:
+def key_problems(saved: Mapping, expected: Iterable[str], optional: Iterable[str] = ()) -> list[str]:
     """``["missing keys: ...", "unexpected keys: ..."]`` for the keys of ``saved`` against
-    ``expected`` (keys in ``optional`` may be there or not; ``noun`` names what keys are)."""
+    ``expected`` (keys in ``optional`` may be there or not)."""
     expected, optional = list(expected), set(optional)
     missing = [k for k in expected if k not in saved]
     unexpected = [str(k) for k in saved if k not in expected and k not in optional]
     problems = []
     if missing:
-        problems.append(f"missing {noun}: " + ", ".join(missing))
+        problems.append("missing keys: " + ", ".join(missing))
     if unexpected:
-        problems.append(f"unexpected {noun}: " + ", ".join(unexpected))
+        problems.append("unexpected keys: " + ", ".join(unexpected))
     return problems
+
+
+def missing_problems(saved: Mapping, required: Iterable[str], known: Iterable[str], noun: str,
+                     hint: str) -> list[str]:
+    """``["missing <noun>: ... and unexpected <noun>: ... (<hint>)"]`` when ``saved`` lacks keys
+    of ``required``, else ``[]``. Keys beyond ``required`` and ``known`` are no problem by
+    themselves (they are carried over), but are named next to missing ones as a clue."""
+    required, known = list(required), set(known)
+    missing = [k for k in required if k not in saved]
+    if not missing:
+        return []
+    others = [str(k) for k in saved if k not in required and k not in known]
+    extra = f" and unexpected {noun}: {', '.join(others)} ({hint})" if others else ""
+    return [f"missing {noun}: {', '.join(missing)}{extra}"]
 
 
 def is_number(value: Any) -> bool:

@@ -1,4 +1,5 @@
-"""The ``tt-milestones`` command: ``list``, ``info``, ``run``, ``plugins`` and ``new``.
+"""The ``tt-milestones`` command: ``list``, ``info``, ``run``, ``plugins``, ``new``, and the
+learner's ``check`` and ``status`` (:mod:`tt_milestones.learner`).
 
 ``list``, ``info`` and ``plugins`` print plain text (or JSON) and import nothing heavy, so they
 answer at once; ``run`` imports rich, matplotlib and the milestone's run module. ``run ID --use
@@ -307,6 +308,14 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
+def add_use_option(parser: argparse.ArgumentParser) -> None:
+    """``--use DIST`` (repeatable), for the commands that pick providers as ``run`` does."""
+    parser.add_argument(
+        "--use", action="append", default=[], metavar="DIST",
+        help="use every component distribution DIST implements, the rest built-in (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tt-milestones", description="Replay the history of deep learning with the installed TinyTorch Acts."
@@ -328,10 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<id>-<slug>/)")
     run.add_argument("--chat", action="store_true", help="talk to the trained model (milestone 05)")
-    run.add_argument(
-        "--use", action="append", default=[], metavar="DIST",
-        help="use every component distribution DIST implements, the rest built-in (repeatable)",
-    )
+    add_use_option(run)
     run.set_defaults(handler=cmd_run)
 
     plugins = commands.add_parser("plugins", help="installed plugins, what they provide, and load errors")
@@ -343,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--act", required=True, choices=list(SCAFFOLD_ACTS), help="the Act to rebuild")
     new.add_argument("--name", metavar="DIST", help="the package's distribution name (default my-tt-<act>)")
     new.set_defaults(handler=cmd_new)
+
+    from .learner import add_commands
+
+    add_commands(commands)  # check, status
     return parser
 
 
