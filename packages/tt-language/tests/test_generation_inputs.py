@@ -69,8 +69,8 @@ def test_top_p_must_lie_in_zero_one(top_p):
 
 @pytest.mark.parametrize("prompt, message", [
     (np.array([1.7, 2.0]), "integer token ids, got dtype float64"),  # would be truncated to [1, 2]
-    (np.array([1.0, 2.0]), "integer token ids"),
-    (tt.Tensor([1, 2]), "integer token ids, got dtype float32"),
+    (np.array([1.0, np.nan]), "integer token ids"),
+    (tt.Tensor([1, 2.5]), "integer token ids, got dtype float32"),
     (np.array([True, False]), "integer token ids, got dtype bool"),
     ("hello", "integer token ids"),
     (np.array([], dtype=np.int64), "at least one id"),
@@ -82,6 +82,13 @@ def test_top_p_must_lie_in_zero_one(top_p):
 def test_prompts_must_be_integer_ids_inside_the_vocabulary(prompt, message):
     with pytest.raises(SamplingError, match=message):
         generate(Untouchable(), prompt, 3)
+
+
+def test_whole_float_ids_are_taken_as_integers():
+    from tt_language.generation import token_ids
+
+    ids = token_ids(tt.Tensor([1, 2]), "prompt", vocab_size=11)  # tt.tensor of Python ints is float32
+    assert ids.dtype == np.int64 and ids.tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -77,12 +77,14 @@ def token_ids(values, what: str = "prompt_ids", vocab_size: int | None = None) -
         An int64 array of the same shape.
 
     Raises:
-        SamplingError: no ids, ids that are not integers (floats are refused rather than
-            truncated), or ids outside [0, vocab_size).
+        SamplingError: no ids, ids that are not whole numbers (1.5 is refused rather than
+            truncated; 2.0 is taken as 2), or ids outside [0, vocab_size).
     """
     array = np.asarray(getattr(values, "data", values))
     if array.size == 0:
         raise SamplingError(f"{what} needs at least one id, shape (T,) or (B, T); got shape {array.shape}")
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)  # whole numbers (tt.tensor([1, 2]) is float32): nothing is truncated
     if array.dtype.kind not in "iu":
         example = array.reshape(-1)[:5].tolist() if array.dtype != object else "ragged or mixed values"
         raise SamplingError(
