@@ -8,8 +8,8 @@ input; a constant such as the ``2`` of ``x * 2``). An edge goes from each input 
 the op, one per input slot. After ``backward()`` a leaf shows the norm of its ``.grad``.
 
 Drawing needs no system package: when Graphviz's ``dot`` is on ``PATH`` it lays the graph
-out, otherwise matplotlib (``pip install tt-learn[plot]``) draws it in layers by depth, the
-leaves at the top and the output at the bottom. A large graph (a GPT step) is collapsed: each
+out, otherwise matplotlib (``pip install tt-learn[plot]``) draws it in layers by depth, from
+the leaves at the top to the output at the bottom, each leaf just above the op that reads it. A large graph (a GPT step) is collapsed: each
 repeated block of the module (``blocks.0``, ``blocks.1``, ... of one class) becomes one box
 with the number of ops it stands for.
 
