@@ -165,7 +165,8 @@ def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int 
 def run(ctx: RunContext) -> None:
     tasks = (TINYDIGITS,) if ctx.quick else (TINYDIGITS, MNIST)
     for task in tasks:
-        result = train_task(ctx, task)
-        plot_curves(ctx, result)
-        plot_confusion(ctx, result)
-        plot_misclassified(ctx, result)
+        with ctx.phase(task.dataset):
+            result = train_task(ctx, task)
+            plot_curves(ctx, result)
+            plot_confusion(ctx, result)
+            plot_misclassified(ctx, result)
