@@ -20,6 +20,9 @@ completes (``ctx.phase``), and when it ends, each time atomically. Its ``status`
 ``error``), so a run that stops early leaves a report of everything measured until then;
 ``phases`` lists the phases with their status and duration, ``plot_errors`` the plots that
 could not be saved. ``reached`` is true only for a completed run whose checks all passed.
+
+The options ``graph`` and ``detect_anomaly`` (``run --graph``, ``--detect-anomaly``) wrap the
+run in what :mod:`tt_milestones.diagnostics` provides.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from tt_core import dispatch
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry, PluginSystem
 
+from . import diagnostics
 from .api import MilestoneSpec, RunContext
 from .files import OutDirError, describe_os_error, write_atomic
 
@@ -291,7 +295,8 @@ def run_milestone(
         raise OutDirError(f"cannot write {writer.path} ({describe_os_error(error)}); choose another --out") from None
     ctx.on_phase_end = lambda: writer.write_or_warn(RUNNING)
     try:
-        run(ctx)
+        with diagnostics.watching(ctx):
+            run(ctx)
     except KeyboardInterrupt:
         writer.write_or_warn(INTERRUPTED, "interrupted (Ctrl-C)")
         raise
