@@ -100,6 +100,7 @@ class RunContext:
     quick: bool = False
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # BLAS threads for the run (None: as the process started)
     console: Any = None  # a rich Console
     declared: tuple[Requirement, ...] | None = None  # the spec's requires + optional; None: any
     metrics: dict[str, Any] = field(default_factory=dict)
