@@ -1,5 +1,4 @@
-"""TinyTorch Act III: data sets, loaders, transforms, convolution and pooling
-(Shared file: edit with small, targeted changes.)"""
+"""TinyTorch Act III: data sets, loaders, transforms, convolution and pooling."""
 
 from .__about__ import __version__
 from .datasets import CATALOGUE, DataFormatError, ImageDataset, dataset, load_arrays

@@ -1,4 +1,4 @@
-"""tt-data's plugin: registers its components. (Shared file: edit with small, targeted changes.)"""
+"""tt-data's plugin: registers its components."""
 
 from tt_core import hookimpl
 

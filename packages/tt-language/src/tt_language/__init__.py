@@ -1,5 +1,4 @@
-"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT
-(Shared file: edit with small, targeted changes.)"""
+"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT."""
 
 from . import functional
 from .__about__ import __version__

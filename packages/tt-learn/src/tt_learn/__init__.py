@@ -1,5 +1,4 @@
-"""tt-learn, Act II of TinyTorch: autograd, losses, optimizers, schedulers and training.
-(Shared file: edit with small, targeted changes.)"""
+"""tt-learn, Act II of TinyTorch: autograd, losses, optimizers, schedulers and training."""
 
 from .__about__ import __version__
 from .autograd import GraphFreedError, backward, enable_grad, no_grad, set_grad_enabled

@@ -1,5 +1,5 @@
 """tt-learn's plugin: the autograd engine, a gradient rule per tt-core primitive, losses,
-optimizers, schedulers and metrics. (Shared file: edit with small, targeted changes.)"""
+optimizers, schedulers and metrics."""
 
 from tt_core import hookimpl
 

@@ -1,4 +1,4 @@
-"""tt-perf's plugin: registers its components. (Shared file: edit with small, targeted changes.)"""
+"""tt-perf's plugin: registers its components."""
 
 from tt_core import hookimpl
 
