@@ -313,6 +313,15 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
         A :class:`Profile`. Rows are the layers that were called and are leaves, own
         parameters, or have a FLOP counter (e.g. multi-head attention's own score/softmax
         work); per-layer latency is the median *self* time over ``repeats`` instrumented passes.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> report = profile(model, tt.randn(8, 16), warmup=0, repeats=2)
+        >>> report.total_params  # 16*32 + 32 + 32*4 + 4
+        676
+        >>> report.total_flops  # 2 FLOPs per multiply-add, plus biases and one per ReLU output
+        10784
     """
     inputs = _as_inputs(example_input)
     all_counters = {**_plugin_counters(), **(counters or {})}
