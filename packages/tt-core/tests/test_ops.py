@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tt_core as tt
-from tt_core import Tensor, TinyTorchError, ops, plugins
+from tt_core import Tensor, TinyTorchError, dispatch, ops, plugins
 from tt_core import functional as F
 
 LARGE = np.array([[-1000.0, 0.0, 1000.0], [1000.0, 999.0, -5.0], [-1000.0, -1000.0, -1000.0]], dtype=np.float32)
@@ -83,45 +83,49 @@ def test_unknown_op_lists_known_ops():
     assert "'frobnicate'" in message and "matmul" in message and "log_softmax" in message
 
 
-def test_op_table_loads_once(fresh_plugins, monkeypatch):
+def test_each_op_is_looked_up_once(fresh_plugins, monkeypatch):
     calls = []
-    real = plugins.get_registry
+    real = plugins.get_plugin_system
 
     def counting():
         calls.append(1)
         return real()
 
-    monkeypatch.setattr(plugins, "get_registry", counting)
+    monkeypatch.setattr(plugins, "get_plugin_system", counting)
     x = tt.ones(3, 3)
     (x + x).sum()
-    assert len(calls) == 1  # the first op call built the table
+    assert len(calls) == 2  # the first call of add, then of sum
+    assert set(dispatch.ops_used()) == {"add", "sum"}
     for _ in range(50):
         x = ((x * 2 - 1) @ x.T).tanh()
-        x.relu().mean(axis=0)
-    assert len(calls) == 1  # later calls never consult the registry
+        x.relu().mean(axis=0) + x.sum()
+    first_round = len(calls)
+    for _ in range(50):
+        x = ((x * 2 - 1) @ x.T).tanh()
+        x.relu().mean(axis=0) + x.sum()
+    assert len(calls) == first_round  # later calls never consult the plugins
+    dispatch.reset_dispatch()
+    assert dispatch.ops_used() == {}
 
 
 def test_plugin_kernel_errors_keep_their_message(fresh_plugins, monkeypatch):
     def kernel(ctx, x):
         raise tt.ShapeError("my_op needs a square matrix")
 
-    monkeypatch.setitem(ops.CORE_OPS, "my_op", kernel)  # as if a plugin had registered it
+    monkeypatch.setitem(ops.CORE_OPS, "my_op", tt.Op(kernel))  # as if a plugin had registered it
     tt.reset_plugins()
     with pytest.raises(tt.ShapeError, match="^my_op needs a square matrix$"):
         tt.apply("my_op", tt.ones(2, 3))
 
 
-def test_apply_records_only_with_a_rule_grad_mode_and_a_grad_input(fresh_plugins, monkeypatch):
-    def rule(ctx, grad):
-        return grad, grad
-
-    tt.ones(1) + tt.ones(1)  # load the op table, then give "add" a gradient rule
-    monkeypatch.setitem(ops.OP_TABLE, "add", (ops.add, rule))
+def test_apply_records_with_grad_mode_and_a_grad_input(fresh_plugins):
     a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
     out = a + b
     assert out.requires_grad and out._node is not None
     node = out._node
-    assert node.op == "add" and node.rule is rule and node.parents == (a, b)
+    assert node.op is dispatch.OP_TABLE["add"] and node.parents == (a, b)
+    assert node.op.kernel_dist == "tt-core" and node.op.forward is ops.add
+    assert node.op.backward is None and node.op.rule_dist is None  # rules come with tt-learn
     assert node.ctx.needs == (True, False) and node.ctx.attrs == {}
     np.testing.assert_array_equal(node.ctx.out, [4.0, 6.0])
     np.testing.assert_array_equal(node.ctx.inputs[1], [3.0, 4.0])
@@ -134,7 +138,6 @@ def test_apply_records_only_with_a_rule_grad_mode_and_a_grad_input(fresh_plugins
     finally:
         tt.set_grad_enabled(previous)
     assert tt.is_grad_enabled()
-    assert (a * b)._node is None  # "mul" has no rule here
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sqrt", "sigmoid", "tanh", "softmax", "log_softmax", "mean"])

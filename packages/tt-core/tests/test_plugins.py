@@ -9,7 +9,13 @@ import pytest
 
 import tt_core as tt
 from tt_core import Linear, TinyTorchError, plugins
-from tt_core.plugins import Component, ComponentRegistry, UnknownComponentError, parse_provider_choices
+from tt_core.plugins import (
+    Component,
+    ComponentRegistry,
+    ProviderChoiceError,
+    UnknownComponentError,
+    parse_provider_choices,
+)
 
 MY_LINEAR = """
 from tt_core import hookimpl, Linear
@@ -42,7 +48,8 @@ def test_core_registers_its_components_with_its_distribution():
     assert {"op", "layer", "activation"} <= set(registry.kinds())
     assert registry.has("op", "matmul") and not registry.has("op", "nope")
     component = registry.chosen("op", "matmul")
-    assert component == Component("op", "matmul", tt.ops.matmul, "tt-core")
+    assert component == Component("op", "matmul", tt.ops.CORE_OPS["matmul"], "tt-core")
+    assert component.obj.forward is tt.ops.matmul and component.version == tt.__version__
     assert registry.providers("layer", "Linear") == [Component("layer", "Linear", Linear, "tt-core")]
     assert registry.items("layer") == {"Dropout": tt.Dropout, "Linear": Linear}
     assert all(c.dist == "tt-core" for c in registry)
@@ -79,11 +86,12 @@ def test_markers_and_hookspecs():
 
 
 def test_parse_provider_choices():
-    assert parse_provider_choices("") == {}
-    assert parse_provider_choices(" layer:Linear=my-linear , op:conv2d = Fast_Conv ,") == {
+    assert parse_provider_choices("") == ({}, ())
+    assert parse_provider_choices(" layer:Linear=my-linear , op:conv2d = Fast_Conv ,") == ({
         ("layer", "Linear"): "my-linear",
         ("op", "conv2d"): "fast-conv",  # distribution names are normalised
-    }
+    }, ())
+    assert parse_provider_choices("My_TinyTorch, op:relu=x, my-tinytorch") == ({("op", "relu"): "x"}, ("my-tinytorch",))
 
 
 @pytest.mark.parametrize(
@@ -96,9 +104,20 @@ def test_bad_provider_choices_say_the_expected_form(text):
 
 
 def test_bad_tt_providers_fails_loudly(fresh_plugins, monkeypatch):
-    monkeypatch.setenv("TT_PROVIDERS", "layer-Linear")
-    with pytest.raises(TinyTorchError, match="TT_PROVIDERS entry 'layer-Linear'"):
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linear")
+    with pytest.raises(TinyTorchError, match="TT_PROVIDERS entry 'layer:Linear'"):
         tt.get_registry()
+    monkeypatch.setenv("TT_PROVIDERS", "tt-cor")  # a bare distribution nobody installed
+    with pytest.raises(ProviderChoiceError, match=r"tt-cor: no installed distribution.*did you mean tt-core\?"):
+        tt.get_registry()
+
+
+def test_a_misspelt_component_choice_is_an_error_with_close_names(fake_dist, monkeypatch):
+    fake_dist("my-linear", MY_LINEAR)
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linaer=my-linear")
+    with pytest.raises(ProviderChoiceError) as info:
+        tt.get_registry()
+    assert "no installed plugin provides layer:Linaer (did you mean layer:Linear?)" in str(info.value)
 
 
 def test_choice_between_providers():
@@ -145,9 +164,8 @@ def test_a_third_party_provider_of_an_existing_component(fake_dist, monkeypatch)
 
 def test_choosing_a_provider_that_does_not_exist(fake_dist, monkeypatch):
     monkeypatch.setenv("TT_PROVIDERS", "layer:Linear=not-installed")
-    with pytest.raises(UnknownComponentError, match="'not-installed' for layer:Linear.*tt-core"):
-        tt.get_registry().get("layer", "Linear")
-    assert tt.get_registry().get("layer", "Dropout") is tt.Dropout  # other components unaffected
+    with pytest.raises(ProviderChoiceError, match="not-installed does not provide it.*providers: tt-core"):
+        tt.get_registry()
 
 
 def test_a_plugin_that_fails_to_import_is_recorded(fake_dist):
@@ -246,7 +264,7 @@ def test_plugin_module_without_hooks_is_harmless(fake_dist):
 
 
 def test_get_registry_is_not_called_per_op(fresh_plugins, monkeypatch):
-    tt.ones(1) + 1
+    (tt.ones(2, 2) @ tt.ones(2, 2)).softmax()  # the first call of each op looks it up
     calls = []
     monkeypatch.setattr(plugins, "get_plugin_system", lambda: calls.append(1))
     for _ in range(20):

@@ -63,5 +63,7 @@ def test_registered_components():
                        ("layer", "MultiHeadAttention"), ("layer", "TransformerBlock"), ("layer", "PositionalEncoding"),
                        ("model", "GPT"), ("function", "generate"), ("dataset", "tinytalks"),
                        ("dataset", "tinyshakespeare"), ("op", "embedding"), ("op", "layer_norm"),
-                       ("grad_rule", "embedding"), ("grad_rule", "layer_norm"), ("op", "self_attention")]:
+                       ("op", "self_attention")]:
         assert registry.has(kind, name), f"{kind}:{name}"
+    for name in ("embedding", "layer_norm", "scaled_dot_product_attention", "self_attention"):
+        assert registry.get("op", name).backward is not None, f"op {name} comes with its rule"

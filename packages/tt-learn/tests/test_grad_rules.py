@@ -175,7 +175,7 @@ def recorded_ops(out) -> set:
     while stack:
         node = stack.pop()._node
         if node is not None:
-            names.add(node.op)
+            names.add(node.op.name)
             stack.extend(node.parents)
     return names
 
@@ -254,7 +254,7 @@ def test_rules_skip_inputs_that_need_no_gradient():
     out = a @ b
     ctx = out._node.ctx
     assert ctx.needs == (True, False)
-    grad_a, grad_b = out._node.rule(ctx, np.ones(out.shape, dtype=np.float32))
+    grad_a, grad_b = out._node.op.backward(ctx, np.ones(out.shape, dtype=np.float32))
     assert grad_b is None and grad_a.shape == (3, 4)
 
 

@@ -74,9 +74,13 @@ def test_bad_seed_is_a_usage_error(capsys, seed):
 
 
 def test_bad_provider_choice_is_reported_without_traceback(monkeypatch, capsys):
-    monkeypatch.setenv("TT_PROVIDERS", "layer-Linear")
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linear")
     code, _, err = run_main(capsys, "list")
     assert code == 2 and "kind:name=distribution" in err
+    monkeypatch.setenv("TT_PROVIDERS", "layer:Linaer=tt-core")
+    code, _, err = run_main(capsys, "list")
+    assert code == 2 and "no installed plugin provides layer:Linaer (did you mean layer:Linear" in err
+    assert "Traceback" not in err
 
 
 def test_plugins_json_lists_components_and_milestones(only_core, capsys):

@@ -73,7 +73,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_works(only_core, f
     assert list(rows) == SIX and rows["01"]["status"] == "runnable"
 
 
-def test_plugin_whose_milestone_hook_raises_keeps_its_components(only_core, fake_plugin, capsys):
+def test_plugin_whose_milestone_hook_raises_contributes_nothing(only_core, fake_plugin, capsys):
     fake_plugin("broken-hook", "broken_hook_mod", """
         from tt_core import Module, hookimpl
 
@@ -88,7 +88,7 @@ def test_plugin_whose_milestone_hook_raises_keeps_its_components(only_core, fake
     catalogue = get_catalogue()
     info = next(p for p in catalogue.plugins if p.dist == "broken-hook")
     assert "milestone hook exploded" in info.error
-    assert catalogue.registry.has("layer", "Fine")
+    assert not catalogue.registry.has("layer", "Fine") and info.components == {}
     assert [s.id for s in catalogue.all()] == SIX
 
 

@@ -2,10 +2,10 @@
 
 from . import functional
 from .__about__ import __version__
-from .errors import AutogradUnavailableError, CheckpointError, ShapeError, TinyTorchError
+from .dispatch import GradRule, Op, apply, is_grad_enabled, set_grad_enabled
+from .errors import AutogradUnavailableError, CheckpointError, GradientRuleError, ShapeError, TinyTorchError
 from .layers import GELU, Dropout, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .module import Module, ModuleList, Parameter, Sequential
-from .ops import apply, is_grad_enabled, set_grad_enabled
 from .plugins import get_plugin_system, get_registry, hookimpl, hookspec, reset_plugins
 from .rng import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
@@ -25,8 +25,8 @@ from .tensor import (
 )
 
 __all__ = [
-    "AutogradUnavailableError", "CheckpointError", "Dropout", "GELU", "Linear", "LogSoftmax", "Module",
-    "ModuleList", "Parameter", "ReLU", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh", "Tensor",
+    "AutogradUnavailableError", "CheckpointError", "Dropout", "GELU", "GradRule", "GradientRuleError", "Linear",
+    "LogSoftmax", "Module", "ModuleList", "Op", "Parameter", "ReLU", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh", "Tensor",
     "TinyTorchError", "__version__", "apply", "arange", "concatenate", "functional", "get_plugin_system",
     "get_registry", "get_rng_state", "hookimpl", "hookspec", "is_grad_enabled", "load", "manual_seed",
     "ones", "ones_like", "rand", "randn", "reset_plugins", "save", "set_grad_enabled", "set_rng_state",

@@ -10,8 +10,8 @@ ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax")
 @hookimpl
 def tt_register_components(registry):
     """tt-core's primitives (kind ``op``), ``Linear``, ``Dropout`` and the activations."""
-    for name, kernel in CORE_OPS.items():
-        registry.register("op", name, kernel)
+    for name, op in CORE_OPS.items():
+        registry.register("op", name, op)
     registry.register("layer", "Linear", layers.Linear)
     registry.register("layer", "Dropout", layers.Dropout)
     for name in ACTIVATIONS:

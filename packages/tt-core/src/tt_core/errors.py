@@ -15,3 +15,7 @@ class CheckpointError(TinyTorchError, ValueError):
 
 class AutogradUnavailableError(TinyTorchError, RuntimeError):
     """``backward()`` was called but no autograd engine (tt-learn) is installed."""
+
+
+class GradientRuleError(TinyTorchError, RuntimeError):
+    """An op's gradient rule is missing, or returned gradients that do not fit its inputs."""

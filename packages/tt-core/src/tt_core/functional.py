@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import dispatch
 from .errors import ShapeError
 from .rng import generator
 from .tensor import Tensor
@@ -38,7 +38,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0), element-wise."""
-    return ops.apply("relu", x)
+    return dispatch.apply("relu", x)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -49,17 +49,17 @@ def sigmoid(x: Tensor) -> Tensor:
         >>> sigmoid(tensor([-1000.0, 0.0, 1000.0]))
         tensor([0. , 0.5, 1. ])
     """
-    return ops.apply("sigmoid", x)
+    return dispatch.apply("sigmoid", x)
 
 
 def tanh(x: Tensor) -> Tensor:
     """The hyperbolic tangent, element-wise."""
-    return ops.apply("tanh", x)
+    return dispatch.apply("tanh", x)
 
 
 def gelu(x: Tensor) -> Tensor:
     """GELU with the tanh approximation (as PyTorch's ``gelu(x, approximate='tanh')``)."""
-    return ops.apply("gelu", x)
+    return dispatch.apply("gelu", x)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -70,7 +70,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
         >>> softmax(tensor([1000.0, 1000.0]))  # exp(1000) alone would be inf
         tensor([0.5, 0.5])
     """
-    return ops.apply("softmax", x, axis=axis)
+    return dispatch.apply("softmax", x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -81,7 +81,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
         >>> log_softmax(tensor([0.0, -200.0]))  # softmax gives [1, 0]; its log would be -inf
         tensor([   0., -200.])
     """
-    return ops.apply("log_softmax", x, axis=axis)
+    return dispatch.apply("log_softmax", x, axis=axis)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -1,31 +1,22 @@
-"""The primitive operations: the op table (name -> forward kernel) and the one function,
-:func:`apply`, through which every differentiable operation runs.
+"""The forward kernels of tt-core's primitives, registered as ops (kind ``op``).
 
 A forward kernel takes a context object, the input arrays and keyword attributes, and returns
-the output array. It may store on the context what its gradient rule needs later::
+the output array. It may store on the context what a gradient rule needs later, and says so in
+its :class:`~tt_core.dispatch.Op`'s ``saves`` (:data:`SAVES`)::
 
     def relu(ctx, x):
         return np.maximum(x, 0)
 
-Gradient rules are *not* here: tt-learn registers one per op name (kind ``grad_rule``) with the
-signature ``rule(ctx, grad) -> tuple of input gradients``. The context then also carries
-``ctx.inputs`` (the input arrays), ``ctx.out`` (the output array), ``ctx.attrs`` and
-``ctx.needs`` (which inputs want a gradient).
-
-Third-party plugins add ops the same way tt-core does: ``registry.register("op", name, kernel)``
-plus, for autograd, ``registry.register("grad_rule", name, rule)``. The op table is built once
-from the registry, on the first op call; after that an op call costs one dict lookup.
+Gradient rules are *not* here: tt-learn registers one per op name (kind ``grad_rule``), written
+against these kernels' contract (the standard context and the saved values). How an op call
+runs and is recorded is in :mod:`tt_core.dispatch`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import numpy as np
 
-from .errors import ShapeError, TinyTorchError
-
-Kernel = Callable[..., np.ndarray]
+from .dispatch import Op
 
 # ----------------------------------------------------------------------------------------
 # Forward kernels of tt-core's primitives
@@ -172,116 +163,13 @@ def log_softmax(ctx, x, axis=-1):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-CORE_OPS: dict[str, Kernel] = {
-    f.__name__: f
+SAVES = {"gelu": ("tanh",)}  # what a kernel stores on ctx for its rule (the rest store nothing)
+
+CORE_OPS: dict[str, Op] = {
+    f.__name__: Op(f, saves=SAVES.get(f.__name__, ()))
     for f in (
         add, sub, mul, div, pow, neg, matmul, sum, mean, max, min, getitem, reshape, transpose,
         concatenate, stack, where, cast, exp, log, sqrt, abs, clip,
         relu, sigmoid, tanh, gelu, softmax, log_softmax,
     )
 }
-
-# ----------------------------------------------------------------------------------------
-# Grad mode (a switch here; ``no_grad`` itself comes with tt-learn)
-# ----------------------------------------------------------------------------------------
-
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    """Whether :func:`apply` records operations for autograd (on by default)."""
-    return _grad_enabled
-
-
-def set_grad_enabled(mode: bool) -> bool:
-    """Turn graph recording on or off; returns the previous mode."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, bool(mode)
-    return previous
-
-
-# ----------------------------------------------------------------------------------------
-# Dispatch
-# ----------------------------------------------------------------------------------------
-
-
-class Context:
-    """Scratch space that a forward kernel shares with its gradient rule."""
-
-
-class Node:
-    """One recorded operation: the rule that sends the gradient back, and its inputs."""
-
-    __slots__ = ("op", "rule", "ctx", "parents")
-
-    def __init__(self, op: str, rule: Callable, ctx: Context, parents: tuple) -> None:
-        self.op, self.rule, self.ctx, self.parents = op, rule, ctx, parents
-
-
-class _OpTable(dict):
-    """``name -> (forward kernel, gradient rule or None)``, filled from the registry on the
-    first lookup that misses (so the first op call loads the plugins, later ones don't)."""
-
-    loaded = False
-    engine: Any = None
-
-    def __missing__(self, name: str):
-        if not self.loaded:
-            self.load()
-            if name in self:
-                return self[name]
-        raise TinyTorchError(
-            f"unknown op {name!r}: no installed plugin registers it (known ops: {', '.join(sorted(self))})"
-        )
-
-    def load(self) -> None:
-        from .plugins import get_registry
-
-        registry = get_registry()
-        rules = registry.items("grad_rule")
-        for name, kernel in registry.items("op").items():
-            self[name] = (kernel, rules.get(name))
-        self.engine = registry.get("autograd", "engine") if registry.has("autograd", "engine") else None
-        self.loaded = True
-
-
-OP_TABLE = _OpTable()
-
-
-def reset_dispatch() -> None:
-    """Forget the op table; the next op call rebuilds it from the registry."""
-    OP_TABLE.clear()
-    OP_TABLE.loaded = False
-    OP_TABLE.engine = None
-
-
-def autograd_engine():
-    """The registered autograd engine (tt-learn), or None."""
-    if not OP_TABLE.loaded:
-        OP_TABLE.load()
-    return OP_TABLE.engine
-
-
-def apply(name: str, *inputs, **attrs):
-    """Run primitive ``name`` on Tensors; record it for autograd when an input needs a gradient."""
-    from .tensor import Tensor
-
-    forward, rule = OP_TABLE[name]
-    ctx = Context()
-    arrays = [t.data for t in inputs]
-    try:
-        result = Tensor._make(forward(ctx, *arrays, **attrs))
-    except TinyTorchError:
-        raise  # already a clear message (e.g. from a plugin's kernel)
-    except ValueError as error:
-        shapes = " and ".join(str(a.shape) for a in arrays)
-        raise ShapeError(f"{name}: operands of shape {shapes} do not fit ({error})") from None
-    except IndexError as error:  # stays an IndexError, which ends a Python iteration
-        raise IndexError(f"{name}: {error} (tensor of shape {arrays[0].shape})") from None
-    if rule is not None and _grad_enabled:
-        needs = tuple([t.requires_grad for t in inputs])
-        if True in needs:
-            ctx.inputs, ctx.out, ctx.attrs, ctx.needs = arrays, result.data, attrs, needs
-            result.requires_grad = True
-            result._node = Node(name, rule, ctx, inputs)
-    return result

@@ -1,6 +1,6 @@
 """``Tensor``: a NumPy array that can remember how it was made.
 
-Every differentiable method runs a named primitive through :func:`tt_core.ops.apply`; the
+Every differentiable method runs a named primitive through :func:`tt_core.dispatch.apply`; the
 gradient rules and the backward pass come with tt-learn.
 """
 
@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import ops
+from . import dispatch
 from .errors import AutogradUnavailableError, ShapeError, TinyTorchError
 from .rng import generator
 
@@ -190,7 +190,7 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Send gradients back through the recorded graph to every leaf that requires them."""
-        engine = ops.autograd_engine()
+        engine = dispatch.autograd_engine()
         if engine is None:
             raise AutogradUnavailableError(
                 "backward() needs the autograd engine, which comes with tt-learn: "
@@ -218,7 +218,7 @@ class Tensor:
             a, b = b, a
         if name == "div" and a.dtype.kind != "f":  # true division of integers gives float32
             a, b = Tensor._make(a.data.astype(DEFAULT_DTYPE)), Tensor._make(b.data.astype(DEFAULT_DTYPE))
-        return ops.apply(name, a, b)
+        return dispatch.apply(name, a, b)
 
     def __add__(self, other):
         return self._binary("add", other)
@@ -251,7 +251,7 @@ class Tensor:
         return self._binary("pow", other, reflected=True)
 
     def __neg__(self):
-        return ops.apply("neg", self)
+        return dispatch.apply("neg", self)
 
     def __matmul__(self, other):
         return self._binary("matmul", other)
@@ -283,12 +283,12 @@ class Tensor:
 
     # -- indexing and shape --------------------------------------------------------------
     def __getitem__(self, key):
-        return ops.apply("getitem", self, index=_index(key))
+        return dispatch.apply("getitem", self, index=_index(key))
 
     def reshape(self, *shape) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ops.apply("reshape", self, shape=shape)
+        return dispatch.apply("reshape", self, shape=shape)
 
     def view(self, *shape) -> "Tensor":
         """The same as :meth:`reshape` (PyTorch's name)."""
@@ -319,7 +319,7 @@ class Tensor:
         order = tuple(a + self.ndim if a < 0 else a for a in axes)
         if sorted(order) != list(range(self.ndim)):
             raise TinyTorchError(f"permute{axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        return ops.apply("transpose", self, axes=order)
+        return dispatch.apply("transpose", self, axes=order)
 
     def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
         """Swap two axes (PyTorch's ``transpose(dim0, dim1)``)."""
@@ -328,32 +328,32 @@ class Tensor:
             axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
         except IndexError:
             raise ShapeError(f"transpose({axis0}, {axis1}): a tensor of shape {self.shape} has no such axes") from None
-        return ops.apply("transpose", self, axes=tuple(axes))
+        return dispatch.apply("transpose", self, axes=tuple(axes))
 
     @property
     def T(self) -> "Tensor":
         """All axes reversed (the matrix transpose for 2-D tensors)."""
-        return ops.apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
+        return dispatch.apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
 
     def astype(self, dtype) -> "Tensor":
         """A copy converted to ``dtype`` (gradients flow back through float casts)."""
-        return ops.apply("cast", self, dtype=np.dtype(dtype))
+        return dispatch.apply("cast", self, dtype=np.dtype(dtype))
 
     def float(self) -> "Tensor":
         return self.astype(np.float32)
 
     # -- reductions ----------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return ops.apply("sum", self, axis=axis, keepdims=keepdims)
+        return dispatch.apply("sum", self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return ops.apply("mean", self, axis=axis, keepdims=keepdims)
+        return dispatch.apply("mean", self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return ops.apply("max", self, axis=axis, keepdims=keepdims)
+        return dispatch.apply("max", self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return ops.apply("min", self, axis=axis, keepdims=keepdims)
+        return dispatch.apply("min", self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Index of the largest value (int64; no gradient)."""
@@ -369,36 +369,36 @@ class Tensor:
 
     # -- element-wise functions ----------------------------------------------------------
     def exp(self) -> "Tensor":
-        return ops.apply("exp", self)
+        return dispatch.apply("exp", self)
 
     def log(self) -> "Tensor":
-        return ops.apply("log", self)
+        return dispatch.apply("log", self)
 
     def sqrt(self) -> "Tensor":
-        return ops.apply("sqrt", self)
+        return dispatch.apply("sqrt", self)
 
     def abs(self) -> "Tensor":
-        return ops.apply("abs", self)
+        return dispatch.apply("abs", self)
 
     def clip(self, low=None, high=None) -> "Tensor":
         if low is None and high is None:
             raise TinyTorchError("clip() needs low, high or both")
-        return ops.apply("clip", self, low=low, high=high)
+        return dispatch.apply("clip", self, low=low, high=high)
 
     def relu(self) -> "Tensor":
-        return ops.apply("relu", self)
+        return dispatch.apply("relu", self)
 
     def sigmoid(self) -> "Tensor":
-        return ops.apply("sigmoid", self)
+        return dispatch.apply("sigmoid", self)
 
     def tanh(self) -> "Tensor":
-        return ops.apply("tanh", self)
+        return dispatch.apply("tanh", self)
 
     def softmax(self, axis: int = -1) -> "Tensor":
-        return ops.apply("softmax", self, axis=axis)
+        return dispatch.apply("softmax", self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
-        return ops.apply("log_softmax", self, axis=axis)
+        return dispatch.apply("log_softmax", self, axis=axis)
 
 
 # ----------------------------------------------------------------------------------------
@@ -490,7 +490,7 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     tensors = tuple(tensors)
     if not tensors:
         raise TinyTorchError("concatenate() needs at least one tensor")
-    return ops.apply("concatenate", *tensors, axis=axis)
+    return dispatch.apply("concatenate", *tensors, axis=axis)
 
 
 def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
@@ -503,7 +503,7 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     tensors = tuple(tensors)
     if not tensors:
         raise TinyTorchError("stack() needs at least one tensor")
-    return ops.apply("stack", *tensors, axis=axis)
+    return dispatch.apply("stack", *tensors, axis=axis)
 
 
 def where(condition, a, b) -> Tensor:
@@ -517,4 +517,7 @@ def where(condition, a, b) -> Tensor:
     if not isinstance(a, Tensor):
         a = b._operand(a) if isinstance(b, Tensor) else Tensor(a)
     a, b = _same_kind(a, a._operand(b))
-    return ops.apply("where", Tensor(condition, dtype=bool), a, b)
+    return dispatch.apply("where", Tensor(condition, dtype=bool), a, b)
+
+
+dispatch.Tensor = Tensor  # apply() wraps kernel results in Tensors (dispatch cannot import this module)

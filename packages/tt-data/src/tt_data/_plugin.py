@@ -19,10 +19,8 @@ def _register_data(registry):
 
 def _register_spatial(registry):
     """Convolution, pooling and batch norm: ops with their gradient rules, and the layers."""
-    for module in (spatial, norm):
-        for name, kernel in module.KERNELS.items():
-            registry.register("op", name, kernel)
-            registry.register("grad_rule", name, module.GRAD_RULES[name])
+    for name, op in {**spatial.OPS, **norm.OPS}.items():
+        registry.register("op", name, op)
     for name in layers.__all__:
         registry.register("layer", name, getattr(layers, name))
 

@@ -20,11 +20,11 @@ layout.
 from __future__ import annotations
 
 import numpy as np
-from tt_core import ops
+from tt_core import Op, dispatch
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.tensor import Tensor
 
-__all__ = ["GRAD_RULES", "KERNELS", "batch_norm"]
+__all__ = ["OPS", "batch_norm"]
 
 
 def _channel_matrix(x: np.ndarray) -> np.ndarray:
@@ -156,12 +156,11 @@ def batch_norm(
         raise ValueError(f"batch_norm needs 0 <= momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
     weight = weight if weight is not None else Tensor._make(np.ones(channels, dtype=x.dtype))
     bias = bias if bias is not None else Tensor._make(np.zeros(channels, dtype=x.dtype))
-    return ops.apply(
+    return dispatch.apply(
         "batch_norm", x, weight, bias,
         running_mean=_as_array(running_mean), running_var=_as_array(running_var),
         training=bool(training), momentum=float(momentum), eps=float(eps),
     )
 
 
-KERNELS = {"batch_norm": _batch_norm}
-GRAD_RULES = {"batch_norm": _batch_norm_grad}
+OPS = {"batch_norm": Op(_batch_norm, _batch_norm_grad, saves=("x_hat", "inv_std"))}

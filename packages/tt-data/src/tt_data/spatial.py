@@ -1,6 +1,6 @@
 """Convolution and pooling: forward kernels and gradient rules, side by side.
 
-The ops (registered under kind ``op`` and ``grad_rule``) take and return NCHW-shaped arrays,
+The ops (:data:`OPS`, registered under kind ``op``, each kernel with its rule) take and return NCHW-shaped arrays,
 ``(batch, channels, height, width)``, as PyTorch does. How the numbers lie in memory is a
 separate matter, chosen for speed:
 
@@ -38,15 +38,14 @@ import functools
 from typing import NamedTuple
 
 import numpy as np
-from tt_core import ops
+from tt_core import Op, dispatch
 from tt_core.errors import ShapeError
 from tt_core.tensor import Tensor
 
 from ._scratch import SCRATCH
 
 __all__ = [
-    "GRAD_RULES", "KERNELS", "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "conv2d_reference", "max_pool2d",
-    "sliding_windows",
+    "OPS", "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "conv2d_reference", "max_pool2d", "sliding_windows",
 ]
 
 
@@ -339,7 +338,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         "dilation": _pair(dilation, "dilation"), "groups": int(groups),
     }
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return ops.apply("conv2d", *inputs, **attrs)
+    return dispatch.apply("conv2d", *inputs, **attrs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -469,7 +468,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Te
         [5.0, 7.0, 13.0, 15.0]
     """
     attrs = _pool_attrs("max_pool2d", x, kernel_size, stride, padding)
-    return ops.apply("max_pool2d", x, dilation=_pair(dilation, "dilation"), **attrs)
+    return dispatch.apply("max_pool2d", x, dilation=_pair(dilation, "dilation"), **attrs)
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
@@ -480,7 +479,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
         >>> avg_pool2d(tt.arange(16.0).reshape(1, 1, 4, 4), 2).data.ravel().tolist()
         [2.5, 4.5, 10.5, 12.5]
     """
-    return ops.apply("avg_pool2d", x, **_pool_attrs("avg_pool2d", x, kernel_size, stride, padding))
+    return dispatch.apply("avg_pool2d", x, **_pool_attrs("avg_pool2d", x, kernel_size, stride, padding))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
@@ -508,5 +507,8 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     return avg_pool2d(x, (h // out_h, w // out_w))
 
 
-KERNELS = {"conv2d": _conv2d, "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d}
-GRAD_RULES = {"conv2d": _conv2d_grad, "max_pool2d": _max_pool2d_grad, "avg_pool2d": _avg_pool2d_grad}
+OPS = {
+    "conv2d": Op(_conv2d, _conv2d_grad, saves=("cols", "wmat", "channels_last", "dims", "offsets")),
+    "max_pool2d": Op(_max_pool2d, _max_pool2d_grad, saves=("steps_h", "steps_w", "winner_h", "winner_w")),
+    "avg_pool2d": Op(_avg_pool2d, _avg_pool2d_grad, saves=("steps_h", "steps_w")),
+}

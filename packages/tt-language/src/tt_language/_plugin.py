@@ -10,9 +10,8 @@ from .tokenizers import BPETokenizer, CharTokenizer
 
 @hookimpl
 def tt_register_components(registry):
-    for name, (kernel, rule) in ops.OPS.items():
-        registry.register("op", name, kernel)
-        registry.register("grad_rule", name, rule)
+    for name, op in ops.OPS.items():
+        registry.register("op", name, op)
     registry.register("tokenizer", "char", CharTokenizer)
     registry.register("tokenizer", "bpe", BPETokenizer)
     for name in ("Embedding", "PositionalEncoding", "LayerNorm", "MultiHeadAttention", "TransformerBlock"):

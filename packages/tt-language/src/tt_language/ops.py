@@ -10,7 +10,7 @@
   heads joined (B, T, C): what ``MultiHeadAttention`` uses in training, with no recorded
   split/transpose/join ops around it.
 
-They are registered as ops (kind ``op``) and gradient rules (kind ``grad_rule``) by this
+They are registered as ops (kind ``op``, each kernel with its rule) by this
 package's plugin and run through ``tt_core.apply``. Kernels keep their input's dtype (float32
 in models, float64 under gradcheck).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from tt_core import Op
 from tt_learn import unbroadcast
 
 # ----------------------------------------------------------------------------------------
@@ -187,8 +188,10 @@ def self_attention_grad(ctx, grad):
 
 
 OPS = {
-    "embedding": (embedding, embedding_grad),
-    "layer_norm": (layer_norm, layer_norm_grad),
-    "scaled_dot_product_attention": (scaled_dot_product_attention, scaled_dot_product_attention_grad),
-    "self_attention": (self_attention, self_attention_grad),
+    "embedding": Op(embedding, embedding_grad),
+    "layer_norm": Op(layer_norm, layer_norm_grad, saves=("xhat", "rstd")),
+    "scaled_dot_product_attention": Op(
+        scaled_dot_product_attention, scaled_dot_product_attention_grad, saves=("weights", "scale")
+    ),
+    "self_attention": Op(self_attention, self_attention_grad, saves=("weights", "scale", "heads_out")),
 }

@@ -1,12 +1,13 @@
 """The autograd engine: ``backward()`` through the recorded graph, and the grad-mode switches.
 
-tt-core records one :class:`tt_core.ops.Node` per operation on the result tensor (``._node``):
-the op name, its gradient rule, the context the forward kernel filled, and the input tensors
-(``parents``). ``backward`` then
+tt-core records one :class:`tt_core.dispatch.Node` per operation on the result tensor (``._node``):
+the op (its kernel and gradient rule, :class:`tt_core.dispatch.BoundOp`), the context the forward
+kernel filled, and the input tensors (``parents``). ``backward`` then
 
 1. orders the non-leaf tensors reachable from the output topologically — iteratively, with an
    explicit stack, so a graph 100 000 ops deep is no problem (no recursion limit);
 2. walks that order in reverse, calling each node's rule ``rule(ctx, grad) -> input grads``
+   (checked: one gradient per input, of the input's shape, none missing where one is needed)
    and summing gradients per tensor as plain NumPy arrays in a dict (no Tensor per step);
 3. stores the sums on the leaves that require a gradient (``leaf.grad``, added to an existing
    ``.grad`` like PyTorch does) and frees the graph unless ``retain_graph=True``.
@@ -24,8 +25,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from tt_core import ops
-from tt_core.errors import ShapeError, TinyTorchError
+from tt_core import dispatch
+from tt_core.errors import GradientRuleError, ShapeError, TinyTorchError
 from tt_core.tensor import Tensor
 
 __all__ = ["GraphFreedError", "backward", "enable_grad", "engine", "no_grad", "set_grad_enabled"]
@@ -80,6 +81,39 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+def _input_gradients(node, grad: np.ndarray) -> tuple:
+    """The node's rule applied to ``grad``, checked against the node's inputs."""
+    op = node.op
+    if op.backward is None:
+        raise GradientRuleError(
+            f"backward() through op {op.name!r} (kernel from {op.kernel_dist}), which has no gradient rule: "
+            f"register one (kind grad_rule, name {op.name!r}) or give its Op a backward"
+        )
+    grads = op.backward(node.ctx, grad)
+    parents = node.parents
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(parents):
+        got = f"{len(grads)} values" if isinstance(grads, (tuple, list)) else f"a {type(grads).__name__}"
+        raise GradientRuleError(
+            f"the gradient rule of op {op.name!r} (from {op.rule_dist}) returned {got} for an op with "
+            f"{len(parents)} input(s): return a tuple with one gradient (or None) per input"
+        )
+    for i, (parent, parent_grad) in enumerate(zip(parents, grads)):
+        if not parent.requires_grad:
+            continue
+        if parent_grad is None:
+            raise GradientRuleError(
+                f"the gradient rule of op {op.name!r} (from {op.rule_dist}) returned None for input {i}, "
+                f"which needs a gradient (ctx.needs[{i}] is True)"
+            )
+        if getattr(parent_grad, "shape", None) != parent.data.shape:
+            raise GradientRuleError(
+                f"the gradient rule of op {op.name!r} (from {op.rule_dist}) returned a gradient of shape "
+                f"{getattr(parent_grad, 'shape', type(parent_grad).__name__)} for input {i} of shape "
+                f"{parent.data.shape} (sum a broadcast gradient back to the input's shape)"
+            )
+    return grads
+
+
 def _freed_error(op: str) -> GraphFreedError:
     return GraphFreedError(
         f"backward() through the graph a second time: the saved values of {op!r} were freed by an "
@@ -108,7 +142,7 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         _store({id(tensor): tensor}, {id(tensor): seed})
         return
     if tensor._node.ctx is None:
-        raise _freed_error(tensor._node.op)
+        raise _freed_error(tensor._node.op.name)
 
     grads: dict[int, np.ndarray] = {id(tensor): seed}
     leaves: dict[int, Tensor] = {}
@@ -116,17 +150,12 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         node = out._node
         ctx = node.ctx
         if ctx is None:
-            raise _freed_error(node.op)
+            raise _freed_error(node.op.name)
         grad = grads.pop(id(out), None)
         if grad is not None:
-            for parent, parent_grad in zip(node.parents, node.rule(ctx, grad)):
-                if parent_grad is None or not parent.requires_grad:
+            for parent, parent_grad in zip(node.parents, _input_gradients(node, grad)):
+                if not parent.requires_grad:
                     continue
-                if parent_grad.shape != parent.data.shape:
-                    raise ShapeError(
-                        f"the gradient rule of {node.op!r} returned a gradient of shape {parent_grad.shape} "
-                        f"for an input of shape {parent.data.shape}"
-                    )
                 key = id(parent)
                 if parent._node is None:
                     leaves[key] = parent
@@ -183,10 +212,10 @@ class _GradMode:
         return self if func is None else self(func)  # bare ``@no_grad`` as well as ``@no_grad()``
 
     def __enter__(self) -> None:
-        self._previous.append(ops.set_grad_enabled(self.mode))
+        self._previous.append(dispatch.set_grad_enabled(self.mode))
 
     def __exit__(self, *exc_info) -> None:
-        ops.set_grad_enabled(self._previous.pop())
+        dispatch.set_grad_enabled(self._previous.pop())
 
     def __call__(self, func):
         """Use as a decorator: ``@no_grad()`` runs ``func`` with recording switched."""
@@ -232,10 +261,10 @@ class set_grad_enabled:
     """
 
     def __init__(self, mode: bool) -> None:
-        self._previous = ops.set_grad_enabled(mode)
+        self._previous = dispatch.set_grad_enabled(mode)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *exc_info) -> None:
-        ops.set_grad_enabled(self._previous)
+        dispatch.set_grad_enabled(self._previous)

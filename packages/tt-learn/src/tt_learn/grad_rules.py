@@ -18,6 +18,7 @@ import builtins
 from collections.abc import Callable
 
 import numpy as np
+from tt_core.dispatch import GradRule
 from tt_core.ops import CORE_OPS, GELU_C
 
 __all__ = ["GRAD_RULES", "unbroadcast"]
@@ -319,5 +320,6 @@ def log_softmax(ctx, grad):
     return (grad - np.exp(ctx.out) * grad.sum(axis=ctx.attrs.get("axis", -1), keepdims=True),)
 
 
-# one rule per tt-core primitive, named like it: a primitive without a rule fails here, at import
-GRAD_RULES: dict[str, Callable] = {name: globals()[name] for name in CORE_OPS}
+# one rule per tt-core primitive, named like it (a primitive without a rule fails here, at
+# import), reading what that kernel saves
+GRAD_RULES: dict[str, GradRule] = {name: GradRule(globals()[name], reads=op.saves) for name, op in CORE_OPS.items()}

@@ -110,7 +110,7 @@ def plugins_report(catalogue: Catalogue) -> dict:
                 "version": info.version,
                 "components": dict(sorted(info.components.items())),
                 "milestones": catalogue.from_dist(info.dist),
-                "error": info.error,
+                "error": info.problems,
             }
             for info in sorted(catalogue.plugins, key=act_order)
         ],

@@ -1,9 +1,10 @@
 """The milestone catalogue: every spec contributed through the ``tt_register_milestones`` hook.
 
 Each plugin's hook receives a :class:`MilestoneRegistrar` and calls ``registry.register(spec)``
-for each of its milestones. As with components, a plugin whose hook raises, or whose milestone
-takes an id or slug that is already taken, is recorded with its error and contributes no
-milestone; the others still load. The catalogue is built once per loaded plugin system.
+for each of its milestones. As with components, a plugin whose hook raises is recorded with its
+error and contributes nothing (its components are withdrawn too), and one whose milestone takes
+an id or slug that is already taken contributes no milestone; the others still load. The
+catalogue is built once per loaded plugin system.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def collect_milestones(system: PluginSystem) -> Catalogue:
     milestone: the plugin that clashes is recorded with the error and contributes nothing.
     """
     registrars: list[MilestoneRegistrar] = []
-    system.call_each("tt_register_milestones", lambda info: MilestoneRegistrar(info.dist), registrars.append)
+    failed = system.call_each("tt_register_milestones", lambda info: MilestoneRegistrar(info.dist), registrars.append)
+    for info in failed:  # a plugin whose hook raised contributes nothing: its components go too
+        system.withdraw(info)
     catalogue = Catalogue(system)
     infos = {info.dist: info for info in system.plugins}
     for registrar in sorted(registrars, key=lambda r: (r.dist != BUILTIN, r.dist)):
