@@ -1,7 +1,8 @@
 """The pages under docs/: every ```python block runs.
 
-Each block runs on its own (a fresh namespace, freshly loaded plugins, an empty working
-directory), so a reader can copy any one of them. A block whose first line is
+Each block runs on its own, as a script written to an empty working directory, with freshly
+loaded plugins, so a reader can copy any one of them (and ``inspect.getsource`` sees its
+functions, as it does a learner's). A block whose first line is
 ``# needs: tt-learn, tt-data`` (distributions or modules) is skipped when one of them is not
 installed, as in the tox environment of tt-milestones, which has tt-core only. Shell blocks
 are not run.
@@ -66,8 +67,10 @@ def test_python_block_runs(page, number, code, tmp_path, monkeypatch):
     monkeypatch.delenv("TT_PROVIDERS", raising=False)
     tt_core.reset_plugins()
     tt_core.manual_seed(0)
-    namespace: dict = {"__name__": f"docs_{page.removesuffix('.md').replace('-', '_')}_{number}"}
-    exec(compile(code, f"docs/{page} python block {number}", "exec"), namespace)  # noqa: S102 - our own docs
+    script = tmp_path / f"{page.removesuffix('.md').replace('-', '_')}_block_{number}.py"
+    script.write_text(code, encoding="utf-8")
+    namespace: dict = {"__name__": script.stem, "__file__": str(script)}
+    exec(compile(code, str(script), "exec"), namespace)  # noqa: S102 - our own docs
 
 
 def test_needs_lines_name_what_the_test_can_check():
