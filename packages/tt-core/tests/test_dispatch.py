@@ -122,6 +122,17 @@ def test_a_kernel_that_does_not_save_what_the_builtin_rule_reads_is_a_load_error
     assert errors == [] and (bound.kernel_dist, bound.rule_dist) == ("mine", "mine")
 
 
+def test_a_bare_kernel_for_an_op_whose_builtin_rule_is_inside_it_falls_back():
+    builtin = Component("op", "square", Op(_square, _square_grad, saves=("twice",)), "tt-data")
+    mine = Component("op", "square", Op(lambda ctx, x: x * x), "mine")
+    bound, errors = bind(_registry(builtin, mine, use=("mine",)), "square")
+    assert bound.kernel_dist == "tt-data" and errors[0][0] == "mine"
+    assert "has no gradient rule" in errors[0][1] and "give your Op a backward" in errors[0][1]
+    # where the built-in op has no rule either (tt-core without tt-learn), the kernel is used
+    bound, errors = bind(_registry(BUILTIN_KERNEL, mine, use=("mine",)), "square")
+    assert bound.kernel_dist == "mine" and errors == []
+
+
 def test_a_kernel_and_a_rule_of_one_distribution_stay_together():
     def square(ctx, x):
         ctx.x = x

@@ -15,7 +15,10 @@ import pytest
 import tt_core
 from PIL import Image
 from tt_core.errors import TinyTorchError
-from tt_data import ChecksumError, DataFormatError, TensorDataset, dataset, datasets, load_arrays
+from tt_core.plugins import ComponentRegistry
+from tt_data import (
+    ChecksumError, DataFormatError, TensorDataset, UnknownDatasetError, dataset, datasets, load_arrays,
+)
 
 SHARED_DATA = os.environ.get("TT_DATA_DIR")
 needs_data = pytest.mark.skipif(SHARED_DATA is None, reason="TT_DATA_DIR is unset (point it at the shared data folder)")
@@ -62,6 +65,57 @@ def test_data_sets_are_registered_components():
     assert registry.get("loader", "DataLoader").__name__ == "DataLoader"
     assert registry.get("dataset_class", "TensorDataset") is TensorDataset
     assert set(registry.names("transform")) >= {"Normalize", "RandomCrop", "RandomHorizontalFlip", "Compose"}
+
+
+def _registry(*components, choices=None):
+    """A registry filled by hand: ``(dist, name, obj)`` data sets."""
+    registry = ComponentRegistry(choices)
+    for dist, name, obj in components:
+        registrar = registry.registrar(dist)
+        registrar.register("dataset", name, obj)
+        registrar.commit()
+    return registry
+
+
+def stripes(split="train", size=3):
+    """A made-up data set: ``size`` images whose value is their label."""
+    labels = np.arange(size) % 2 + (10 if split == "test" else 0)
+    return TensorDataset(np.ones((size, 1, 2, 2), np.float32) * labels[:, None, None, None], labels)
+
+
+def test_dataset_finds_a_data_set_any_plugin_registered():
+    registry = _registry(("my-data", "stripes", stripes))
+    ds = dataset("stripes", "test", registry=registry, size=4)
+    np.testing.assert_array_equal(ds.arrays[1], [10, 11, 10, 11])
+    assert datasets.find("stripes", registry) is stripes
+    assert len(dataset("tinydigits", "test", registry=registry)) == 360  # the catalogue still answers
+
+
+def test_dataset_uses_the_loaded_plugins_by_default(monkeypatch):
+    monkeypatch.setattr(datasets, "get_registry", lambda: _registry(("my-data", "stripes", stripes)))
+    assert len(dataset("stripes")) == 3
+
+
+def test_dataset_takes_the_chosen_provider_of_a_catalogue_name():
+    mine = replace(datasets.CATALOGUE["tinydigits"], read=lambda split, download, progress: (
+        np.zeros((2, 1, 8, 8), np.uint8), np.array([7, 7])))
+    both = [("tt-data", "tinydigits", datasets.CATALOGUE["tinydigits"]), ("my-data", "tinydigits", mine)]
+    assert len(dataset("tinydigits", "test", registry=_registry(*both))) == 360  # built-in unless chosen
+    chosen = _registry(*both, choices={("dataset", "tinydigits"): "my-data"})
+    np.testing.assert_array_equal(dataset("tinydigits", "test", registry=chosen).arrays[1], [7, 7])
+    np.testing.assert_array_equal(load_arrays("tinydigits", registry=chosen)[1], [7, 7])
+
+
+def test_dataset_errors_name_what_is_known_and_what_fits():
+    registry = _registry(("my-data", "stripes", stripes))
+    with pytest.raises(UnknownDatasetError, match=r"unknown data set 'stipes'; known data sets: cifar10, mnist, "
+                                                  r"stripes, tinydigits"):
+        dataset("stipes", registry=registry)
+    with pytest.raises(TinyTorchError, match=r"data set 'stripes' cannot be called as \('train', flatten=True\).*"
+                                             r"it takes \(split='train', size=3\)"):
+        dataset("stripes", registry=registry, flatten=True)
+    with pytest.raises(TinyTorchError, match=r"data set 'stripes' \(function\) has no load_arrays"):
+        load_arrays("stripes", registry=registry)
 
 
 # -- MNIST -----------------------------------------------------------------------------------

@@ -115,6 +115,17 @@ def test_bpe_save_load(tmp_path):
         CharTokenizer.load(path)
 
 
+def test_a_subclass_loads_as_itself(tmp_path):
+    class MyChars(CharTokenizer):
+        pass
+
+    path = MyChars("hello").save(tmp_path / "chars.json")
+    again = MyChars.load(path)
+    assert type(again) is MyChars and again.decode(again.encode("hole")) == "hole"
+    with pytest.raises(TinyTorchError, match="does not hold a char tokenizer"):
+        MyChars.load(BPETokenizer.train(CORPUS, num_merges=5).save(tmp_path / "bpe.json"))
+
+
 def test_bpe_bad_arguments():
     with pytest.raises(ValueError):
         BPETokenizer.train(CORPUS)

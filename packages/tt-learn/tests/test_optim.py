@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import tt_core as tt
+import tt_learn
 from tt_core import CheckpointError, Parameter, Tensor, TinyTorchError
 from tt_learn import SGD, Adam, AdamW, CrossEntropyLoss, RMSprop, clip_grad_norm_, clip_grad_value_
 
@@ -336,3 +337,75 @@ def test_clip_grad_norm_matches_torch():
         assert total == pytest.approx(torch_total.item(), rel=1e-5)
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+# -- the extension methods ---------------------------------------------------------------
+
+
+def test_a_subclass_implements_init_state_and_update():
+    class SignSGD(tt_learn.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, {"lr": lr})
+
+        def init_state(self, param, group):
+            return {"step": 0, "last": np.zeros_like(param.data)}
+
+        def update(self, param, grad, state, group, work):
+            state["step"] += 1
+            state["last"][...] = grad
+            param -= group["lr"] * np.sign(grad)
+
+    p = param([1.0, -1.0])
+    opt = SignSGD([p])
+    for _ in range(2):
+        set_grad(p, [3.0, -0.5])
+        opt.step()
+    np.testing.assert_allclose(p.data, [0.8, -0.8], rtol=1e-6)
+    assert opt.state[p]["step"] == 2
+    restored = SignSGD([param([0.8, -0.8])])
+    restored.load_state_dict(opt.state_dict())
+    assert next(iter(restored.state.values()))["step"] == 2
+
+
+def test_an_optimizer_without_update_says_what_to_define():
+    class Empty(tt_learn.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.1})
+
+    p = param([1.0])
+    set_grad(p, [1.0])
+    with pytest.raises(NotImplementedError, match=r"Empty must define init_state\(param, group\)"):
+        Empty([p]).step()
+
+
+def test_subclasses_written_against_the_private_names_keep_working_with_one_warning_per_class():
+    with pytest.warns(DeprecationWarning) as caught:
+        class Legacy(tt_learn.Optimizer):
+            def __init__(self, params, lr=0.5):
+                super().__init__(params, {"lr": lr})
+
+            def _init_state(self, p, group):
+                return {"calls": 0}
+
+            def _update(self, param, grad, state, group, work):
+                state["calls"] += 1
+                param -= group["lr"] * grad
+
+        class DoubledSGD(SGD):  # extends a built-in through the old name
+            def _update(self, param, grad, state, group, work):
+                super()._update(param, 2 * grad, state, group, work)
+
+    assert [str(w.message) for w in caught] == [
+        ("optimizer Legacy defines _init_state and _update, now public as init_state and update: rename them "
+         "(the old names keep working for now)"),
+        "optimizer DoubledSGD defines _update, now public as update: rename it (the old names keep working for now)",
+    ]
+    p = param([1.0, 2.0])
+    set_grad(p, [1.0, -1.0])
+    legacy = Legacy([p])
+    legacy.step()
+    np.testing.assert_allclose(p.data, [0.5, 2.5])
+    assert legacy.state[p] == {"calls": 1}
+    set_grad(p, [1.0, -1.0])
+    DoubledSGD([p], lr=0.1, momentum=0.9).step()
+    np.testing.assert_allclose(p.data, [0.3, 2.7], rtol=1e-6)

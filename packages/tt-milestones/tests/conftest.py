@@ -23,6 +23,10 @@ from tt_core.plugins import ENTRY_POINT_GROUP
 KEEP = {"tt-core", "tt-milestones"}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: builds or installs a package (deselect with -m 'not slow')")
+
+
 @pytest.fixture(autouse=True)
 def fresh_plugins():
     """Every test starts and ends with freshly loaded plugins."""

@@ -147,3 +147,45 @@ def test_plugins_shows_provider_choices_and_the_user_pick(only_core, fake_plugin
     line = next(line for line in out.splitlines() if "layer:Linear:" in line)
     assert "tt-core" in line and line.endswith("-> using my-linear")
     assert get_catalogue().registry.get("layer", "Linear").__name__ == "MyLinear"
+
+
+TYPO_KIND = """
+from tt_core import Module, hookimpl
+
+class Mine(Module):
+    def forward(self, x):
+        return x
+
+@hookimpl
+def tt_register_components(registry):
+    registry.register("lyaer", "Mine", Mine)
+    registry.register("kind", "widget", "a widget: widget(x) -> x")
+    registry.register("widget", "Spinner", Mine)
+"""
+
+
+def test_plugins_warns_about_unknown_kinds_and_lists_the_known_ones(only_core, fake_plugin, capsys):
+    from tt_core.kinds import KINDS
+
+    fake_plugin("typo-kind", "typo_kind_mod", TYPO_KIND)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    kinds_line = next(line for line in out.splitlines() if line.startswith("kinds: "))
+    listed = kinds_line.removeprefix("kinds: ").split(", ")
+    assert set(KINDS) < set(listed) and "widget (from typo-kind)" in listed
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1  # the widget is of a kind the plugin declared
+    assert warnings[0].startswith("warning: typo-kind registers components of unknown kind 'lyaer' "
+                                  "(did you mean 'layer' or ")
+
+    assert main(["plugins", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (unknown,) = report["unknown_kinds"]
+    assert unknown["distribution"] == "typo-kind" and unknown["kind"] == "lyaer" and unknown["close"][0] == "layer"
+    assert report["kinds"]["layer"] == {"contract": KINDS["layer"], "dist": "tt-core"}
+    assert report["kinds"]["widget"] == {"contract": "a widget: widget(x) -> x", "dist": "typo-kind"}
+
+
+def test_plugins_without_unknown_kinds_warns_of_nothing(only_core, capsys):
+    assert main(["plugins"]) == 0
+    assert "warning" not in capsys.readouterr().out

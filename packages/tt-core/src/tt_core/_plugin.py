@@ -1,6 +1,6 @@
 """tt-core's own plugin: it registers through the same entry point as everyone else."""
 
-from . import layers
+from . import grading, layers
 from .ops import CORE_OPS
 from .plugins import hookimpl
 
@@ -16,3 +16,14 @@ def tt_register_components(registry):
     registry.register("layer", "Dropout", layers.Dropout)
     for name in ACTIVATIONS:
         registry.register("activation", name, getattr(layers, name))
+    _register_checkers(registry)
+
+
+def _register_checkers(registry) -> None:
+    """The graders of tt-core's kinds (``checker:op``, ``checker:layer``, ``checker:activation``)
+    and the examples they build tt-core's layers and activations from."""
+    registry.register("checker", "op", grading.check_op)
+    registry.register("checker", "layer", grading.check_module)
+    registry.register("checker", "activation", grading.check_module)
+    for key, make in grading.EXAMPLES.items():
+        registry.register("example", key, make)

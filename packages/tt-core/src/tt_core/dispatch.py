@@ -250,17 +250,27 @@ def _rule_for(registry, kernel):
 def bind(registry, name: str) -> tuple[BoundOp, list[tuple[str, str]]]:
     """Pair the chosen kernel of op ``name`` with its gradient rule (see :func:`_rule_for`).
 
-    A pairing that cannot work (the rule reads a value the kernel does not save) is replaced by
-    the built-in kernel with its built-in rule, and reported as ``(distribution, message)`` for
-    the plugin at fault; ``plugins`` shows it as a load error.
+    A pairing that cannot work (the rule reads a value the kernel does not save, or a kernel
+    without a rule replaces a built-in op whose rule comes inside it) is replaced by the
+    built-in kernel with its built-in rule, and reported as ``(distribution, message)`` for the
+    plugin at fault; ``plugins`` shows it as a load error.
     """
     kernel = registry.chosen("op", name)
     rule = _rule_for(registry, kernel)
-    problem = None if rule is None else _mismatch(kernel, rule, name)
+    builtin_kernel = registry.reference("op", name)
+    if rule is not None:
+        problem = _mismatch(kernel, rule, name)
+    elif (_own_backward(kernel.obj) is None and builtin_kernel not in (None, kernel)
+          and _own_backward(builtin_kernel.obj) is not None):
+        problem = (
+            f"op {name!r}: the kernel from {kernel.dist} has no gradient rule, and the built-in rule "
+            f"comes with the built-in kernel: give your Op a backward (Op(forward, backward, saves=...))"
+        )
+    else:
+        problem = None
     if problem is None:
         return _unit(kernel, rule), []
-    culprit = rule.dist if registry.is_builtin(kernel.dist) else kernel.dist
-    builtin_kernel = registry.reference("op", name)
+    culprit = kernel.dist if rule is None or registry.is_builtin(rule.dist) else rule.dist
     if builtin_kernel is None:  # nothing to fall back to: the op runs, backward says why it cannot
         return _unit(kernel, None), [(culprit, problem)]
     builtin_rule = None if _own_backward(builtin_kernel.obj) else registry.reference("grad_rule", name)

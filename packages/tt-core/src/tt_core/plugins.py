@@ -296,7 +296,8 @@ class ComponentRegistry:
         dists = self.dists()
         for (kind, name), dist in self.choices.items():
             if not self.has(kind, name):
-                names = [f"{k}:{n}" for k, n in self._providers]
+                # a misspelt name is closest to names of its own kind (not to "example:<kind>:<Name>")
+                names = [f"{kind}:{n}" for n in self.names(kind)] or [f"{k}:{n}" for k, n in self._providers]
                 problems.append(f"{kind}:{name}={dist}: no installed plugin provides {kind}:{name}"
                                 + _close(f"{kind}:{name}", names))
             elif dist not in {c.dist for c in self.providers(kind, name)}:

@@ -1,7 +1,7 @@
 """TinyTorch Act III: data sets, loaders, transforms, convolution and pooling."""
 
 from .__about__ import __version__
-from .datasets import CATALOGUE, DataFormatError, ImageDataset, dataset, load_arrays
+from .datasets import CATALOGUE, DataFormatError, ImageDataset, UnknownDatasetError, dataset, load_arrays
 from .download import ChecksumError, DataNotFoundError, RemoteFile, fetch
 from .layers import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .loader import DataLoader, Dataset, TensorDataset, collate
@@ -12,8 +12,8 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 __all__ = ["__version__"]
 __all__ += [  # data: loading, transforms, catalogue, download
     "CATALOGUE", "ChecksumError", "Compose", "DataFormatError", "DataLoader", "DataNotFoundError", "Dataset",
-    "ImageDataset", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RemoteFile", "TensorDataset", "collate",
-    "dataset", "fetch", "load_arrays",
+    "ImageDataset", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RemoteFile", "TensorDataset",
+    "UnknownDatasetError", "collate", "dataset", "fetch", "load_arrays",
 ]
 __all__ += [  # space: convolution, pooling, batch norm
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "MaxPool2d", "adaptive_avg_pool2d",

@@ -1,4 +1,4 @@
-"""tt-data's plugin: registers its components."""
+"""tt-data's plugin: registers its components, and the checkers and examples that grade them."""
 
 from tt_core import hookimpl
 
@@ -29,3 +29,12 @@ def _register_spatial(registry):
 def tt_register_components(registry):
     _register_data(registry)
     _register_spatial(registry)
+    _register_checkers(registry)
+
+
+def _register_checkers(registry):
+    """The checkers of the loader, dataset_class, transform and dataset kinds, and the examples
+    that build and feed tt-data's layers and transforms (see :mod:`tt_data.grading`)."""
+    from . import grading
+
+    grading.register(registry)

@@ -15,6 +15,10 @@ cifar10     (N, 3, 32, 32), 0..255       ``cifar-10-python.tar.gz`` (the canonic
                                          (``train/<class>/NNNN.jpg``, ``test/...``)
 =========== ============================ ======================================================
 
+Both find the data set by name through the plugins first (:func:`find`): a data set any
+plugin registers as a ``dataset`` component is found the same way, and a data set of the
+catalogue comes from the provider the user chose (``TT_PROVIDERS``), the built-in one by default.
+
 Files are found as described in :mod:`tt_data.download`: ``$TT_DATA_DIR/<name>/``, then the
 user cache directory, else downloaded from the data set's own home with a sha256 check.
 
@@ -27,6 +31,7 @@ loop over files is unavoidable) and cached as ``.npy`` in the user cache directo
 from __future__ import annotations
 
 import gzip
+import inspect
 import io
 import os
 import pickle
@@ -35,10 +40,11 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from tt_core.errors import TinyTorchError
+from tt_core.plugins import ComponentRegistry, get_registry
 
 try:  # NumPy's array-unpickling helper, which NumPy 2 moved
     from numpy._core.multiarray import _reconstruct
@@ -329,20 +335,96 @@ CATALOGUE: dict[str, ImageDataset] = {
 }
 
 
-def _entry(name: str) -> ImageDataset:
-    try:
+class UnknownDatasetError(TinyTorchError, LookupError):
+    """No data set of that name: neither a registered ``dataset`` component nor in the catalogue."""
+
+
+def find(name: str, registry: ComponentRegistry | None = None) -> Any:
+    """The data set called ``name``, from whichever plugin provides it.
+
+    Args:
+        name: a data set name, e.g. ``"mnist"`` or one a plugin registered
+            (``registry.register("dataset", "fashion", obj)``).
+        registry: where to look; default the loaded plugins' (:func:`tt_core.get_registry`).
+
+    Returns:
+        The chosen provider of component ``dataset:name`` (the built-in one unless
+        ``TT_PROVIDERS`` picks another); for a name no plugin registered, the catalogue's
+        :class:`ImageDataset` of that name.
+
+    Raises:
+        UnknownDatasetError: no plugin registers the name and the catalogue lacks it; the
+            message lists every known name.
+    """
+    registry = get_registry() if registry is None else registry
+    if registry.has("dataset", name):
+        return registry.get("dataset", name)
+    if name in CATALOGUE:
         return CATALOGUE[name]
-    except KeyError:
-        raise TinyTorchError(f"unknown data set {name!r}; the catalogue has {', '.join(CATALOGUE)}") from None
+    known = ", ".join(sorted(set(CATALOGUE) | set(registry.names("dataset"))))
+    raise UnknownDatasetError(
+        f"unknown data set {name!r}; known data sets: {known} "
+        "(a plugin adds one with registry.register('dataset', name, obj))"
+    )
 
 
 def load_arrays(name: str, split: str = "train", *, download: bool = True,
-                progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(images, labels)`` of one split: uint8 images (N, C, H, W), int64 labels."""
-    return _entry(name).load_arrays(split, download=download, progress=progress)
+                progress: bool = True, registry: ComponentRegistry | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of one split: uint8 images (N, C, H, W), int64 labels.
+
+    Args:
+        name: the data set, found by :func:`find` (so a registered one works too).
+        split: ``"train"`` or ``"test"``.
+        download, progress: passed to the data set's ``load_arrays``.
+        registry: where to look (default: the loaded plugins').
+
+    Raises:
+        UnknownDatasetError: no data set has that name.
+        TinyTorchError: the data set has no ``load_arrays`` (it is not an image data set).
+    """
+    source = find(name, registry)
+    if not callable(getattr(source, "load_arrays", None)):
+        raise TinyTorchError(
+            f"data set {name!r} ({type(source).__name__}) has no load_arrays(split): only image data sets "
+            f"do; call tt_data.dataset({name!r}, ...) instead"
+        )
+    return source.load_arrays(split, download=download, progress=progress)
 
 
-def dataset(name: str, split: str = "train", *, flatten: bool = False, download: bool = True,
-            progress: bool = True) -> TensorDataset:
-    """A :class:`TensorDataset` of one split: float32 images in [0, 1], int64 labels."""
-    return _entry(name)(split, flatten=flatten, download=download, progress=progress)
+def dataset(name: str, split: str = "train", *, registry: ComponentRegistry | None = None, **options: Any) -> Any:
+    """One split of a data set: ``dataset("mnist", "test", flatten=True)``.
+
+    Args:
+        name: the data set, found by :func:`find`: the catalogue's (tinydigits, mnist, cifar10)
+            or any registered by a plugin (tt-language's tinytalks, a learner's own, ...).
+        split: the split, as the data set names them (``"train"``/``"test"`` for the catalogue).
+        registry: where to look (default: the loaded plugins').
+        **options: passed to the data set; the catalogue's take ``flatten`` (one row per
+            image), ``download`` and ``progress``.
+
+    Returns:
+        What the data set returns for ``split``: for the catalogue, a :class:`TensorDataset` of
+        float32 images in [0, 1] and int64 labels.
+
+    Raises:
+        UnknownDatasetError: no data set has that name (the message lists the known ones).
+        TinyTorchError: the data set does not take one of ``options``.
+    """
+    source = find(name, registry)
+    try:
+        inspect.signature(source).bind(split, **options)
+    except TypeError as error:
+        raise TinyTorchError(
+            f"data set {name!r} cannot be called as ({split!r}, {', '.join(f'{k}={v!r}' for k, v in options.items())}): "
+            f"{error}; it takes {_signature(source)}"
+        ) from None
+    except ValueError:  # no signature to check (a builtin): let the call itself decide
+        pass
+    return source(split, **options)
+
+
+def _signature(obj: Any) -> str:
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"

@@ -1,4 +1,4 @@
-"""tt-language's plugin: registers its components."""
+"""tt-language's plugin: registers its components, and the checkers and examples that grade them."""
 
 from tt_core import hookimpl
 
@@ -21,3 +21,12 @@ def tt_register_components(registry):
     registry.register("function", "random_windows", corpora.random_windows)
     registry.register("dataset", "tinytalks", corpora.tinytalks)
     registry.register("dataset", "tinyshakespeare", corpora.tinyshakespeare)
+    _register_checkers(registry)
+
+
+def _register_checkers(registry):
+    """The checkers of the tokenizer and model kinds, and the examples that build and feed
+    tt-language's layers and GPT (see :mod:`tt_language.grading`)."""
+    from . import grading
+
+    grading.register(registry)

@@ -102,16 +102,18 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path) -> Tokenizer:
-        """Read a tokenizer written by :meth:`save` (either kind when called on ``Tokenizer``)."""
+        """Read a tokenizer written by :meth:`save`: either kind when called on ``Tokenizer``,
+        else one of the class it is called on (a subclass of ``CharTokenizer`` loads a
+        character tokenizer as that subclass)."""
         try:
             spec = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise TinyTorchError(f"cannot read a tokenizer from {path}: {error}") from None
         kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
         kind = spec.get("type") if isinstance(spec, dict) else None
-        if kind not in kinds or (cls is not Tokenizer and kinds[kind] is not cls):
+        if kind not in kinds or (cls is not Tokenizer and not issubclass(cls, kinds[kind])):
             raise TinyTorchError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
-        return kinds[kind].from_dict(spec)
+        return (kinds[kind] if cls is Tokenizer else cls).from_dict(spec)
 
     def __len__(self) -> int:
         return self.vocab_size

@@ -3,7 +3,7 @@ optimizers, schedulers and metrics."""
 
 from tt_core import hookimpl
 
-from . import autograd, grad_rules
+from . import autograd, grad_rules, grading
 from .clip import clip_grad_norm_, clip_grad_value_
 from .gradcheck import gradcheck
 from .losses import LOSSES
@@ -29,3 +29,14 @@ def tt_register_components(registry):
     registry.register("trainer", "Trainer", Trainer)
     registry.register("metric", "accuracy", accuracy)
     registry.register("metric", "confusion_matrix", confusion_matrix)
+    _register_checkers(registry)
+
+
+def _register_checkers(registry) -> None:
+    """The graders of tt-learn's kinds (``checker:grad_rule``, ``loss``, ``optimizer``,
+    ``scheduler``) and the examples they build tt-learn's losses and schedulers from."""
+    for kind, checker in (("grad_rule", grading.check_grad_rule), ("loss", grading.check_loss),
+                          ("optimizer", grading.check_optimizer), ("scheduler", grading.check_scheduler)):
+        registry.register("checker", kind, checker)
+    for key, make in grading.EXAMPLES.items():
+        registry.register("example", key, make)

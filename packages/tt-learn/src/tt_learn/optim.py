@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,10 +40,64 @@ class Optimizer:
             (parameter groups; missing hyper-parameters take the ``defaults``).
         defaults: the hyper-parameters of this optimizer and their values.
 
-    Subclasses implement ``_init_state(p, group)`` (the state of a parameter before its first
-    step) and ``_update(param, grad, state, group, work)``, which changes the array ``param``
-    in place (``work`` is a scratch array of the same shape).
+    A new optimizer subclasses this and implements two methods; everything else (groups,
+    skipping parameters without a gradient, ``zero_grad``, state dicts) comes with the base:
+
+    * ``init_state(param, group) -> dict``: the state of one parameter (a Tensor) before its
+      first step, e.g. ``{"step": 0, "velocity": np.zeros_like(param.data)}``. Arrays in it are
+      saved and restored by :meth:`state_dict` / :meth:`load_state_dict`.
+    * ``update(param, grad, state, group, work) -> None``: one step of one parameter. ``param``
+      is the parameter's array, changed in place; ``grad`` its gradient (an array of the same
+      shape, read only); ``state`` the dict from ``init_state``, updated in place; ``group``
+      the parameter group's hyper-parameters (``group["lr"]``, ...); ``work`` a scratch array
+      shaped like ``param``, reused across steps, free to overwrite.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tt_core import Parameter, Tensor
+        >>> class SignSGD(Optimizer):  # p -= lr * sign(g)
+        ...     def __init__(self, params, lr=0.01):
+        ...         super().__init__(params, {"lr": lr})
+        ...     def init_state(self, param, group):
+        ...         return {"step": 0}
+        ...     def update(self, param, grad, state, group, work):
+        ...         state["step"] += 1
+        ...         np.sign(grad, out=work)
+        ...         work *= group["lr"]
+        ...         param -= work
+        >>> p = Parameter(np.array([1.0, -1.0], dtype=np.float32))
+        >>> p.grad = Tensor(np.array([0.5, -2.0], dtype=np.float32))
+        >>> opt = SignSGD([p], lr=0.1)
+        >>> opt.step()
+        >>> p.data.tolist(), opt.state[p]["step"]
+        ([0.8999999761581421, -0.8999999761581421], 1)
+
+    Subclasses written against the former private names ``_init_state`` and ``_update`` keep
+    working; each such class gets a ``DeprecationWarning`` when it is defined.
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Pair the public extension methods with their former private names, both ways: a
+        class defining ``update`` also answers to ``_update`` (so ``super()._update(...)`` in
+        an older subclass still reaches it), and a class defining only ``_update`` is called
+        through ``update``, with a DeprecationWarning."""
+        super().__init_subclass__(**kwargs)
+        renamed = []
+        for public, private in (("init_state", "_init_state"), ("update", "_update")):
+            if public in cls.__dict__:
+                if private not in cls.__dict__:
+                    setattr(cls, private, cls.__dict__[public])
+            elif private in cls.__dict__:
+                setattr(cls, public, cls.__dict__[private])
+                renamed.append((private, public))
+        if renamed:
+            old, new = (" and ".join(names) for names in zip(*renamed))
+            warnings.warn(
+                f"optimizer {cls.__name__} defines {old}, now public as {new}: rename "
+                f"{'them' if len(renamed) > 1 else 'it'} (the old names keep working for now)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -106,8 +161,8 @@ class Optimizer:
                     raise TinyTorchError(f"a parameter of shape {p.shape} has a gradient of shape {grad.shape}")
                 state = self.state.get(p)
                 if state is None:
-                    state = self.state[p] = self._init_state(p, group)
-                self._update(p.data, grad, state, group, self._work(p))
+                    state = self.state[p] = self.init_state(p, group)
+                self.update(p.data, grad, state, group, self._work(p))
 
     def _work(self, p: Tensor) -> np.ndarray:
         """A scratch array shaped like ``p``, reused across steps (not part of the state)."""
@@ -116,11 +171,32 @@ class Optimizer:
             work = self._scratch[p] = np.empty_like(p.data)
         return work
 
-    def _init_state(self, p: Tensor, group: dict) -> dict[str, Any]:
-        raise NotImplementedError
+    def init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The state of ``param`` before its first step (see the class docstring).
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict, work: np.ndarray) -> None:
-        raise NotImplementedError
+        Args:
+            param: the parameter (a Tensor).
+            group: its parameter group (hyper-parameters).
+
+        Returns:
+            A dict; its arrays are saved by :meth:`state_dict`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define init_state(param, group)")
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any],
+               work: np.ndarray) -> None:
+        """One step of one parameter, in place (see the class docstring).
+
+        Args:
+            param: the parameter's array, changed in place.
+            grad: its gradient, same shape (do not modify it).
+            state: the parameter's state from :meth:`init_state`, updated in place.
+            group: the parameter group's hyper-parameters.
+            work: a scratch array shaped like ``param``, free to overwrite.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define update(param, grad, state, group, work)")
+
+    _init_state, _update = init_state, update
 
     # -- state dicts ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -215,10 +291,10 @@ class SGD(Optimizer):
             "Nesterov momentum needs momentum > 0 and dampening = 0",
         )
 
-    def _init_state(self, p, group):
+    def init_state(self, p, group):
         return {"momentum_buffer": None}
 
-    def _update(self, param, grad, state, group, work):
+    def update(self, param, grad, state, group, work):
         momentum, dampening = group["momentum"], group["dampening"]
         if group["weight_decay"]:
             np.multiply(param, group["weight_decay"], out=work)
@@ -274,13 +350,13 @@ class Adam(Optimizer):
         _require(0 <= beta2 < 1, f"invalid beta parameter at index 1: {beta2} (must be in [0, 1))")
         _require(group["eps"] >= 0, f"invalid epsilon value: {group['eps']} (must be >= 0)")
 
-    def _init_state(self, p, group):
+    def init_state(self, p, group):
         state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, param, grad, state, group, work):
+    def update(self, param, grad, state, group, work):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if self.decoupled:
             param *= 1 - lr * weight_decay
@@ -352,7 +428,7 @@ class RMSprop(Optimizer):
         _require(group["eps"] >= 0, f"invalid epsilon value: {group['eps']} (must be >= 0)")
         _require(group["momentum"] >= 0, f"invalid momentum value: {group['momentum']} (must be >= 0)")
 
-    def _init_state(self, p, group):
+    def init_state(self, p, group):
         state = {"step": 0, "square_avg": np.zeros_like(p.data)}
         if group["momentum"] > 0:
             state["momentum_buffer"] = np.zeros_like(p.data)
@@ -360,7 +436,7 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, param, grad, state, group, work):
+    def update(self, param, grad, state, group, work):
         alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param  # needed again below, so not in `work`

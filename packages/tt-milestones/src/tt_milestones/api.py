@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tt_core.errors import TinyTorchError
-from tt_core.plugins import ComponentRegistry
+from tt_core.plugins import Component, ComponentRegistry
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
@@ -113,20 +113,28 @@ class RunContext:
     plots: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out
 
     # -- components ----------------------------------------------------------------------
     def component(self, kind: str, name: str) -> Any:
         """The chosen provider of one component (so a learner's own plugin is used).
 
         A run may use only what its spec declares (``requires`` or ``optional``), so that
-        ``list`` locks it exactly when something it needs is missing.
+        ``list`` locks it exactly when something it needs is missing. Every component handed
+        out is recorded in ``used`` with its provider, for the report's ``providers``.
+
+        Raises:
+            TinyTorchError: the spec does not declare ``kind:name``.
+            UnknownComponentError: no installed plugin provides it.
         """
         if self.declared is not None and not any(r.kind == kind and r.name == name for r in self.declared):
             raise TinyTorchError(
                 f"this milestone uses {kind}:{name}, which its spec does not declare: "
                 f"add Requirement({kind!r}, {name!r}, <package>) to its requires (or optional)"
             )
-        return self.registry.get(kind, name)
+        component = self.registry.chosen(kind, name)
+        self.used[(kind, name)] = component
+        return component.obj
 
     # -- reporting -----------------------------------------------------------------------
     def log(self, message: str) -> None:

@@ -1,7 +1,11 @@
-"""The ``tt-milestones`` command: ``list``, ``info``, ``run`` and ``plugins``.
+"""The ``tt-milestones`` command: ``list``, ``info``, ``run``, ``plugins``, ``new``, and the
+learner's ``check`` and ``status`` (:mod:`tt_milestones.learner`).
 
 ``list``, ``info`` and ``plugins`` print plain text (or JSON) and import nothing heavy, so they
-answer at once; ``run`` imports rich, matplotlib and the milestone's run module.
+answer at once; ``run`` imports rich, matplotlib and the milestone's run module. ``run ID --use
+DIST`` runs on every component distribution DIST implements, the rest built-in; the run header
+names every component that is not built-in, and ``report.json`` records every provider used.
+``new DIR --act ACT`` writes a learner's package of stubs for one Act.
 
 Exit codes: 0 the milestone reached its target (or the command succeeded), 1 it ran but
 missed, 2 a usage error, an unknown id or a locked milestone (with the reason, no traceback).
@@ -10,16 +14,21 @@ missed, 2 a usage error, an unknown id or a locked milestone (with the reason, n
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import textwrap
 from pathlib import Path
 
 from tt_core.errors import TinyTorchError
+from tt_core.plugins import (
+    CORE_DISTRIBUTION, Component, ComponentRegistry, choose, disabled_plugins, normalize_dist,
+)
 
 from .__about__ import __version__
 from .api import MilestoneSpec
 from .registry import Catalogue, get_catalogue
+from .scaffold import ACTS as SCAFFOLD_ACTS
 
 EXIT_REACHED, EXIT_MISSED, EXIT_USAGE = 0, 1, 2
 ACTS = ("tt-core", "tt-learn", "tt-data", "tt-language", "tt-perf", "tt-milestones")
@@ -66,6 +75,21 @@ def cmd_list(args: argparse.Namespace, catalogue: Catalogue) -> int:
 # -- info -------------------------------------------------------------------------------
 
 
+def provider_label(component: Component) -> str:
+    """``"my-tinytorch 0.1.0"``: a component's distribution and version."""
+    return " ".join(filter(None, (component.dist, component.version)))
+
+
+def chosen_provider(registry: ComponentRegistry, kind: str, name: str) -> str:
+    """Who provides ``kind:name`` in a run, as ``info`` shows it: ``"tt-core 0.1.0"``, or
+    ``"my-tinytorch 0.1.0 (yours; built-in: tt-core)"`` for a component that is not built in."""
+    chosen = registry.chosen(kind, name)
+    if registry.is_builtin(chosen.dist):
+        return provider_label(chosen)
+    reference = registry.reference(kind, name)
+    return f"{provider_label(chosen)} (yours; built-in: {reference.dist if reference else 'none'})"
+
+
 def cmd_info(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
     registry = catalogue.registry
@@ -75,8 +99,10 @@ def cmd_info(args: argparse.Namespace, catalogue: Catalogue) -> int:
     print("requires:")
     width = max(len(str(r)) for r in spec.requires) if spec.requires else 0
     for req in spec.requires:
-        mark = "missing" if req in missing else "ok"
-        print(f"  [{mark:^7}] {str(req):<{width}}  from {req.package}")
+        if req in missing:
+            print(f"  [missing] {str(req):<{width}}  install {req.package}")
+        else:
+            print(f"  [  ok   ] {str(req):<{width}}  from {chosen_provider(registry, req.kind, req.name)}")
     print(f"target: {spec.target}")
     if spec.quick_note:
         print(f"--quick: {spec.quick_note}")
@@ -98,10 +124,21 @@ def act_order(info) -> tuple:
     return (ACTS.index(info.dist), "") if info.dist in ACTS else (len(ACTS), info.dist)
 
 
-def plugins_report(catalogue: Catalogue) -> dict:
-    """What ``plugins --json`` says: every plugin, and the components with several providers."""
-    from tt_core.plugins import disabled_plugins
+def known_kinds(registry: ComponentRegistry) -> dict[str, dict[str, str]]:
+    """Every kind a component may have, ``{kind: {"contract": ..., "dist": ...}}``: tt-core's
+    (:data:`tt_core.kinds.KINDS`) and those a plugin registered (as components of kind ``kind``)."""
+    def owner(kind: str) -> str:
+        return registry.chosen("kind", kind).dist if registry.has("kind", kind) else CORE_DISTRIBUTION
 
+    kinds = sorted(registry.known_kinds().items())
+    return {kind: {"contract": contract, "dist": owner(kind)} for kind, contract in kinds}
+
+
+def plugins_report(catalogue: Catalogue) -> dict:
+    """What ``plugins --json`` says: every plugin, the components with several providers, the
+    known kinds, and the components of kinds nobody defined."""
+    registry = catalogue.registry
+    kinds = known_kinds(registry)
     return {
         "plugins": [
             {
@@ -119,6 +156,11 @@ def plugins_report(catalogue: Catalogue) -> dict:
             for kind, name, providers, chosen in catalogue.registry.overridden()
         ],
         "disabled": sorted(disabled_plugins()),
+        "kinds": kinds,
+        "unknown_kinds": [
+            {"distribution": dist, "kind": kind, "close": difflib.get_close_matches(kind, kinds, n=3)}
+            for dist, kind in registry.unknown_kinds()
+        ],
     }
 
 
@@ -136,19 +178,58 @@ def cmd_plugins(args: argparse.Namespace, catalogue: Catalogue) -> int:
         if plugin["error"]:
             print(textwrap.indent(plugin["error"], "  ! "))
     if report["choices"]:
-        print("components with several providers (pick with TT_PROVIDERS='kind:name=distribution'):")
+        print("components with several providers (pick with TT_PROVIDERS='kind:name=distribution', "
+              "or run ID --use distribution):")
         for choice in report["choices"]:
             print(f"  {choice['component']}: {', '.join(choice['providers'])} -> using {choice['chosen']}")
     if report["disabled"]:
         print(f"blocked by TT_DISABLE_PLUGINS: {', '.join(report['disabled'])}")
+    print("kinds: " + ", ".join(
+        kind if entry["dist"] == CORE_DISTRIBUTION else f"{kind} (from {entry['dist']})"
+        for kind, entry in report["kinds"].items()
+    ))
+    for unknown in report["unknown_kinds"]:
+        close = f" (did you mean {' or '.join(map(repr, unknown['close']))}?)" if unknown["close"] else ""
+        print(
+            f"warning: {unknown['distribution']} registers components of unknown kind {unknown['kind']!r}{close}: "
+            "nothing looks for them; use a known kind, or register the kind with "
+            "registry.register('kind', name, contract)"
+        )
     return EXIT_REACHED
 
 
 # -- run --------------------------------------------------------------------------------
 
 
+def check_use(dists: list[str], catalogue: Catalogue) -> tuple[str, ...]:
+    """The distributions of ``run --use``, normalised, each an installed plugin that loaded.
+
+    Raises:
+        UsageError: a name that is no installed plugin (naming the installed ones), a plugin
+            blocked by ``TT_DISABLE_PLUGINS``, or one that failed to load.
+    """
+    loaded = {info.dist: info for info in catalogue.plugins}
+    chosen = []
+    for dist in dists:
+        key = normalize_dist(dist)
+        if key in disabled_plugins() and key not in loaded:
+            raise UsageError(f"--use {dist}: {key} is blocked by TT_DISABLE_PLUGINS")
+        if key not in loaded:
+            raise UsageError(
+                f"--use {dist}: no installed TinyTorch plugin is called {key!r}; installed: "
+                f"{', '.join(sorted(loaded))} (pip install your package, e.g. pip install -e DIR)"
+            )
+        if loaded[key].error:
+            raise UsageError(f"--use {dist}: {key} failed to load, so it provides nothing (see tt-milestones plugins)")
+        chosen.append(key)
+    return tuple(dict.fromkeys(chosen))
+
+
 def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
+    use = check_use(args.use, catalogue)
+    if use:
+        choose(use=use)
     registry = catalogue.registry
     if spec.missing(registry):
         raise UsageError(
@@ -164,19 +245,23 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     from rich.table import Table
 
     from .api import RunContext
-    from .runner import run_milestone
+    from .runner import not_builtin, planned_providers, resolve, run_milestone
 
+    run = resolve(spec, catalogue.origin[spec.id])
     console = Console()
     out = Path(args.out) if args.out else Path("runs") / f"{spec.id}-{spec.slug}"
     console.rule(f"[bold]{spec.id} {spec.title} ({spec.year})")
     console.print(spec.history, style="italic")
     console.print(f"target: {spec.target}" + ("   [yellow](quick)[/]" if args.quick else ""))
+    plugin_dists = {info.dist: info.version for info in catalogue.plugins}
+    yours = not_builtin(planned_providers(spec, catalogue.system, plugin_dists))
+    whose = f"your code: {', '.join(yours)}" if yours else "all components built-in"
+    console.print(whose, highlight=False, soft_wrap=True)
     ctx = RunContext(
         registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
         declared=spec.requires + spec.optional,
     )
-    plugin_dists = {info.dist: info.version for info in catalogue.plugins}
-    report = run_milestone(spec, ctx, plugin_dists)
+    report = run_milestone(spec, ctx, plugin_dists, run)
 
     table = Table("check", "value", "target", "reached", title=f"{spec.id} {spec.slug}")
     for check in report["checks"]:
@@ -185,9 +270,33 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "[green]yes[/]" if check["reached"] else "[red]no[/]",
         )
     console.print(table)
+    ran = not_builtin(report["providers"])
+    if ran:
+        console.print(f"ran on your code: {', '.join(ran)}", highlight=False, soft_wrap=True)
     verdict = "[bold green]target reached[/]" if report["reached"] else "[bold red]target missed[/]"
     console.print(f"{verdict} in {report['wall_time_s']:.1f} s; report and plots in {out}/")
     return EXIT_REACHED if report["reached"] else EXIT_MISSED
+
+
+# -- new --------------------------------------------------------------------------------
+
+
+def cmd_new(args: argparse.Namespace, catalogue: Catalogue) -> int:
+    from .scaffold import plan_package, write_package
+
+    directory = Path(args.directory)
+    scaffold = plan_package(catalogue.registry, args.act, args.name)
+    write_package(scaffold, directory)
+    modules = {module for _, _, module, _ in scaffold.components}
+    print(
+        f"wrote {scaffold.dist} in {directory}/: {len(scaffold.components)} components of {scaffold.act} "
+        f"as stubs, in {len(modules)} modules under src/{scaffold.import_name}/"
+    )
+    print("every stub raises NotImplementedError, so the built-in one is used until you write it. Next:")
+    print(f"  pip install -e {directory}")
+    print(f"  tt-milestones check {scaffold.dist}")
+    print(f"  tt-milestones run 01 --use {scaffold.dist}")
+    return EXIT_REACHED
 
 
 # -- entry ------------------------------------------------------------------------------
@@ -197,6 +306,14 @@ def non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
     return int(text)
+
+
+def add_use_option(parser: argparse.ArgumentParser) -> None:
+    """``--use DIST`` (repeatable), for the commands that pick providers as ``run`` does."""
+    parser.add_argument(
+        "--use", action="append", default=[], metavar="DIST",
+        help="use every component distribution DIST implements, the rest built-in (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,11 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<id>-<slug>/)")
     run.add_argument("--chat", action="store_true", help="talk to the trained model (milestone 05)")
+    add_use_option(run)
     run.set_defaults(handler=cmd_run)
 
     plugins = commands.add_parser("plugins", help="installed plugins, what they provide, and load errors")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(handler=cmd_plugins)
+
+    new = commands.add_parser("new", help="write your own package for one Act: a stub per component")
+    new.add_argument("directory", metavar="DIR", help="a new (or empty) folder for the package")
+    new.add_argument("--act", required=True, choices=list(SCAFFOLD_ACTS), help="the Act to rebuild")
+    new.add_argument("--name", metavar="DIST", help="the package's distribution name (default my-tt-<act>)")
+    new.set_defaults(handler=cmd_new)
+
+    from .learner import add_commands
+
+    add_commands(commands)  # check, status
     return parser
 
 

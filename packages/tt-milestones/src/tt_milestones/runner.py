@@ -1,4 +1,19 @@
-"""Running one milestone: seed, call its run function, and write ``report.json``."""
+"""Running one milestone: seed, call its run function, and write ``report.json``.
+
+``report.json`` records, besides the checks and metrics, whose code ran: ``providers`` maps
+every component the run used (``"kind:name"``) to the distribution that provided it::
+
+    "providers": {
+        "layer:Linear": {"dist": "my-tinytorch", "version": "0.1.0", "builtin": false},
+        "op:relu": {"dist": "tt-core", "version": "0.1.0", "builtin": true,
+                    "rule": {"dist": "my-tinytorch", "version": "0.1.0", "builtin": false}},
+        ...
+    }
+
+The components are those the run asked for through ``ctx.component`` and every op it ran
+(an op's entry names its kernel's provider, and under ``rule`` its gradient rule's, or
+``null`` when the op ran without one).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +22,7 @@ import importlib
 import json
 import platform
 import time
+import traceback
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -14,14 +30,64 @@ from typing import Any
 
 import numpy as np
 import tt_core
+from tt_core import dispatch
+from tt_core.errors import TinyTorchError
+from tt_core.plugins import ComponentRegistry, PluginSystem
 
 from .api import MilestoneSpec, RunContext
 
 
-def resolve(target: str) -> Callable[[RunContext], None]:
-    """Import ``"package.module:function"``."""
-    module_name, _, function_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), function_name)
+class RunPathError(TinyTorchError):
+    """A milestone spec's ``run`` path (``"module:function"``) names no importable function."""
+
+
+def _where_it_failed(error: BaseException) -> str:
+    """``" (at file.py:12)"``: the innermost frame of ``error`` in the imported code (not in the
+    import machinery), to find the failing line; empty when the module itself was not found."""
+    machinery = (Path(importlib.__file__).parent, Path(__file__))
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<frozen")
+        and not any(Path(frame.filename) == m or m in Path(frame.filename).parents for m in machinery)
+    ]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def resolve(spec: MilestoneSpec, provider: str | None = None) -> Callable[[RunContext], None]:
+    """The run function ``spec.run`` (``"package.module:function"``) names, imported now.
+
+    Args:
+        spec: the milestone whose run function is wanted.
+        provider: the distribution that registered ``spec``, named in the error.
+
+    Returns:
+        The function, to be called with a :class:`RunContext`.
+
+    Raises:
+        RunPathError: the module fails to import (any exception while importing it), has no
+            such attribute, or the attribute is not callable. The message names the spec,
+            the path and what failed.
+    """
+    module_name, _, function_name = spec.run.partition(":")
+    owner = f", registered by {provider}" if provider else ""
+    where = f"milestone {spec.id} ({spec.slug}{owner}): its run path {spec.run!r} does not resolve"
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # a missing module, or any error raised while importing it
+        raise RunPathError(
+            f"{where}: importing {module_name!r} failed with {type(error).__name__}: {error}"
+            f"{_where_it_failed(error)}"
+        ) from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise RunPathError(
+            f"{where}: module {module_name!r} has no {function_name!r} "
+            f"(its functions: {', '.join(public) or 'none'})"
+        )
+    if not callable(function):
+        raise RunPathError(f"{where}: {function_name!r} is a {type(function).__name__}, not a function")
+    return function
 
 
 def installed_versions(plugin_dists: dict[str, str]) -> dict[str, str]:
@@ -48,7 +114,70 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to report.json")
 
 
-def build_report(spec: MilestoneSpec, ctx: RunContext, wall_time: float, versions: dict[str, str]) -> dict:
+def _provider(registry: ComponentRegistry, dist: str, version: str | None) -> dict[str, Any]:
+    return {"dist": dist, "version": version or None, "builtin": registry.is_builtin(dist)}
+
+
+def _op_entry(registry: ComponentRegistry, bound: dispatch.BoundOp, versions: dict[str, str]) -> dict[str, Any]:
+    """An op's provider: its kernel's, with its rule's under ``rule`` (None: it has none)."""
+    entry = _provider(registry, bound.kernel_dist, versions.get(bound.kernel_dist))
+    entry["rule"] = None if bound.rule_dist is None else _provider(
+        registry, bound.rule_dist, versions.get(bound.rule_dist)
+    )
+    return entry
+
+
+def used_providers(ctx: RunContext, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Whose code the run used: ``"kind:name"`` -> provider, for every component handed out by
+    ``ctx.component`` and every op run since ``dispatch.reset_dispatch()`` (module docstring).
+
+    Args:
+        ctx: the finished run.
+        versions: distribution -> version, for providers whose component does not carry one.
+    """
+    registry = ctx.registry
+    found = {
+        f"{kind}:{name}": _provider(registry, c.dist, c.version or versions.get(c.dist))
+        for (kind, name), c in ctx.used.items()
+    }
+    found.update({f"op:{name}": _op_entry(registry, bound, versions) for name, bound in dispatch.ops_used().items()})
+    return dict(sorted(found.items()))
+
+
+def planned_providers(spec: MilestoneSpec, system: PluginSystem, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Whose code a run of ``spec`` will use, as far as is known before it runs: the chosen
+    provider of every component the spec declares (that is installed) and of every op, in the
+    format of :func:`used_providers`."""
+    registry = system.registry
+    found = {}
+    for req in spec.requires + spec.optional:
+        if registry.has(req.kind, req.name):
+            chosen = registry.chosen(req.kind, req.name)
+            found[str(req)] = _provider(registry, chosen.dist, chosen.version or versions.get(chosen.dist))
+    found.update({f"op:{name}": _op_entry(registry, bound, versions) for name, bound in system.bound_ops.items()})
+    return dict(sorted(found.items()))
+
+
+def not_builtin(providers: dict[str, dict[str, Any]]) -> list[str]:
+    """``["layer:Linear (my-tinytorch 0.1.0)", "grad_rule:relu (my-tinytorch 0.1.0)", ...]``:
+    the entries of ``providers`` (as :func:`used_providers` gives them) that are not built in."""
+    def label(component: str, entry: dict[str, Any]) -> str:
+        return f"{component} ({' '.join(filter(None, (entry['dist'], entry['version'])))})"
+
+    found = []
+    for component, entry in providers.items():
+        if not entry["builtin"]:
+            found.append(label(component, entry))
+        rule = entry.get("rule")  # an op's rule, named apart unless it comes with the kernel
+        if rule is not None and not rule["builtin"] and (entry["builtin"] or rule["dist"] != entry["dist"]):
+            found.append(label(f"grad_rule:{component.partition(':')[2]}", rule))
+    return found
+
+
+def build_report(
+    spec: MilestoneSpec, ctx: RunContext, wall_time: float, versions: dict[str, str],
+    providers: dict[str, dict[str, Any]],
+) -> dict:
     return {
         "id": spec.id,
         "slug": spec.slug,
@@ -68,6 +197,7 @@ def build_report(spec: MilestoneSpec, ctx: RunContext, wall_time: float, version
         "wall_time_s": round(wall_time, 3),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions,
+        "providers": providers,
         "plots": ctx.plots,
     }
 
@@ -76,14 +206,27 @@ def run_milestone(
     spec: MilestoneSpec,
     ctx: RunContext,
     plugin_dists: dict[str, str],
+    run: Callable[[RunContext], None] | None = None,
 ) -> dict:
-    """Seed, run ``spec`` in ``ctx``, and write ``ctx.out / "report.json"``; returns the report."""
-    run = resolve(spec.run)
+    """Seed, run ``spec`` in ``ctx``, and write ``ctx.out / "report.json"``; returns the report.
+
+    Args:
+        spec: the milestone.
+        ctx: where it runs and what it records.
+        plugin_dists: distribution -> version of every loaded plugin.
+        run: ``spec``'s run function, if already resolved (else :func:`resolve` finds it).
+
+    Raises:
+        RunPathError: ``spec.run`` does not resolve.
+    """
+    run = run if run is not None else resolve(spec)
     tt_core.manual_seed(ctx.seed)
+    dispatch.reset_dispatch()  # so that ops_used() is this run's
     start = time.perf_counter()
     run(ctx)
     wall_time = time.perf_counter() - start
-    report = build_report(spec, ctx, wall_time, installed_versions(plugin_dists))
+    providers = used_providers(ctx, plugin_dists)
+    report = build_report(spec, ctx, wall_time, installed_versions(plugin_dists), providers)
     ctx.out.mkdir(parents=True, exist_ok=True)
     (ctx.out / "report.json").write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     return report

@@ -146,7 +146,12 @@ OLYMPICS = MilestoneSpec(
     requires=_union(
         MLP.requires, CNN.requires, TRANSFORMER.requires,
         _needs("tt-learn", "function:batches", "optimizer:Adam"),
-        _needs("tt-perf", "perf:profile", "perf:quantize_int8", "perf:prune", "perf:kv_generate", "perf:olympics"),
+        _needs(
+            "tt-perf", "perf:profile", "perf:quantize_int8", "perf:prune", "perf:kv_generate", "perf:olympics",
+            "perf:Arena", "perf:Submission", "perf:compress_classifier", "perf:classifier_accuracy",
+            "perf:save_compressed", "perf:distill", "perf:kv_cache_speedups", "perf:batched_throughput",
+            "perf:acceleration_suite", "function:blas_threads", "function:threadpoolctl_available",
+        ),
     ),
     target=(
         ">= 8x smaller on disk with <= 1 point accuracy loss; KV-cache generation >= 12x faster at "

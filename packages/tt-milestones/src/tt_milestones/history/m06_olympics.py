@@ -50,7 +50,7 @@ from . import m03_mlp, m04_cnn
 QUICK = {
     "task": "tinydigits", "mlp_hidden": (256, 256), "mlp_dropout": 0.0, "mlp_epochs": 15, "mlp_lr": 2e-3,
     "cnn_widths": "LeNet", "cnn_epochs": 15, "cnn_lr": 3e-3, "batch_size": 32, "sparsity": {"mlp": 0.85, "cnn": 0.85},
-    "finetune_steps": {"mlp": 500, "cnn": 800}, "prune_every": 10, "finetune_lr": 5e-4, "student_hidden": (32,),
+    "finetune_steps": {"mlp": 500, "cnn": 800}, "prune_every": 10, "finetune_lr": 1e-3, "student_hidden": (32,),
     "student_epochs": 15,
     "gpt": {"vocab_size": 65, "block_size": 160, "num_layers": 2, "num_heads": 4, "embed_dim": 64}, "prompt": 32,
     "lengths": (32, 64, 128), "batch_prompts": 16, "batch_new_tokens": (32, 64, 128), "batch_check_tokens": 64,
@@ -179,7 +179,7 @@ def profile_models(ctx: RunContext, models: dict) -> None:
 
 def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: bool):
     """Prune + fine-tune, fold, int8, sparse file; checks size ratio and accuracy drop."""
-    from tt_perf.compress import compress_classifier
+    compress_classifier = ctx.component("perf", "compress_classifier")
 
     train_x, train_y, test_x, test_y = data
     if flatten:
@@ -204,8 +204,8 @@ def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: b
 
 def distilled_student(ctx: RunContext, teacher, data, settings: dict):
     """A small MLP trained to match the teacher's softened outputs, then quantized to int8."""
-    from tt_perf.compress import accuracy
-    from tt_perf.distill import distill
+    accuracy = ctx.component("perf", "classifier_accuracy")
+    distill = ctx.component("perf", "distill")
 
     train_x, train_y, test_x, test_y = data
     train_x, test_x = flat(train_x), flat(test_x)
@@ -228,7 +228,8 @@ def distilled_student(ctx: RunContext, teacher, data, settings: dict):
 
 def kv_cache(ctx: RunContext, settings: dict):
     """Cached vs uncached greedy generation at each length, and batched generation."""
-    from tt_perf.experiments import batched_throughput, kv_cache_speedups
+    kv_cache_speedups = ctx.component("perf", "kv_cache_speedups")
+    batched_throughput = ctx.component("perf", "batched_throughput")
 
     gpt = ctx.component("model", "GPT")(**settings["gpt"]).eval()
     generate = ctx.component("function", "generate")
@@ -289,9 +290,7 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
 
 
 def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
-    from tt_perf.experiments import acceleration_suite
-
-    results = acceleration_suite(mlp, mlp_batch, cnn, cnn_batch, repeats=10 if ctx.quick else 30)
+    results = ctx.component("perf", "acceleration_suite")(mlp, mlp_batch, cnn, cnn_batch, repeats=10 if ctx.quick else 30)
     ctx.record("acceleration", results)
     for result in results:
         ctx.log(f"  {result['name']}: {result['baseline_ms']:.3f} -> {result['optimized_ms']:.3f} ms "
@@ -305,9 +304,9 @@ def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
 
 
 def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
-    from tt_perf.olympics import Arena, Submission
-    from tt_perf.storage import save_compressed
-
+    Arena = ctx.component("perf", "Arena")
+    Submission = ctx.component("perf", "Submission")
+    save_compressed = ctx.component("perf", "save_compressed")
     run_olympics = ctx.component("perf", "olympics")
     _, _, test_x, test_y = data
     test_x = flat(test_x)
@@ -332,14 +331,12 @@ def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
 
 
 def run(ctx: RunContext) -> None:
-    from tt_perf.accelerate import blas_threads, threadpoolctl_available
-
     settings = QUICK if ctx.quick else FULL
-    threads = 1 if threadpoolctl_available() else None
+    threads = 1 if ctx.component("function", "threadpoolctl_available")() else None
     ctx.configure(**{k: v for k, v in settings.items() if k != "gpt"}, blas_threads=threads or "unchanged")
     if threads is None:
         ctx.log("[yellow]threadpoolctl is not installed: BLAS keeps its default thread count[/]")
-    with blas_threads(threads):
+    with ctx.component("function", "blas_threads")(threads):
         run_events(ctx, settings)
 
 
