@@ -449,7 +449,7 @@ class Adam(Optimizer):
 
     With ``amsgrad`` the denominator uses the running maximum of ``v``.
 
-    The update itself (``_update``) runs in place on the state arrays and one reused scratch
+    The update itself (``update``) runs in place on the state arrays and one reused scratch
     array, which makes it hard to read and can be skipped on first reading:
     :func:`adam_reference_step` is the same step written plainly, and the tests hold the two
     equal.
