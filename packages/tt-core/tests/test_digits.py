@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tt_core.digits import load_digits
+from tt_core.errors import ArgumentError
 
 FIRST_IMAGE_TOP_ROWS = [[0, 0, 5, 13, 9, 1, 0, 0], [0, 0, 13, 15, 10, 15, 5, 0]]
 
@@ -56,7 +57,7 @@ def test_callers_get_their_own_copies():
 
 
 def test_unknown_split():
-    with pytest.raises(ValueError, match="split must be one of train, test, all, got 'valid'"):
+    with pytest.raises(ArgumentError, match="split must be one of train, test, all, got 'valid'"):
         load_digits("valid")
 
 

@@ -59,6 +59,12 @@ def test_linear_errors():
         Linear(0, 3)
 
 
+@pytest.mark.parametrize("sizes", [(0, 3), (2.5, 3), (4, True), (4, "8")])
+def test_linear_sizes_must_be_positive_whole_numbers(sizes):
+    with pytest.raises(tt.ArgumentError, match=r"Linear needs positive whole-number sizes, got in_features="):
+        Linear(*sizes)
+
+
 def test_linear_reset_parameters_draws_new_values():
     lin = Linear(8, 8)
     before = lin.weight.data.copy()
@@ -97,11 +103,11 @@ def test_dropout_is_reproducible_with_manual_seed():
     np.testing.assert_array_equal(F.dropout(tt.ones(100), 0.5).data, a)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan"), "0.5", True])
 def test_dropout_validates_p(p):
-    with pytest.raises(ValueError, match="dropout probability"):
+    with pytest.raises(tt.ArgumentError, match="dropout probability"):
         Dropout(p)
-    with pytest.raises(ValueError, match="dropout probability"):
+    with pytest.raises(tt.ArgumentError, match="dropout probability"):
         F.dropout(tt.ones(2), p)
 
 

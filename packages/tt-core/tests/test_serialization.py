@@ -68,6 +68,21 @@ def test_save_makes_parent_folders_and_any_suffix(tmp_path):
     assert path.is_file() and tt.load(path) == {"a": 1}
 
 
+def test_saving_where_a_file_blocks_the_folder_names_that_file(tmp_path):
+    (tmp_path / "runs").write_text("a file")
+    with pytest.raises(NotADirectoryError, match=r"runs is a file, not a folder") as info:
+        tt.save({"x": 1}, tmp_path / "runs" / "sub" / "ckpt.npz")
+    assert info.value.filename == str(tmp_path / "runs" / "sub" / "ckpt.npz")
+    assert (tmp_path / "runs").read_text() == "a file"
+
+
+def test_saving_over_a_folder_is_refused_and_leaves_it(tmp_path):
+    (tmp_path / "ckpt.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match="over a folder"):
+        tt.save({"x": 1}, tmp_path / "ckpt.npz")
+    assert (tmp_path / "ckpt.npz").is_dir() and os.listdir(tmp_path) == ["ckpt.npz"]
+
+
 def test_unsupported_values_are_refused_before_writing(tmp_path):
     target = tmp_path / "x.npz"
     with pytest.raises(CheckpointError, match=r"obj\.a: objects of type object"):

@@ -59,6 +59,29 @@ def test_non_numeric_data_is_refused():
         Tensor(["a", "b"])
 
 
+@pytest.mark.parametrize("data, kwargs, match", [
+    ([[1.0, 2.0], [3.0]], {}, "ragged"),
+    ([1.0], {"dtype": "nonsense"}, "'nonsense' is not a NumPy dtype"),
+    ([1.0], {"dtype": np.complex64}, "numeric dtype"),
+    (["a"], {"dtype": np.float32}, "cannot make a float32 tensor"),
+    (None, {}, "numeric data"),
+], ids=["ragged", "unknown-dtype", "complex-dtype", "text-as-float", "none"])
+def test_data_or_dtype_that_makes_no_numeric_tensor_is_a_tinytorch_error(data, kwargs, match):
+    with pytest.raises(TinyTorchError, match=match):
+        Tensor(data, **kwargs)
+
+
+@pytest.mark.parametrize("make", [tt.zeros, tt.ones, tt.randn, tt.rand])
+@pytest.mark.parametrize("shape, bad", [((-1,), "-1"), ((2.5,), "2.5"), ((2, True), "True"), (((3, -2),), "-2")])
+def test_constructors_refuse_sizes_that_are_not_whole_numbers(make, shape, bad):
+    with pytest.raises(ShapeError, match=f"bad size {bad}"):
+        make(*shape)
+
+
+def test_constructors_take_numpy_integer_sizes():
+    assert tt.zeros(np.int64(2), 3).shape == (2, 3) and tt.ones((np.int32(4),)).shape == (4,)
+
+
 def test_requires_grad_only_for_float_tensors():
     assert Tensor([1.0], requires_grad=True).requires_grad
     with pytest.raises(TinyTorchError, match="floating-point"):

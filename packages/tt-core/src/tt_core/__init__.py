@@ -3,7 +3,14 @@
 from . import functional
 from .__about__ import __version__
 from .dispatch import GradRule, Op, apply, is_grad_enabled, set_grad_enabled
-from .errors import AutogradUnavailableError, CheckpointError, GradientRuleError, ShapeError, TinyTorchError
+from .errors import (
+    ArgumentError,
+    AutogradUnavailableError,
+    CheckpointError,
+    GradientRuleError,
+    ShapeError,
+    TinyTorchError,
+)
 from .layers import GELU, Dropout, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .module import Module, ModuleList, Parameter, Sequential
 from .plugins import get_plugin_system, get_registry, hookimpl, hookspec, reset_plugins
@@ -25,7 +32,7 @@ from .tensor import (
 )
 
 __all__ = [
-    "AutogradUnavailableError", "CheckpointError", "Dropout", "GELU", "GradRule", "GradientRuleError", "Linear",
+    "ArgumentError", "AutogradUnavailableError", "CheckpointError", "Dropout", "GELU", "GradRule", "GradientRuleError", "Linear",
     "LogSoftmax", "Module", "ModuleList", "Op", "Parameter", "ReLU", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh", "Tensor",
     "TinyTorchError", "__version__", "apply", "arange", "concatenate", "functional", "get_plugin_system",
     "get_registry", "get_rng_state", "hookimpl", "hookspec", "is_grad_enabled", "load", "manual_seed",

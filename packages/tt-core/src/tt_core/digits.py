@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from .errors import ArgumentError
+
 SPLITS = ("train", "test", "all")
 
 
@@ -31,7 +33,7 @@ def load_digits(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
         split: ``"train"`` (1,437 images), ``"test"`` (360) or ``"all"`` (1,797).
 
     Raises:
-        ValueError: an unknown split.
+        ArgumentError: an unknown split (a ValueError too).
 
     Examples:
         >>> images, labels = load_digits("test")
@@ -39,7 +41,7 @@ def load_digits(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
         ((360, 8, 8), dtype('uint8'), 16, True)
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise ArgumentError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     images, labels = _load_all()
     if split == "all":
         return images.copy(), labels.copy()

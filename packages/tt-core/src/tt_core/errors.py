@@ -19,3 +19,8 @@ class AutogradUnavailableError(TinyTorchError, RuntimeError):
 
 class GradientRuleError(TinyTorchError, RuntimeError):
     """An op's gradient rule is missing, or returned gradients that do not fit its inputs."""
+
+
+class ArgumentError(TinyTorchError, ValueError):
+    """An argument outside the values it takes: a probability above 1, an unknown split or mode,
+    a size that is not a positive whole number."""

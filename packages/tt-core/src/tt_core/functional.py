@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dispatch
-from .errors import ShapeError
+from .errors import ArgumentError, ShapeError
 from .rng import generator
 from .tensor import Tensor
 
@@ -84,11 +84,21 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return dispatch.apply("log_softmax", x, axis=axis)
 
 
+def check_dropout_probability(p) -> None:
+    """Check that ``p`` is a dropout probability: a number in [0, 1).
+
+    Raises:
+        ArgumentError: ``p`` is not a number in [0, 1) (1 would drop everything).
+    """
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p < 1:
+        raise ArgumentError(f"dropout probability must be a number in [0, 1), got {p!r}")
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
 
     Raises:
-        ValueError: ``p`` is not in [0, 1).
+        ArgumentError: ``p`` is not in [0, 1) (a ValueError too).
 
     Examples:
         >>> from tt_core import manual_seed, ones
@@ -98,8 +108,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         >>> dropout(ones(3), p=0.5, training=False)  # evaluation: the identity
         tensor([1., 1., 1.])
     """
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    check_dropout_probability(p)
     if not training or p == 0:
         return x
     mask = (generator().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)

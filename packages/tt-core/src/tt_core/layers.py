@@ -7,9 +7,10 @@ import math
 import numpy as np
 
 from . import functional as F
+from .errors import ArgumentError
 from .module import Module, Parameter
 from .rng import generator
-from .tensor import Tensor
+from .tensor import Tensor, is_whole_number
 
 
 class Linear(Module):
@@ -23,6 +24,9 @@ class Linear(Module):
     Shape:
         input (*, in_features) -> output (*, out_features).
 
+    Raises:
+        ArgumentError: a size that is not a positive whole number (``0``, ``2.5``).
+
     Examples:
         >>> from tt_core import randn
         >>> Linear(4, 3)(randn(2, 4)).shape
@@ -31,8 +35,10 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, out_features={out_features}")
+        sizes = (in_features, out_features)
+        if not all(is_whole_number(n) and n > 0 for n in sizes):
+            raise ArgumentError(f"Linear needs positive whole-number sizes, got in_features={in_features!r}, "
+                                f"out_features={out_features!r}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         self.bias = Parameter(np.empty(out_features, dtype=np.float32)) if bias else None
@@ -110,6 +116,9 @@ class LogSoftmax(Softmax):
 class Dropout(Module):
     """Zero elements with probability ``p`` in training; the identity in ``eval()``.
 
+    Raises:
+        ArgumentError: ``p`` is not a number in [0, 1).
+
     Examples:
         >>> from tt_core import ones
         >>> Dropout(0.5).eval()(ones(3))
@@ -118,8 +127,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        F.check_dropout_probability(p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ NumPy scalars as Python numbers. Trees nest at most :data:`MAX_DEPTH` dicts and 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -118,7 +119,9 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
 
     Raises:
         CheckpointError: ``obj`` holds something that cannot be saved (nothing is written).
-        OSError: the file cannot be written (the old file at ``path``, if any, is kept).
+        OSError: the file cannot be written (the old file at ``path``, if any, is kept):
+            ``IsADirectoryError`` when ``path`` is a folder, ``NotADirectoryError`` naming the
+            file that stands where a folder on the way should be.
 
     Examples:
         >>> import tempfile
@@ -135,7 +138,7 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     tree = {"format": FORMAT, "root": _encode(obj, arrays, "obj")}
     payload = {f"arr_{i}": a for i, a in enumerate(arrays)}
     payload[TREE_KEY] = np.frombuffer(json.dumps(tree).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     remove_stale_temp_files(path.parent)
     # a fresh name beside the target ("x": never reuse a file); created with the usual permissions
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -149,6 +152,23 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _make_folder(path: Path) -> None:
+    """Create the folder ``path`` is saved into.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotADirectoryError: a part of ``path``'s folder is a file (naming it).
+    """
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "cannot save a checkpoint over a folder: name a file in it", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot save here: {blocker} is a file, not a folder",
+                                 str(path)) from None
 
 
 def _process_alive(pid: int) -> bool:

@@ -18,14 +18,44 @@ from .rng import generator
 DEFAULT_DTYPE = np.float32
 
 
+def _numeric_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype of booleans, integers or floats.
+
+    Raises:
+        TinyTorchError: ``dtype`` is not a dtype NumPy knows, or not a numeric one.
+    """
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TinyTorchError(
+            f"dtype {dtype!r} is not a NumPy dtype: use e.g. 'float32', 'float64', 'int64' or 'bool'") from None
+    if resolved.kind not in "biuf":
+        raise TinyTorchError(f"Tensor needs a numeric dtype (bool, integer or float), got {resolved}")
+    return resolved
+
+
 def _to_array(data, dtype=None) -> np.ndarray:
     """``data`` as an array: ``dtype`` if given; else float32 for Python numbers and float64
-    arrays, while NumPy integer and boolean arrays and scalars (labels, masks) keep their type."""
+    arrays, while NumPy integer and boolean arrays and scalars (labels, masks) keep their type.
+
+    Raises:
+        TinyTorchError: ``dtype`` is not a numeric NumPy dtype, ``data`` is ragged (nested
+            lists of different lengths), or it is not numbers (text, None, objects, complex).
+    """
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    array = np.asarray(data)
+    wanted = None if dtype is None else _numeric_dtype(dtype)
+    try:
+        array = np.asarray(data, dtype=wanted)
+    except ValueError as error:
+        if "inhomogeneous" in str(error) or "sequence" in str(error):
+            raise TinyTorchError(
+                "Tensor needs rectangular data: these nested lists are ragged (rows of different lengths)") from None
+        raise TinyTorchError(f"cannot make a {wanted} tensor of this data ({error})") from None
+    except TypeError as error:
+        raise TinyTorchError(f"Tensor needs numeric data ({error})") from None
+    if wanted is not None:
+        return array
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     if array.dtype == np.float64 or (not from_numpy and array.dtype.kind in "iu"):
         return array.astype(DEFAULT_DTYPE)
@@ -406,11 +436,23 @@ class Tensor:
 # ----------------------------------------------------------------------------------------
 
 
+def is_whole_number(value) -> bool:
+    """Whether ``value`` is an int (Python's or NumPy's), not a bool: what sizes and counts are."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _shape(shape: Sequence) -> tuple[int, ...]:
-    """``zeros(2, 3)`` and ``zeros((2, 3))`` both mean shape (2, 3)."""
+    """``zeros(2, 3)`` and ``zeros((2, 3))`` both mean shape (2, 3).
+
+    Raises:
+        ShapeError: a size that is not a whole number >= 0 (``2.5``, ``-1``, ``True``).
+    """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+        shape = tuple(shape[0])
+    bad = [size for size in shape if not is_whole_number(size) or size < 0]
+    if bad:
+        raise ShapeError(f"a shape is whole numbers >= 0, got {tuple(shape)} (bad size {bad[0]!r})")
+    return tuple(int(size) for size in shape)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
