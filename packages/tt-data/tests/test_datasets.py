@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tt_core
 from PIL import Image
-from tt_core.errors import TinyTorchError
+from tt_core.errors import ArgumentError, TinyTorchError
 from tt_core.plugins import ComponentRegistry
 from tt_data import (
     ChecksumError,
@@ -64,8 +64,10 @@ def test_tinydigits_wraps_the_embedded_digits():
 def test_catalogue_errors():
     with pytest.raises(TinyTorchError, match="unknown data set 'svhn'.*tinydigits"):
         load_arrays("svhn")
-    with pytest.raises(ValueError, match="split must be one of train, test"):
+    with pytest.raises(ArgumentError, match="tinydigits: split must be one of train, test, got 'val'"):
         load_arrays("tinydigits", "val")
+    with pytest.raises(ArgumentError, match="mnist: split must be one of train, test"):
+        load_arrays("mnist", "validation", download=False)
 
 
 def test_data_sets_are_registered_components():
@@ -320,9 +322,17 @@ class RunsACommand:
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, protocol):
     marker = tmp_path / "pwned"
     payload = pickle.dumps({"data": RunsACommand(marker), "labels": []}, protocol=protocol)
-    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load global (posix|os)\.system"):
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load global (posix|os)\.system") as info:
         datasets.load_batch(payload)
     assert not marker.exists()
+    assert isinstance(info.value, datasets.UnsafePickleError) and isinstance(info.value, TinyTorchError)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x80\x02}q\x00(U\x04data", b"not a pickle at all"],
+                         ids=["empty", "truncated", "garbage"])
+def test_a_batch_that_is_no_complete_pickle_is_a_format_error(payload):
+    with pytest.raises(DataFormatError, match="cannot be unpickled"):
+        datasets.load_batch(payload)
 
 
 @pytest.mark.parametrize("module, name", [("builtins", "eval"), ("numpy", "load"), ("numpy.lib.npyio", "load"),

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
-from tt_core.errors import TinyTorchError
+from tt_core.errors import ArgumentError, TinyTorchError
 from tt_core.plugins import ComponentRegistry, get_registry
 
 try:  # NumPy's array-unpickling helper, which NumPy 2 moved
@@ -168,6 +168,10 @@ CIFAR10_JPEG = RemoteFile(
 
 
 
+class UnsafePickleError(DataError, pickle.UnpicklingError):
+    """A pickle that names a global the CIFAR-10 unpickler does not allow (it could run code)."""
+
+
 class BatchUnpickler(pickle.Unpickler):
     """An unpickler for the CIFAR-10 batches that cannot run code.
 
@@ -175,7 +179,8 @@ class BatchUnpickler(pickle.Unpickler):
     up. Here it refuses everything except the three globals a NumPy array needs to be
     rebuilt -- ``_reconstruct`` (under its NumPy 1 and NumPy 2 module names), ``ndarray`` and
     ``dtype``. Dicts, lists, strings, bytes and numbers need no globals at all. A malicious
-    pickle (``os.system``, ``builtins.eval``, ...) raises ``pickle.UnpicklingError``.
+    pickle (``os.system``, ``builtins.eval``, ...) raises :class:`UnsafePickleError` (a
+    ``pickle.UnpicklingError`` and a TinyTorch data error).
     """
 
     ALLOWED: ClassVar[dict[tuple[str, str], object]] = {
@@ -189,15 +194,26 @@ class BatchUnpickler(pickle.Unpickler):
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
                 "strings, numbers and NumPy arrays"
             ) from None
 
 
 def load_batch(data: bytes) -> dict:
-    """Unpickle one CIFAR-10 batch safely (latin-1 decodes the Python 2 strings)."""
-    batch = BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+    """Unpickle one CIFAR-10 batch safely (latin-1 decodes the Python 2 strings).
+
+    Raises:
+        UnsafePickleError: the pickle names a global that is not allowed (nothing runs).
+        DataFormatError: the bytes are not a complete pickle, or not a dict with ``data``
+            and ``labels``.
+    """
+    try:
+        batch = BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise DataFormatError(f"a CIFAR-10 batch that cannot be unpickled ({type(error).__name__}: {error})") from None
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         raise DataFormatError("a CIFAR-10 batch must be a dict with 'data' and 'labels'")
     return batch
@@ -412,9 +428,13 @@ class ImageDataset:
 
     def load_arrays(self, split: str = "train", *, download: bool = True,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(images, labels)``: uint8 images (N, C, H, W) and int64 labels."""
+        """``(images, labels)``: uint8 images (N, C, H, W) and int64 labels.
+
+        Raises:
+            ArgumentError: ``split`` is neither ``"train"`` nor ``"test"`` (a ValueError too).
+        """
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+            raise ArgumentError(f"{self.name}: split must be one of {', '.join(SPLITS)}, got {split!r}")
         return self.read(split, download, progress)
 
     def __call__(self, split: str = "train", *, flatten: bool = False, download: bool = True,
