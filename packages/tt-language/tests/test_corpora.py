@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tt_core
-from tt_core.errors import TinyTorchError
+from tt_core.errors import ArgumentError, TinyTorchError
 from tt_data.download import DataNotFoundError
 from tt_language import corpora
 
@@ -39,6 +39,32 @@ def test_tinyshakespeare_and_its_split():
     assert len(text) == 1_115_394 and text.startswith("First Citizen:")
     train, val = corpora.tinyshakespeare("train", download=False), corpora.tinyshakespeare("val", download=False)
     assert train + val == text and len(val) == len(text) - int(len(text) * 0.9)
+
+
+def test_unknown_splits_and_fractions_are_argument_errors_before_any_file_is_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))  # empty: a read would fail otherwise
+    monkeypatch.setenv("TT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ArgumentError, match="TinyTalks split must be one of train, val, test, got 'validation'"):
+        corpora.tinytalks("validation", download=False)
+    with pytest.raises(ArgumentError, match="Tiny Shakespeare split must be None, 'train' or 'val', got 'test'"):
+        corpora.tinyshakespeare("test", download=False)
+    for fraction in (0, 1.5, "0.1"):
+        with pytest.raises(ArgumentError, match="val_fraction"):
+            corpora.tinyshakespeare("val", download=False, val_fraction=fraction)
+
+
+def test_the_corpora_list_their_files_for_require(tmp_path, monkeypatch):
+    assert [f.relative for f in corpora.tinytalks.data_files()] == [
+        "tinytalks/splits/train.txt", "tinytalks/splits/val.txt", "tinytalks/splits/test.txt"]
+    assert corpora.tinyshakespeare.data_files() == (corpora.SHAKESPEARE,)
+    from tt_data import MissingDataError, require
+
+    monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(MissingDataError) as info:
+        require("tinytalks", "tinyshakespeare", download=False, progress=False)
+    assert set(info.value.problems) == {"tinytalks/splits/train.txt", "tinytalks/splits/val.txt",
+                                        "tinytalks/splits/test.txt", "tinyshakespeare/input.txt"}
 
 
 def test_missing_corpus_says_where_to_put_it(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tt_core as tt
-from tt_core.errors import ShapeError
+from tt_core.errors import ArgumentError, ShapeError
 from tt_language import (
     GPT,
     Embedding,
@@ -75,8 +75,17 @@ def test_multi_head_attention_matches_torch():
 
 
 def test_multi_head_attention_rejects_bad_sizes():
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ArgumentError, match="embed_dim 10 is not divisible by num_heads 3"):
         MultiHeadAttention(10, 3)
+    for sizes in ((8, 0), (8, 2.0), (0, 2), (True, 1)):
+        with pytest.raises(ArgumentError, match="positive whole numbers"):
+            MultiHeadAttention(*sizes)
+    with pytest.raises(ArgumentError, match="divisible"):  # through the GPT that builds it
+        GPT(vocab_size=10, block_size=8, num_layers=1, num_heads=2, embed_dim=15)
+    with pytest.raises(ArgumentError, match="positive whole-number sizes"):
+        Embedding(10.5, 4)
+    with pytest.raises(ArgumentError, match="'learned' or 'sinusoidal'"):
+        PositionalEncoding(8, 4, kind="rotary")
     with pytest.raises(ShapeError):
         MultiHeadAttention(8, 2)(tt.zeros(1, 3, 6))
 

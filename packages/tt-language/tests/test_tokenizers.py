@@ -109,6 +109,14 @@ def test_bpe_save_load(tmp_path):
         CharTokenizer.load(path)
 
 
+@pytest.mark.parametrize("chars", [42, ["a", "b"], None])
+def test_loading_a_char_spec_whose_alphabet_is_not_a_string_names_the_file_and_the_field(tmp_path, chars):
+    path = tmp_path / "tok.json"
+    path.write_text(json.dumps({"type": "char", "chars": chars, "special_tokens": []}))
+    with pytest.raises(TokenizerError, match=r"tok\.json: the saved char tokenizer's 'chars' must be its alphabet"):
+        Tokenizer.load(path)
+
+
 def test_a_subclass_loads_as_itself(tmp_path):
     class MyChars(CharTokenizer):
         pass

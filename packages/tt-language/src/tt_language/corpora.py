@@ -10,7 +10,7 @@ a long id array and the same slices shifted by one).
 from __future__ import annotations
 
 import numpy as np
-from tt_core.errors import TinyTorchError
+from tt_core.errors import ArgumentError, TinyTorchError
 from tt_data.download import RemoteFile, fetch
 
 SHAKESPEARE = RemoteFile(
@@ -28,8 +28,13 @@ TINYTALKS_SPLITS = {
 
 
 def tinytalks_file(split: str) -> RemoteFile:
+    """The file of one TinyTalks split.
+
+    Raises:
+        ArgumentError: ``split`` is not ``"train"``, ``"val"`` or ``"test"`` (a ValueError too).
+    """
     if split not in TINYTALKS_SPLITS:
-        raise ValueError(f"TinyTalks split must be one of {', '.join(TINYTALKS_SPLITS)}, got {split!r}")
+        raise ArgumentError(f"TinyTalks split must be one of {', '.join(TINYTALKS_SPLITS)}, got {split!r}")
     return RemoteFile(f"{split}.txt", "tinytalks/splits", urls=(f"{_TINYTALKS_HOME}splits/{split}.txt",),
                       sha256=TINYTALKS_SPLITS[split])
 
@@ -53,6 +58,13 @@ def format_qa(question: str, answer: str = "") -> str:
 def tinytalks(split: str = "train", download: bool = True) -> list[tuple[str, str]]:
     """TinyTalks v1 question/answer pairs of one split (train 210, val 45, test 46 pairs).
 
+    ``tinytalks.data_files()`` lists the files of every split, for ``tt_data.require`` (the
+    component ``function:require_data``) to check before a run.
+
+    Raises:
+        ArgumentError: an unknown ``split``.
+        DataError: a split's file is missing (and cannot be downloaded) or corrupt.
+
     Examples:
         >>> pairs = tinytalks("train")                                 # doctest: +SKIP
         >>> pairs[0]                                                   # doctest: +SKIP
@@ -64,16 +76,28 @@ def tinytalks(split: str = "train", download: bool = True) -> list[tuple[str, st
 
 def tinyshakespeare(split: str | None = None, download: bool = True, val_fraction: float = 0.1) -> str:
     """Tiny Shakespeare (1,115,394 characters). ``split``: None for the whole text, or
-    ``"train"`` / ``"val"`` for the first 90% / last 10% (nanoGPT's split)."""
+    ``"train"`` / ``"val"`` for the first 90% / last 10% (nanoGPT's split).
+
+    ``tinyshakespeare.data_files()`` lists its one file, for ``tt_data.require``.
+
+    Raises:
+        ArgumentError: an unknown ``split``, or a ``val_fraction`` outside (0, 1); both
+            before any file is read.
+        DataError: the file is missing (and cannot be downloaded) or corrupt.
+    """
+    if split not in (None, "train", "val"):
+        raise ArgumentError(f"Tiny Shakespeare split must be None, 'train' or 'val', got {split!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ArgumentError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
     text = fetch(SHAKESPEARE, download=download).read_text(encoding="utf-8")
     if split is None:
         return text
     cut = int(len(text) * (1 - val_fraction))
-    if split == "train":
-        return text[:cut]
-    if split == "val":
-        return text[cut:]
-    raise ValueError(f"split must be None, 'train' or 'val', got {split!r}")
+    return text[:cut] if split == "train" else text[cut:]
+
+
+tinytalks.data_files = lambda: tuple(tinytalks_file(split) for split in TINYTALKS_SPLITS)
+tinyshakespeare.data_files = lambda: (SHAKESPEARE,)
 
 
 def random_windows(ids: np.ndarray, block_size: int, batch_size: int, rng: np.random.Generator):

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, concatenate
-from tt_core.errors import ShapeError
+from tt_core.errors import ArgumentError, ShapeError
 from tt_core.rng import generator
+from tt_core.tensor import is_whole_number
 
 from . import functional as F
 
@@ -36,6 +37,9 @@ class Embedding(Module):
     Shape:
         integer ids (*) -> (*, embedding_dim).
 
+    Raises:
+        ArgumentError: a size that is not a positive whole number.
+
     Examples:
         >>> Embedding(10, 4)(np.array([[1, 2, 3]])).shape
         (1, 3, 4)
@@ -43,8 +47,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, std: float = 1.0) -> None:
         super().__init__()
-        if num_embeddings <= 0 or embedding_dim <= 0:
-            raise ValueError(f"Embedding needs positive sizes, got {num_embeddings} x {embedding_dim}")
+        if not all(is_whole_number(n) and n > 0 for n in (num_embeddings, embedding_dim)):
+            raise ArgumentError(f"Embedding needs positive whole-number sizes, got {num_embeddings!r} x {embedding_dim!r}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = Parameter(_normal((num_embeddings, embedding_dim), std))  # torch: N(0, 1)
 
@@ -63,12 +67,15 @@ class PositionalEncoding(Module):
         dim: the feature size C.
         kind: ``"learned"`` (a trained table, as GPT) or ``"sinusoidal"`` (the fixed sines and
             cosines of the 2017 paper, a buffer).
+
+    Raises:
+        ArgumentError: an unknown ``kind``.
     """
 
     def __init__(self, max_len: int, dim: int, kind: str = "learned") -> None:
         super().__init__()
         if kind not in ("learned", "sinusoidal"):
-            raise ValueError(f"kind must be 'learned' or 'sinusoidal', got {kind!r}")
+            raise ArgumentError(f"kind must be 'learned' or 'sinusoidal', got {kind!r}")
         self.max_len, self.dim, self.kind = max_len, dim, kind
         if kind == "learned":
             self.weight = Parameter(_normal((max_len, dim), 0.02))
@@ -135,6 +142,10 @@ class MultiHeadAttention(Module):
         one new token at a time. Returns (B, T, C), or ``(out, (keys, values))`` with
         ``use_cache``.
 
+    Raises:
+        ArgumentError: ``embed_dim`` or ``num_heads`` is not a positive whole number, or
+            ``embed_dim`` is not divisible by ``num_heads`` (a ValueError too).
+
     Examples:
         >>> import tt_core as tt
         >>> attn = MultiHeadAttention(8, num_heads=2, causal=True)
@@ -148,8 +159,12 @@ class MultiHeadAttention(Module):
 
     def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
+        if not all(is_whole_number(n) and n > 0 for n in (embed_dim, num_heads)):
+            raise ArgumentError(f"embed_dim and num_heads must be positive whole numbers, got {embed_dim!r} and "
+                                f"{num_heads!r}")
         if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+            raise ArgumentError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}: each head gets "
+                                "embed_dim // num_heads features")
         self.embed_dim, self.num_heads, self.causal = embed_dim, num_heads, causal
         self.head_dim = embed_dim // num_heads
         self.qkv = Linear(embed_dim, 3 * embed_dim)

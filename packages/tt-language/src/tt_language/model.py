@@ -22,6 +22,10 @@ class GPT(Module):
             GPT-2 does this).
         positional: ``"learned"`` or ``"sinusoidal"`` positions.
 
+    Raises:
+        ArgumentError: a size that is not a positive whole number, an ``embed_dim`` not
+            divisible by ``num_heads``, a dropout outside [0, 1) or an unknown ``positional``.
+
     Forward:
         ``model(ids)`` with integer ids (B, T), T <= block_size -> logits (B, T, vocab_size).
         ``model(ids, past=presents, use_cache=True)`` continues from cached keys and values of

@@ -151,7 +151,12 @@ class Tokenizer:
     def load(cls, path) -> Tokenizer:
         """Read a tokenizer written by :meth:`save`: either kind when called on ``Tokenizer``,
         else one of the class it is called on (a subclass of ``CharTokenizer`` loads a
-        character tokenizer as that subclass)."""
+        character tokenizer as that subclass).
+
+        Raises:
+            TokenizerError: the file cannot be read, is not JSON, holds another kind of
+                tokenizer, or a spec that does not describe one; the message names the file.
+        """
         try:
             spec = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
@@ -160,7 +165,10 @@ class Tokenizer:
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind not in kinds or (cls is not Tokenizer and not issubclass(cls, kinds[kind])):
             raise TokenizerError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
-        return (kinds[kind] if cls is Tokenizer else cls).from_dict(spec)
+        try:
+            return (kinds[kind] if cls is Tokenizer else cls).from_dict(spec)
+        except TokenizerError as error:
+            raise TokenizerError(f"{path}: {error}") from None
 
     def __len__(self) -> int:
         return self.vocab_size
@@ -258,8 +266,12 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, spec: dict) -> CharTokenizer:
-        """The tokenizer :meth:`to_dict` described (a TokenizerError names missing fields)."""
+        """The tokenizer :meth:`to_dict` described (a TokenizerError names missing fields, and
+        an alphabet that is not one string)."""
         _spec_fields(spec, "char", ("chars",))
+        if not isinstance(spec["chars"], str):
+            raise TokenizerError(f"the saved char tokenizer's 'chars' must be its alphabet as one string, got "
+                                 f"{type(spec['chars']).__name__} {spec['chars']!r:.40}")
         return cls(spec["chars"], special_tokens=spec.get("special_tokens", ()), unknown=spec.get("unknown"))
 
     def __repr__(self) -> str:
