@@ -79,10 +79,15 @@ def test_schedule_is_cubic_and_clamped():
 
 
 def test_bad_arguments(mlp):
-    with pytest.raises(ValueError, match="sparsity"):
-        prune(mlp, 1.0)
-    with pytest.raises(ValueError, match="scope"):
+    before = [p.data.copy() for p in mlp.parameters()]
+    for sparsity in (1.0, 1.5, -0.1, "0.5", True):
+        with pytest.raises(tt_core.ArgumentError, match=r"sparsity must be a number in \[0, 1\)"):
+            prune(mlp, sparsity)
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, mlp.parameters()))  # nothing pruned
+    with pytest.raises(tt_core.ArgumentError, match="scope"):
         Pruner(mlp, scope="model")
+    with pytest.raises(tt_core.ArgumentError, match="steps"):
+        SparsitySchedule(final=0.5, steps=0)
     with pytest.raises(tt_core.TinyTorchError, match="no Linear"):
         Pruner(tt_core.Sequential(tt_core.ReLU()))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tt_core
-from tt_core import Module, Tensor
+from tt_core import ArgumentError, Module, Tensor
 
 PRUNABLE = ("Linear", "Conv2d")
 ZERO_PRESERVING = ("ReLU", "GELU", "Tanh", "Dropout", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Identity")
@@ -67,6 +67,10 @@ class Pruner:
             sparsity in each layer); structured pruning is always per layer.
         skip: dotted names of layers never to prune.
 
+    Raises:
+        ArgumentError: an unknown ``scope``.
+        TinyTorchError: no Linear or Conv2d layer to prune.
+
     Examples:
         >>> from tt_core import Linear, ReLU, Sequential
         >>> net = Sequential(Linear(20, 30), ReLU(), Linear(30, 5))
@@ -77,7 +81,7 @@ class Pruner:
 
     def __init__(self, model: Module, *, structured: bool = False, scope: str = "global", skip: Iterable[str] = ()) -> None:
         if scope not in ("global", "layer"):
-            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+            raise ArgumentError(f"scope must be 'global' or 'layer', got {scope!r}")
         self.model, self.structured, self.scope = model, structured, "layer" if structured else scope
         layers = prunable_layers(model, skip)
         if structured and layers:
@@ -104,9 +108,13 @@ class Pruner:
 
         Already pruned weights stay pruned, so calling this with a rising sparsity (a
         schedule) only ever removes more.
+
+        Raises:
+            ArgumentError: ``sparsity`` is not in [0, 1) (a ValueError too).
         """
-        if not 0 <= sparsity < 1:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)) \
+                or not 0 <= sparsity < 1:
+            raise ArgumentError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
         self.target = sparsity
         if self.scope == "global":
             scores = {name: self._scores(name) for name in self.layers}
@@ -175,6 +183,9 @@ class SparsitySchedule:
 
     ``s(t) = final + (initial - final) * (1 - (t - begin) / steps) ** 3`` for ``t`` in
     ``[begin, begin + steps]``; ``initial`` before, ``final`` after.
+
+    Raises:
+        ArgumentError: not ``0 <= initial <= final < 1``, or ``steps < 1``.
     """
 
     final: float
@@ -184,9 +195,9 @@ class SparsitySchedule:
 
     def __post_init__(self) -> None:
         if not (0 <= self.initial <= self.final < 1):
-            raise ValueError(f"need 0 <= initial <= final < 1, got initial={self.initial}, final={self.final}")
+            raise ArgumentError(f"need 0 <= initial <= final < 1, got initial={self.initial}, final={self.final}")
         if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+            raise ArgumentError(f"steps must be >= 1, got {self.steps}")
 
     def __call__(self, step: int) -> float:
         progress = min(max((step - self.begin) / self.steps, 0.0), 1.0)
@@ -215,9 +226,12 @@ def prune_finetune(model: Module, pruner: Pruner, schedule: SparsitySchedule, ba
 
     Returns:
         ``[(step, sparsity, loss), ...]``, one entry per step.
+
+    Raises:
+        ArgumentError: ``steps`` or ``prune_every`` below 1.
     """
     if steps < 1 or prune_every < 1:
-        raise ValueError(f"steps and prune_every must be >= 1, got {steps}, {prune_every}")
+        raise ArgumentError(f"steps and prune_every must be >= 1, got {steps}, {prune_every}")
     model.train()
     history = []
     source = _forever(batches)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import tt_core
-from tt_core import Module, Tensor
+from tt_core import ArgumentError, Module, Tensor
 from tt_data import conv2d
 
 from .hooks import input_arrays, wrapped_forwards
@@ -151,7 +151,7 @@ class _QuantizedBase(Module):
                  input_scale: float, input_zero_point: float, mode: str) -> None:
         super().__init__()
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ArgumentError(f"mode must be one of {MODES}, got {mode!r}")
         if codes.dtype != np.int8:
             raise tt_core.TinyTorchError(f"{type(self).__name__} stores int8 codes, got {codes.dtype}")
         self.mode = mode
@@ -389,7 +389,7 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
         The quantized model; ``tt_core.save(q.state_dict(), path)`` stores int8 weights.
 
     Raises:
-        ValueError: an unknown ``mode``.
+        ArgumentError: an unknown ``mode`` (a ValueError too).
         TinyTorchError: no Linear or Conv2d layer to quantize.
         CalibrationError: ``calibration`` is ``None``, empty, not numbers, holds NaN or inf
             or only zeros; a layer input became NaN or inf; a layer never ran. No layer is
@@ -407,7 +407,7 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
         ('QuantizedLinear', dtype('int8'))
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ArgumentError(f"mode must be one of {MODES}, got {mode!r}")
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     skip = set(skip)
