@@ -25,11 +25,15 @@ BUILT: list = []  # every StandInGPT made, in order
 class StandInGPT:
 
     def __init__(self, vocab_size, block_size):
+        if vocab_size < 1:
+            raise tt_core.ArgumentError(f"vocab_size must be >= 1, got {vocab_size}")
         self.config = {"vocab_size": vocab_size, "block_size": block_size}
         self.state = None
         BUILT.append(self)
 
     def load_state_dict(self, state):
+        if set(state) != {"weight"}:
+            raise CheckpointError(f"state dict does not fit StandInGPT: keys {sorted(state)}")
         self.state = state
 
 
@@ -83,6 +87,21 @@ def test_a_config_that_does_not_fit_the_model_is_a_checkpoint_error(tmp_path):
     tt_core.save({"config": CONFIG | {"layers": 3}, "state": STATE, "tokenizer": TOKENIZER}, tmp_path / CHECKPOINT)
     with pytest.raises(CheckpointError, match="config in .* does not fit the GPT.*layers"):
         chat(context(tmp_path))
+
+
+def test_a_config_value_the_model_refuses_is_a_checkpoint_error_naming_the_file(tmp_path):
+    path = tt_core.save({"config": CONFIG | {"vocab_size": 0}, "state": STATE, "tokenizer": TOKENIZER},
+                        tmp_path / CHECKPOINT)
+    with pytest.raises(CheckpointError, match=f"config in {path} does not fit the GPT .*vocab_size must be >= 1"):
+        chat(context(tmp_path))
+
+
+def test_weights_that_do_not_fit_the_model_are_a_checkpoint_error_naming_the_file(tmp_path):
+    path = tt_core.save({"config": CONFIG, "state": {"bias": np.zeros(2)}, "tokenizer": TOKENIZER},
+                        tmp_path / CHECKPOINT)
+    with pytest.raises(CheckpointError, match=f"{path} does not fit the GPT its config describes .*bias") as caught:
+        chat(context(tmp_path))
+    assert "run `tt-milestones run 05 --chat`" in str(caught.value)
 
 
 def test_a_complete_checkpoint_loads_and_the_chat_ends_at_end_of_input(tmp_path, monkeypatch):

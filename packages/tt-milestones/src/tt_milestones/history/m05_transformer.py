@@ -40,7 +40,20 @@ CHAT_ENTRIES = {
 """What a TinyTalks chat checkpoint holds (each a dict), and what each entry is."""
 
 
+def data_needed(ctx: RunContext) -> tuple[str, ...]:
+    """The data sets this run reads: TinyTalks (not for a chat with a saved checkpoint), and
+    Tiny Shakespeare for a full run."""
+    if ctx.options.get("chat"):
+        return () if (Path(ctx.out) / CHECKPOINT).is_file() else ("tinytalks",)
+    return ("tinytalks",) if ctx.quick else ("tinytalks", "tinyshakespeare")
+
+
 def run(ctx: RunContext) -> None:
+    # every data file the run reads is checked (or downloaded) before the first training step,
+    # and all that are missing or corrupt are named at once
+    needed = data_needed(ctx)
+    if needed:
+        ctx.component("function", "require_data")(*needed)
     if ctx.options.get("chat"):
         chat(ctx)
         return
@@ -309,19 +322,23 @@ def chat(ctx: RunContext) -> None:
     answered (text the tokenizer refuses) gets the reason, and the chat goes on.
 
     Raises:
-        CheckpointError: the checkpoint is incomplete (see :func:`load_chat_checkpoint`) or
-            its ``config`` does not fit the GPT.
+        CheckpointError: the checkpoint is incomplete (see :func:`load_chat_checkpoint`), or
+            its ``config``, weights or tokenizer do not fit (the message names the file and
+            how to make a new one).
     """
     path = Path(ctx.out) / CHECKPOINT
     if path.is_file():
         saved = load_chat_checkpoint(path)
+        remedy = "delete the checkpoint and run `tt-milestones run 05 --chat` to train and save a new one"
         try:
             model = ctx.component("model", "GPT")(**saved["config"])
-        except TypeError as error:
-            raise CheckpointError(f"the config in {path} does not fit the GPT ({error}): delete the checkpoint and "
-                                  "run `tt-milestones run 05 --chat` to train and save a new one") from None
-        model.load_state_dict(saved["state"])
-        tokenizer = ctx.component("tokenizer", "char").from_dict(saved["tokenizer"])
+        except (TypeError, TinyTorchError) as error:  # an unknown argument, or a value the GPT refuses
+            raise CheckpointError(f"the config in {path} does not fit the GPT ({error}): {remedy}") from None
+        try:
+            model.load_state_dict(saved["state"])
+            tokenizer = ctx.component("tokenizer", "char").from_dict(saved["tokenizer"])
+        except TinyTorchError as error:
+            raise CheckpointError(f"{path} does not fit the GPT its config describes ({error}): {remedy}") from None
         ctx.log(f"loaded {path}")
     else:
         ctx.log(f"no checkpoint at {path}: training one first")

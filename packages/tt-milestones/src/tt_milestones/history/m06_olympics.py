@@ -332,6 +332,9 @@ def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
 
 def run(ctx: RunContext) -> None:
     settings = QUICK if ctx.quick else FULL
+    # every data file the run reads is checked (or downloaded) before anything trains, and all
+    # that are missing or corrupt are named at once (the quick run's TinyDigits is embedded)
+    ctx.component("function", "require_data")(settings["task"], *(() if ctx.quick else ("cifar10",)))
     threads = 1 if ctx.component("function", "threadpoolctl_available")() else None
     ctx.configure(**{k: v for k, v in settings.items() if k != "gpt"}, blas_threads=threads or "unchanged")
     if threads is None:
