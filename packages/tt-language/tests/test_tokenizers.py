@@ -117,6 +117,13 @@ def test_loading_a_char_spec_whose_alphabet_is_not_a_string_names_the_file_and_t
         Tokenizer.load(path)
 
 
+def test_loading_a_file_that_holds_no_tokenizer_says_what_a_saved_one_is(tmp_path):
+    path = tmp_path / "tok.json"
+    path.write_text("[1, 2, 3]")
+    with pytest.raises(TokenizerError, match=r"tok\.json does not hold a tokenizer \(its type is None; .*'char', 'bpe'"):
+        Tokenizer.load(path)
+
+
 def test_a_subclass_loads_as_itself(tmp_path):
     class MyChars(CharTokenizer):
         pass

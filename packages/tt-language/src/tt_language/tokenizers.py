@@ -164,7 +164,9 @@ class Tokenizer:
         kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind not in kinds or (cls is not Tokenizer and not issubclass(cls, kinds[kind])):
-            raise TokenizerError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
+            wanted = "tokenizer" if cls is Tokenizer else f"{cls.kind} tokenizer"
+            raise TokenizerError(f"{path} does not hold a {wanted} (its type is {kind!r}; a saved tokenizer is a "
+                                 f"JSON object whose 'type' is one of {', '.join(map(repr, kinds))})")
         try:
             return (kinds[kind] if cls is Tokenizer else cls).from_dict(spec)
         except TokenizerError as error:
