@@ -98,3 +98,20 @@ def test_quick_run_shows_the_deep_sigmoid_gradient_vanish(quick_run):
     assert metrics["deep_relu_test_accuracy"] > metrics["deep_sigmoid_test_accuracy"]
     check = {c["name"]: c for c in report["checks"]}["deep_sigmoid_over_relu_first_layer_gradient"]
     assert check["reached"] and check["value"] == pytest.approx(first["sigmoid"] / first["relu"], rel=1e-2)
+
+
+def test_milestone_05s_own_loop_records_a_period_per_tenth_of_training(tmp_path):
+    registry = tt_core.get_registry()
+    if not registry.has("layer", "TransformerBlock") or not registry.has("function", "GradientWatch"):
+        pytest.skip("milestone 05 needs tt-learn and tt-language")
+    from tt_milestones.history import m05_transformer as m05
+
+    ctx = RunContext(registry=registry, out=tmp_path)
+    tt_core.manual_seed(0)
+    model = m05.SequenceModel(ctx, [ctx.component("layer", "TransformerBlock")(8, 2, causal=False)], 8)
+    result = m05._train_reversal(ctx, model, 20, np.random.default_rng(0), lambda **fields: None)
+    rows = result["gradients"]
+    names = [name for name, _ in model.named_parameters()]
+    assert [(row["epoch"], row["parameter"]) for row in rows] == [(step, n) for step in range(2, 21, 2) for n in names]
+    assert all(row["steps"] == 2 and row["grad_norm"] > 0 for row in rows)
+    assert all(0 < row["update_ratio"] < 1 for row in rows if row["parameter"].endswith("weight"))

@@ -120,7 +120,7 @@ TRANSFORMER = MilestoneSpec(
     requires=_needs("tt-core", "layer:Linear", "activation:GELU")
     + _needs(
         "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:AdamW", "function:clip_grad_norm_",
-        "function:no_grad",
+        "function:no_grad", "function:GradientWatch",
     )
     + _needs(
         "tt-language", "tokenizer:char", "layer:Embedding", "layer:LayerNorm", "layer:PositionalEncoding",

@@ -84,7 +84,7 @@ def draw_lines(ax, rows: list[dict[str, Any]], key: str = "grad_norm", xlabel: s
     if key == "update_ratio":
         ax.axhline(UPDATE_RATIO_GUIDE, color="gray", linestyle="--", linewidth=1)
     if legend and len(names) <= 10:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, framealpha=0.6)
     elif legend:
         import matplotlib
 
