@@ -5,6 +5,9 @@ learner's ``check`` and ``status`` (:mod:`tt_milestones.learner`).
 answer at once; ``run`` imports rich, matplotlib and the milestone's run module. ``run ID --use
 DIST`` runs on every component distribution DIST implements, the rest built-in; the run header
 names every component that is not built-in, and ``report.json`` records every provider used.
+``run ID --graph`` draws the autograd graph of the run's first training step into the report
+folder, ``run ID --detect-anomaly`` stops at the first NaN or inf (both any milestone, with
+tt-learn installed: :mod:`tt_milestones.diagnostics`).
 ``new DIR --act ACT`` writes a learner's package of stubs for one Act.
 
 Exit codes: 0 the milestone reached its target (or the command succeeded), 1 it ran but
@@ -240,6 +243,14 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise UsageError(f"milestone {spec.id} ({spec.slug}) has no option {', '.join('--' + o for o in unknown)}")
+    from .diagnostics import DIAGNOSTICS, unavailable
+
+    options.update({name: True for name in DIAGNOSTICS if getattr(args, name)})  # any milestone takes these
+    missing = unavailable(registry, options)
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        needs = ", ".join(":".join(DIAGNOSTICS[name]) for name in missing)
+        raise UsageError(f"{flags} needs tt-learn, which is not installed (it provides {needs}): pip install tt-learn")
 
     from rich.console import Console
     from rich.table import Table
@@ -337,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<id>-<slug>/)")
     run.add_argument("--chat", action="store_true", help="talk to the trained model (milestone 05)")
+    run.add_argument("--graph", action="store_true",
+                     help="draw the autograd graph of the first training step (graph.png, graph.svg; needs tt-learn)")
+    run.add_argument("--detect-anomaly", action="store_true",
+                     help="stop at the first NaN or inf, naming the op and the line that ran it (needs tt-learn)")
     add_use_option(run)
     run.set_defaults(handler=cmd_run)
 

@@ -13,6 +13,9 @@ every component the run used (``"kind:name"``) to the distribution that provided
 The components are those the run asked for through ``ctx.component`` and every op it ran
 (an op's entry names its kernel's provider, and under ``rule`` its gradient rule's, or
 ``null`` when the op ran without one).
+
+The options ``graph`` and ``detect_anomaly`` (``run --graph``, ``--detect-anomaly``) wrap the
+run in what :mod:`tt_milestones.diagnostics` provides.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tt_core import dispatch
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry, PluginSystem
 
+from . import diagnostics
 from .api import MilestoneSpec, RunContext
 
 
@@ -223,7 +227,8 @@ def run_milestone(
     tt_core.manual_seed(ctx.seed)
     dispatch.reset_dispatch()  # so that ops_used() is this run's
     start = time.perf_counter()
-    run(ctx)
+    with diagnostics.watching(ctx):
+        run(ctx)
     wall_time = time.perf_counter() - start
     providers = used_providers(ctx, plugin_dists)
     report = build_report(spec, ctx, wall_time, installed_versions(plugin_dists), providers)
