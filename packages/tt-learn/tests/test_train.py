@@ -216,7 +216,8 @@ def test_gradient_stats_are_one_row_per_parameter_per_epoch_equal_to_hand_comput
     trainer = Trainer(model, SGD(model.parameters(), lr=0.1), MSELoss(), progress=False, track_gradients=True)
     trainer.fit(loader, epochs=3)
     stats = trainer.gradient_stats
-    assert [(row["epoch"], row["parameter"]) for row in stats] == [(e, n) for e in (1, 2, 3) for n in ("weight", "bias")]
+    expected_rows = [(epoch, name) for epoch in (1, 2, 3) for name in ("weight", "bias")]
+    assert [(row["epoch"], row["parameter"]) for row in stats] == expected_rows
     assert [row["shape"] for row in stats[:2]] == [(2, 3), (2,)]
     for row, reference in zip(stats, expected):
         assert set(row) == set(reference) | {"parameter", "shape"}

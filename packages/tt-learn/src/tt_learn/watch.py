@@ -104,7 +104,7 @@ class GradientWatch:
     def step(self):
         """Measure one optimizer step: gradient norms on entry, the weights' change on exit."""
         grads = _norms(None if p.grad is None else p.grad.data for p in self.params)
-        if len(self._before) != len(self.params) or any(b.shape != p.data.shape for b, p in zip(self._before, self.params)):
+        if [b.shape for b in self._before] != [p.data.shape for p in self.params]:
             self._before = [np.empty_like(p.data) for p in self.params]
         for buffer, param in zip(self._before, self.params):
             np.copyto(buffer, param.data)
