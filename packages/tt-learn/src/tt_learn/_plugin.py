@@ -14,6 +14,7 @@ from .metrics import accuracy, confusion_matrix
 from .optim import OPTIMIZERS
 from .schedulers import SCHEDULERS
 from .train import Trainer, batches
+from .watch import GradientWatch
 
 
 @hookimpl
@@ -31,6 +32,7 @@ def tt_register_components(registry):
     registry.register("function", "clip_grad_norm_", clip_grad_norm_)
     registry.register("function", "clip_grad_value_", clip_grad_value_)
     registry.register("function", "batches", batches)
+    registry.register("function", "GradientWatch", GradientWatch)
     registry.register("trainer", "Trainer", Trainer)
     registry.register("metric", "accuracy", accuracy)
     registry.register("metric", "confusion_matrix", confusion_matrix)

@@ -14,8 +14,9 @@ answer tolerant to small shifts. Two runs:
    training on a 2-core CPU. The number of epochs is planned from the measured speed of a
    few training steps, so that training fits the budget on a slower or busier machine.
 
-The report holds the learning curves, per-class accuracy, the confusion matrix and a grid of
-test images with their predicted labels, for each data set.
+The report holds the learning curves, per-class accuracy, the confusion matrix, a grid of
+test images with their predicted labels and the gradient flow (the gradient norm and
+update-to-weight ratio of every filter bank and weight matrix, per epoch), for each data set.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tt_core
 from tt_core import Tensor
 
 from ..api import RunContext
+from .gradient_flow import report_gradient_flow
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
 
@@ -118,7 +120,8 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoothing: float = 0.0):
-    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule."""
+    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule, recording
+    the gradient flow."""
     optimizer = ctx.component("optimizer", "SGD")(
         model.parameters(), lr=settings["max_lr"], momentum=settings["momentum"], nesterov=True,
         weight_decay=settings["weight_decay"],
@@ -128,7 +131,7 @@ def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoot
     accuracy = ctx.component("metric", "accuracy")
     return ctx.component("trainer", "Trainer")(
         model, optimizer, loss_fn, scheduler, metrics={"accuracy": accuracy}, scheduler_interval="batch",
-        console=ctx.console, progress=ctx.console is not None,
+        console=ctx.console, progress=ctx.console is not None, track_gradients=True,
     )
 
 
@@ -190,6 +193,7 @@ def run_lenet(ctx: RunContext) -> None:
     history = trainer.fit(train_loader, test_loader, epochs=settings["epochs"])
     ctx.record("tinydigits_training_seconds", time.perf_counter() - start)
     report(ctx, "tinydigits", digits.classes, model, test_loader, test, history)
+    report_gradient_flow(ctx, "tinydigits", trainer.gradient_stats, "LeNet on TinyDigits")
 
 
 def run_cifar(ctx: RunContext) -> None:
@@ -212,6 +216,7 @@ def run_cifar(ctx: RunContext) -> None:
     ctx.check("cifar10_training_minutes", minutes, "<=", settings["budget_minutes"])
     ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
+    report_gradient_flow(ctx, "cifar10", trainer.gradient_stats, "CNN on CIFAR-10")
     tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")  # after the checks: a failed save keeps them
 
 
