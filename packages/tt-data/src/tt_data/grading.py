@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tt_core import Tensor
-from tt_core.grading import Example, Mismatch
+from tt_core.grading import Example, Mismatch, check_arguments, signature_parameters
 
 from .loader import TensorDataset
 from .transforms import Normalize, RandomHorizontalFlip
@@ -53,32 +53,6 @@ def as_array(value) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
-def _parameters(obj) -> dict[str, inspect.Parameter] | None:
-    try:
-        return dict(inspect.signature(obj).parameters)
-    except (TypeError, ValueError):
-        return None
-
-
-def check_arguments(grader, yours, reference, name: str) -> bool:
-    """A case: ``yours`` accepts every argument ``reference`` takes, by the same names.
-
-    Returns False (and records nothing) when there is no reference or either signature
-    cannot be read; True when the case was recorded.
-    """
-    theirs, mine = _parameters(reference), _parameters(yours)
-    if reference is None or theirs is None or mine is None:
-        return False
-    with grader.case("takes the reference's arguments"):
-        if any(p.kind is p.VAR_KEYWORD for p in mine.values()):
-            return True
-        named = [n for n, p in theirs.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
-        missing = [n for n in named if n not in mine]
-        expect(not missing, f"{name} lacks the argument(s) {', '.join(missing)}: the reference's signature is "
-                            f"{name}{inspect.signature(reference)}")
-    return True
-
-
 def _takes_a_split(parameters: dict[str, inspect.Parameter]) -> bool:
     """Whether a callable with these parameters takes ``split`` (by name, first) and needs
     nothing else."""
@@ -90,7 +64,7 @@ def _takes_a_split(parameters: dict[str, inspect.Parameter]) -> bool:
 
 def seeded(obj, seed: int) -> dict:
     """``{"seed": seed}`` when ``obj``'s constructor takes a seed, else ``{}``."""
-    parameters = _parameters(obj) or {}
+    parameters = signature_parameters(obj) or {}
     return {"seed": seed} if "seed" in parameters else {}
 
 
@@ -322,7 +296,7 @@ def check_dataset(grader, yours, reference, name: str) -> None:
     """A ``dataset`` component's contract; only the embedded tinydigits is loaded."""
     check_arguments(grader, yours, reference, name)
     with grader.case("called with a split"):
-        parameters = _parameters(yours)
+        parameters = signature_parameters(yours)
         expect(callable(yours), f"dataset:{name} is a {type(yours).__name__}: a data set is called with a split")
         expect(parameters is None or _takes_a_split(parameters),
                f"dataset:{name} takes {name}{inspect.signature(yours)}: its first argument must be the split "
