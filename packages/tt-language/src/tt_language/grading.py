@@ -202,6 +202,16 @@ def _ids_out(value, what: str) -> np.ndarray:
     return ids
 
 
+def _stop_id(new: np.ndarray) -> int:
+    """A stop id that changes what greedy decoding gives: a new token followed by another
+    one (a stop there cuts a row short), else the first new token."""
+    for row in new:
+        changes = np.flatnonzero(row[:-1] != row[1:])
+        if changes.size:
+            return int(row[changes[0]])
+    return int(new[0, 0])
+
+
 def check_generate(grader, yours, reference, name: str) -> None:
     """The check of ``function:generate``: ``generate(model, prompt_ids, max_new_tokens,
     temperature=1.0, top_k=None, top_p=None, stop=None, seed=None)`` on a tiny random GPT.
@@ -234,9 +244,13 @@ def check_generate(grader, yours, reference, name: str) -> None:
     with grader.case(f"greedy: {len(long)} ids and 10 new tokens, past block_size {block} (the context slides)"):
         grader.compare(*both(long, 10, temperature=0), "the generated ids", check_dtype=False)
     greedy = _ids_out(reference(model, batch, count, temperature=0), "the reference's ids")
-    stop = int(greedy[0, batch.shape[1] + 1])  # the second new token of the first row
-    with grader.case(f"greedy with stop={stop}: a row ends after the stop id, finished rows repeat it"):
-        grader.compare(*both(batch, count, temperature=0, stop=stop), "the generated ids", check_dtype=False)
+    first = int(_ids_out(reference(model, prompt, 1, temperature=0), "the reference's ids")[-1])
+    stop = _stop_id(greedy[:, batch.shape[1]:])
+    with grader.case("greedy with a stop id: one prompt ends right after it, a batch's finished rows repeat it"):
+        grader.compare(*both(prompt, count, temperature=0, stop=first),
+                       f"the ids of one prompt with stop={first} (its first new token)", check_dtype=False)
+        grader.compare(*both(batch, count, temperature=0, stop=stop), f"the ids of the batch with stop={stop}",
+                       check_dtype=False)
     seed = int(rng.integers(2**31))
     with grader.case(f"sampling (temperature=1, seed={seed}): the same ids twice, in [0, {vocab})"):
         first = _ids_out(yours(model, batch, 8, temperature=1.0, seed=seed), "the sampled ids")

@@ -164,6 +164,7 @@ def check_metric(grader: Grader, yours, reference, name: str) -> None:
 
 SAMPLES, FEATURES, CLASSES, BATCH, EPOCHS = 24, 4, 3, 8, 3
 TIMING = frozenset({"seconds", "samples_per_s"})  # history keys that are measurements, not results
+SCHEDULE = frozenset({"epoch", "lr"})  # history keys that say where the run was, not what it gave
 
 
 class _Problem:
@@ -244,14 +245,18 @@ def _run(cls, problem: _Problem, config: _Config) -> tuple[list, dict]:
 
 
 def _compare_runs(grader: Grader, got: tuple[list, dict], expected: tuple[list, dict]) -> None:
-    """The histories row by row (measured times left out), then the trained parameters."""
+    """The histories (first the schedule, epoch and lr, of every row: a wrong learning rate
+    shows as itself rather than as the losses it changes; then the results, measured times
+    left out), then the trained parameters."""
     history, state = got
     expected_history, expected_state = expected
     _expect(len(history) == len(expected_history),
             f"the history has {len(history)} rows, the reference's {len(expected_history)} (one per finished epoch)")
-    for index, (row, expected_row) in enumerate(zip(history, expected_history)):
-        results = {key: value for key, value in expected_row.items() if key not in TIMING}
-        compare_values(grader, row, results, f"history[{index}]", rtol=1e-4, atol=1e-6, check_dtype=False)
+    for schedule in (True, False):
+        for index, (row, expected_row) in enumerate(zip(history, expected_history)):
+            part = {key: value for key, value in expected_row.items()
+                    if key not in TIMING and (key in SCHEDULE) == schedule}
+            compare_values(grader, row, part, f"history[{index}]", rtol=1e-4, atol=1e-6, check_dtype=False)
     for key, value in expected_state.items():
         grader.compare(state.get(key), value, f"parameter {key} after training", rtol=1e-4, atol=1e-6)
 
