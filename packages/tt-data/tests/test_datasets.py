@@ -1,10 +1,14 @@
 """The catalogue: tinydigits, mnist (real files via TT_DATA_DIR), cifar10 (synthetic archives
-in both accepted layouts), the IDX parser and the restricted unpickler."""
+in both accepted layouts, and the decoded cache tied to them), the IDX parser, the restricted
+unpickler, and require() checking every file before a run."""
 
+import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
+import shutil
 import struct
 import tarfile
 from dataclasses import replace
@@ -17,7 +21,15 @@ from PIL import Image
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry
 from tt_data import (
-    ChecksumError, DataFormatError, TensorDataset, UnknownDatasetError, dataset, datasets, load_arrays,
+    ChecksumError,
+    DataFormatError,
+    MissingDataError,
+    TensorDataset,
+    UnknownDatasetError,
+    dataset,
+    datasets,
+    load_arrays,
+    require,
 )
 
 SHARED_DATA = os.environ.get("TT_DATA_DIR")
@@ -324,3 +336,195 @@ def test_only_the_numpy_array_globals_are_allowed(module, name):
 def test_batch_must_hold_data_and_labels():
     with pytest.raises(DataFormatError, match="'data' and 'labels'"):
         datasets.load_batch(py2_pickle({"data": np.zeros((1, 3072), np.uint8)}))
+
+
+
+# -- CIFAR-10: the decoded cache, tied to its archive and validated on load --------------------
+
+
+def decoded(cache, kind="python"):
+    return cache / "cifar10" / f"decoded-{kind}"
+
+
+def count_decoding(monkeypatch, kind="python"):
+    """Count how often the archive of ``kind`` is decoded."""
+    remote, decode = datasets.CIFAR10_SOURCES[kind]
+    calls = []
+    monkeypatch.setitem(datasets.CIFAR10_SOURCES, kind,
+                        (remote, lambda path, progress: calls.append(path) or decode(path, progress)))
+    return calls
+
+
+def test_the_decoded_cache_records_its_archive_and_every_array(tmp_path, monkeypatch, cache):
+    use_archive(monkeypatch, tmp_path, "python", make_python_archive)
+    load_arrays("cifar10", "test", progress=False)
+    manifest = json.loads((decoded(cache) / "manifest.json").read_text())
+    assert manifest["source_sha256"] == datasets.CIFAR10_SOURCES["python"][0].sha256
+    assert manifest["source"] == "cifar10/cifar-10-python.tar.gz"
+    images = manifest["arrays"]["train-images.npy"]
+    assert images["shape"] == [15, 3, 32, 32] and images["dtype"] == "uint8"
+    assert images["bytes"] == (decoded(cache) / "train-images.npy").stat().st_size
+    assert manifest["arrays"]["test-labels.npy"]["shape"] == [3] and manifest["arrays"]["test-labels.npy"]["dtype"] == "int64"
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def overwrite_with_noise(path):  # same size, header gone
+    path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
+
+
+def reshape_in_place(path):  # same size, another shape: only the manifest's shape tells
+    np.save(path, np.load(path).reshape(30, 3, 16, 32))
+
+
+def drop_manifest(path):  # a cache from before manifests
+    (path.parent / "manifest.json").unlink()
+
+
+@pytest.mark.parametrize("damage", [truncate, overwrite_with_noise, reshape_in_place, drop_manifest])
+def test_a_damaged_decoded_cache_is_rebuilt_not_a_numpy_error(tmp_path, monkeypatch, cache, damage):
+    expected = use_archive(monkeypatch, tmp_path, "python", make_python_archive)
+    calls = count_decoding(monkeypatch)
+    load_arrays("cifar10", "test", progress=False)
+    damage(decoded(cache) / "train-images.npy")
+    for _ in range(2):  # rebuilt once, then read from the repaired cache
+        x, y = load_arrays("cifar10", "train", progress=False)
+        np.testing.assert_array_equal(x, expected["train"][0])
+        np.testing.assert_array_equal(y, expected["train"][1])
+    assert len(calls) == 2
+    assert np.load(decoded(cache) / "train-images.npy").shape == (15, 3, 32, 32)
+
+
+def test_a_decoded_cache_of_another_archive_is_stale_and_rebuilt(tmp_path, monkeypatch, cache):
+    use_archive(monkeypatch, tmp_path, "python", make_python_archive)
+    load_arrays("cifar10", "train", progress=False)
+    remote, decode = datasets.CIFAR10_SOURCES["python"]
+    path = tmp_path / "data" / "cifar10" / remote.name
+    replacement = make_python_archive(path, per_batch=2, seed=7)  # a different archive takes its place
+    monkeypatch.setitem(datasets.CIFAR10_SOURCES, "python",
+                        (replace(remote, sha256=hashlib.sha256(path.read_bytes()).hexdigest()), decode))
+    x, y = load_arrays("cifar10", "train", progress=False)
+    np.testing.assert_array_equal(x, replacement["train"][0])
+    np.testing.assert_array_equal(y, replacement["train"][1])
+
+
+def test_a_current_decoded_cache_needs_no_archive(tmp_path, monkeypatch, cache):
+    expected = use_archive(monkeypatch, tmp_path, "jpeg", make_jpeg_archive)
+    assert [r.name for r in datasets.CATALOGUE["cifar10"].data_files()] == ["cifar10-jpeg.tar.gz"]
+    load_arrays("cifar10", "test", progress=False)
+    (tmp_path / "data" / "cifar10" / "cifar10-jpeg.tar.gz").unlink()
+    assert require("cifar10", download=False) == {"cifar10": ()}
+    np.testing.assert_array_equal(load_arrays("cifar10", "train", download=False)[1], expected["train"][1])
+
+
+# -- require: every file checked before a run --------------------------------------------------
+
+
+def test_require_of_the_embedded_digits_needs_no_file():
+    assert require("tinydigits") == {"tinydigits": ()}
+    assert require("tinydigits", "tinydigits") == {"tinydigits": ()}
+
+
+def test_require_is_a_registered_function():
+    assert tt_core.get_registry().get("function", "require_data") is require
+
+
+def test_require_errors_for_bad_names():
+    with pytest.raises(UnknownDatasetError, match="unknown data set 'svhn'"):
+        require("tinydigits", "svhn")
+    with pytest.raises(TinyTorchError, match="names of the data sets"):
+        require()
+
+
+def test_require_skips_a_registered_data_set_that_lists_no_files():
+    assert require("stripes", registry=_registry(("my-data", "stripes", stripes))) == {"stripes": ()}
+
+
+def idx_gz(values: np.ndarray) -> tuple[bytes, str]:
+    """An IDX file of uint8 ``values``, gzipped, and the sha256 of the IDX bytes."""
+    raw = b"\x00\x00\x08" + bytes([values.ndim]) + struct.pack(f">{values.ndim}I", *values.shape) + values.tobytes()
+    return gzip.compress(raw), hashlib.sha256(raw).hexdigest()
+
+
+@pytest.fixture
+def small_mnist(tmp_path, monkeypatch, cache):
+    """Made-up MNIST files (4 train / 2 test images) in a fresh TT_DATA_DIR, pinned by their
+    sha256; no mirrors, so nothing is ever downloaded."""
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    pinned = {}
+    for (split, part), (name, _) in datasets.MNIST_FILES.items():
+        n = 4 if split == "train" else 2
+        values = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) if part == "images" else np.arange(n, dtype=np.uint8)
+        data, sha = idx_gz(values)
+        (folder / name).write_bytes(data)
+        pinned[(split, part)] = (name, sha)
+    monkeypatch.setattr(datasets, "MNIST_FILES", pinned)
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ())
+    monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))
+    return folder
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_require_names_every_missing_and_corrupt_file_in_one_error(small_mnist, tmp_path, monkeypatch):
+    remote, decode = datasets.CIFAR10_SOURCES["python"]
+    monkeypatch.setitem(datasets.CIFAR10_SOURCES, "python", (replace(remote, urls=()), decode))
+    flip_a_byte(small_mnist / "train-images-idx3-ubyte.gz")
+    (small_mnist / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(MissingDataError) as info:
+        require("tinydigits", "mnist", "cifar10")
+    error = info.value
+    assert set(error.problems) == {"mnist/train-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz",
+                                   "cifar10/cifar-10-python.tar.gz"}
+    message = str(error)
+    assert message.splitlines()[0] == "data files needed by mnist, cifar10 are missing or corrupt (3 of 5):"
+    assert f"{small_mnist / 'train-images-idx3-ubyte.gz'}: " in message  # the corrupt one, by its path
+    assert datasets.MNIST_FILES[("train", "images")][1] in message  # what was expected
+    assert "mnist/t10k-labels-idx1-ubyte.gz is missing" in message
+    assert "cifar10/cifar-10-python.tar.gz is missing" in message and "no download address" in message
+    assert message.count("fix:") == 3
+
+
+def test_require_returns_the_verified_files(small_mnist):
+    found = require("mnist", download=False)
+    assert sorted(p.name for p in found["mnist"]) == sorted(name for name, _ in datasets.MNIST_FILES.values())
+    assert all(p.parent == small_mnist for p in found["mnist"])
+    assert load_arrays("mnist", "test", download=False)[1].tolist() == [0, 1]
+
+
+@needs_data
+def test_a_real_mnist_file_with_a_flipped_byte_is_a_checksum_error_naming_it(tmp_path, monkeypatch, cache):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(Path(SHARED_DATA) / "mnist" / name, folder / name)
+    flip_a_byte(folder / "t10k-images-idx3-ubyte.gz")
+    monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ())
+    with pytest.raises(ChecksumError, match=r"t10k-images-idx3-ubyte\.gz: .*(cannot be decompressed|expected)"):
+        load_arrays("mnist", "test", download=False)
+    with pytest.raises(MissingDataError) as info:
+        require("mnist", download=False)
+    assert sorted(info.value.problems) == ["mnist/t10k-images-idx3-ubyte.gz", "mnist/train-images-idx3-ubyte.gz",
+                                           "mnist/train-labels-idx1-ubyte.gz"]
+
+
+def test_a_pickled_array_in_the_decoded_cache_is_never_unpickled(tmp_path, monkeypatch, cache):
+    expected = use_archive(monkeypatch, tmp_path, "python", make_python_archive)
+    load_arrays("cifar10", "test", progress=False)
+    marker = tmp_path / "pwned"
+    planted = decoded(cache) / "test-labels.npy"
+    np.save(planted, np.array([RunsACommand(marker)], dtype=object), allow_pickle=True)
+    manifest = json.loads((decoded(cache) / "manifest.json").read_text())
+    manifest["arrays"]["test-labels.npy"]["bytes"] = planted.stat().st_size  # only loading can tell now
+    (decoded(cache) / "manifest.json").write_text(json.dumps(manifest))
+    np.testing.assert_array_equal(load_arrays("cifar10", "test", progress=False)[1], expected["test"][1])
+    assert not marker.exists()

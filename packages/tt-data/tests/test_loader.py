@@ -1,11 +1,13 @@
-"""Dataset, TensorDataset, collate and DataLoader."""
+"""Dataset, TensorDataset, collate and DataLoader (with a property test of an epoch's coverage)."""
 
 import numpy as np
 import pytest
 import tt_core
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tt_core import Tensor
 from tt_core.errors import ShapeError, TinyTorchError
-from tt_data import DataLoader, Dataset, TensorDataset, collate
+from tt_data import DataLoader, Dataset, LoaderError, TensorDataset, collate
 
 
 def make_data(n=10):
@@ -183,3 +185,51 @@ def test_bad_arguments_raise_clear_errors():
         DataLoader(data, seed=1, generator=np.random.default_rng(1))
     with pytest.raises(TinyTorchError, match="not a DataLoader state dict"):
         DataLoader(data).load_state_dict({"epoch": 1})
+
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": True}, r"got True: a bool is not a batch size"), ({"batch_size": False}, "got False"),
+    ({"batch_size": 2.0}, "positive integer, got 2.0"), ({"batch_size": -3}, "got -3"),
+    ({"batch_size": 2, "shuffle": "yes"}, "shuffle must be True or False, got 'yes'"),
+    ({"batch_size": 2, "shuffle": 1}, "shuffle must be True or False, got 1"),
+    ({"batch_size": 2, "drop_last": None}, "drop_last must be True or False, got None"),
+])
+def test_arguments_of_the_wrong_type_are_clear_errors(kwargs, message):
+    data = TensorDataset(*make_data())
+    with pytest.raises(LoaderError, match=message):
+        DataLoader(data, **kwargs)
+
+
+def test_a_bool_as_the_positional_batch_size_is_an_error_not_batches_of_one():
+    with pytest.raises(TinyTorchError, match="a bool is not a batch size"):
+        DataLoader(TensorDataset(*make_data()), True)
+    assert DataLoader(TensorDataset(*make_data()), np.int64(4), np.bool_(True)).batch_size == 4
+
+
+# -- property: an epoch covers every sample exactly once --------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(0, 70), batch_size=st.integers(1, 80), shuffle=st.booleans(), drop_last=st.booleans(),
+       seed=st.integers(0, 2**63 - 1), generic=st.booleans())
+def test_an_epoch_covers_every_sample_exactly_once(n, batch_size, shuffle, drop_last, seed, generic):
+    ids = np.arange(n, dtype=np.int64)
+    features = np.stack([ids, -ids], axis=1).astype(np.float32)
+    data = ListDataset(features, ids) if generic else TensorDataset(features, ids)
+    loader = DataLoader(data, batch_size, shuffle, seed=seed, drop_last=drop_last)
+    complete = n // batch_size
+    expected_batches = complete if drop_last or n % batch_size == 0 else complete + 1
+    for _ in range(2):  # every epoch, not only the first
+        batches = list(loader)
+        assert len(batches) == len(loader) == expected_batches
+        sizes = [len(y) for _, y in batches]
+        assert all(size == batch_size for size in sizes[:complete])
+        seen = np.concatenate([y.data for _, y in batches]) if batches else np.zeros(0, np.int64)
+        for x, y in batches:  # the fields of a sample stay together
+            np.testing.assert_array_equal(x.data[:, 0], y.data)
+        assert len(np.unique(seen)) == len(seen) == (complete * batch_size if drop_last else n)
+        assert set(seen.tolist()) <= set(range(n))
+        if not shuffle:
+            np.testing.assert_array_equal(seen, np.arange(len(seen)))
+    assert loader.epoch == 2

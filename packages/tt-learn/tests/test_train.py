@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tt_core as tt
 from rich.console import Console
-from tt_core import CheckpointError, ShapeError, Tensor
+from tt_core import CheckpointError, ShapeError, Tensor, TinyTorchError
 from tt_learn import (
     SGD,
     Adam,
@@ -147,6 +147,27 @@ def test_bad_trainer_arguments():
         make_trainer().fit(batches(*blobs(8), 4), epochs=1, patience=0)
 
 
+def test_fit_refuses_loaders_without_samples():
+    x, y = blobs(8)
+    trainer = make_trainer()
+    before = trainer.model.state_dict()
+    for empty in ([], batches(x[:0], y[:0], 4), batches(x[:3], y[:3], 4, drop_last=True), iter([])):
+        with pytest.raises(TinyTorchError, match="training loader (is empty|.*yielded no samples)"):
+            trainer.fit(empty, epochs=2)
+        assert trainer.history == [] and trainer.epoch == 0
+    np.testing.assert_equal(trainer.model.state_dict(), before)
+    with pytest.raises(TinyTorchError, match="evaluation loader yielded no samples"):
+        trainer.fit(batches(x, y, 4), val_loader=[], epochs=1)
+
+
+def test_fit_explains_a_one_shot_iterator_used_up_by_the_first_epoch():
+    x, y = blobs(8)
+    trainer = make_trainer()
+    with pytest.raises(TinyTorchError, match=r"epoch 2\) yielded no samples.*one-shot iterator"):
+        trainer.fit(iter(list(batches(x, y, 4))), epochs=3)
+    assert len(trainer.history) == 1 and trainer.history[0]["loss"] > 0
+
+
 def test_progress_bar_shows_loss_metric_and_speed():
     x, y = blobs(32)
     out = io.StringIO()
@@ -211,6 +232,103 @@ def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
                     progress=False)
     with pytest.raises(CheckpointError):
         other.resume(tmp_path / "plain.npz")
+
+
+def trainer_state(trainer) -> dict:
+    """Everything a resume may change, as copies."""
+    return {"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+            "scheduler": None if trainer.scheduler is None else trainer.scheduler.state_dict(),
+            "rng": tt.get_rng_state(), "epoch": trainer.epoch, "history": list(trainer.history),
+            "best": trainer.best, "loader_rng": trainer._loader_rng}
+
+
+def resume_refused(trainer, checkpoint: dict, path, *fragments) -> str:
+    """Resuming from ``checkpoint`` raises a CheckpointError naming every fragment and
+    changes nothing in ``trainer`` (nor the global RNG)."""
+    tt.save(checkpoint, path)
+    before = trainer_state(trainer)
+    with pytest.raises(CheckpointError) as info:
+        trainer.resume(path)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    np.testing.assert_equal(trainer_state(trainer), before)
+    return str(info.value)
+
+
+def saved_run(tmp_path, **kwargs) -> dict:
+    """The checkpoint of a short run (one epoch of training)."""
+    x, y = blobs(32)
+    trainer = make_trainer(**kwargs)
+    trainer.fit(batches(x, y, 16, shuffle=True, generator=np.random.default_rng(0)), epochs=1,
+                checkpoint=tmp_path / "run.npz")
+    return tt.load(tmp_path / "run.npz")
+
+
+def test_a_bad_optimizer_part_leaves_the_weights_alone(tmp_path):
+    """The optimizer is loaded after the model: a bad optimizer part must stop the model too."""
+    checkpoint = saved_run(tmp_path)
+    state = checkpoint["optimizer"]["state"]["0"]
+    state["exp_avg"] = np.full(state["exp_avg"].shape, "x")
+    resume_refused(make_trainer(seed=3), checkpoint, tmp_path / "bad.npz",
+                   "nothing was loaded", "optimizer: ", "'exp_avg' has dtype text")
+
+
+def test_a_checkpoint_of_another_optimizer_is_refused_up_front(tmp_path):
+    checkpoint = saved_run(tmp_path)
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(4, 16), tt.ReLU(), tt.Dropout(0.2), tt.Linear(16, 3))
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1, momentum=0.9), CrossEntropyLoss(), progress=False)
+    resume_refused(trainer, checkpoint, tmp_path / "adam.npz", "optimizer of type Adam, this one is SGD")
+
+
+def test_a_checkpoint_without_a_part_names_what_is_missing(tmp_path):
+    checkpoint = saved_run(tmp_path)
+    del checkpoint["scheduler"], checkpoint["rng"]
+    resume_refused(make_trainer(), checkpoint, tmp_path / "partial.npz",
+                   "not a complete Trainer checkpoint", "missing keys: scheduler, rng")
+
+
+def test_every_bad_part_of_a_checkpoint_is_listed_at_once(tmp_path):
+    checkpoint = saved_run(tmp_path, scheduler=lambda o: StepLR(o, step_size=1, gamma=0.5))
+    checkpoint["model"]["0.weight"] = checkpoint["model"]["0.weight"].astype(complex)
+    checkpoint["scheduler"]["gamma"] = "half"
+    checkpoint["rng"] = {"bit_generator": "PCG64", "state": "broken"}
+    checkpoint["loader_rng"] = {"bit_generator": "Mersenne"}
+    checkpoint["epoch"] = -1
+    checkpoint["trainer"]["best"] = "low"
+    resume_refused(make_trainer(scheduler=lambda o: StepLR(o, step_size=1, gamma=0.5)), checkpoint,
+                   tmp_path / "bad.npz",
+                   "model: state dict does not fit Sequential: dtypes that cannot be loaded: 0.weight",
+                   "scheduler: the state dict does not fit this StepLR: gamma should be a number",
+                   "rng is not a valid PCG64 state", "loader_rng should be the state of a NumPy bit generator",
+                   "epoch should be a non-negative integer", "trainer.best should be a number or None")
+
+
+def test_generator_states_must_be_of_the_generators_they_go_into(tmp_path):
+    checkpoint = saved_run(tmp_path)
+    checkpoint["rng"] = np.random.MT19937(0).state
+    resume_refused(make_trainer(), checkpoint, tmp_path / "mt.npz", "rng holds the state of the bit generator MT19937, "
+                                                                      "this one is PCG64")
+    checkpoint = saved_run(tmp_path)
+    checkpoint["loader_rng"] = np.random.MT19937(0).state
+    trainer = make_trainer()
+    trainer.resume(tt.save(checkpoint, tmp_path / "loader.npz"))
+    loader = batches(*blobs(32), 16, shuffle=True, generator=np.random.default_rng(0))
+    before = trainer.model.state_dict()
+    with pytest.raises(CheckpointError, match="loader_rng holds the state of the bit generator MT19937, this one is PCG64"):
+        trainer.fit(loader, epochs=2)
+    np.testing.assert_equal(trainer.model.state_dict(), before)
+
+
+def test_a_good_resume_works_after_a_refused_one(tmp_path):
+    checkpoint = saved_run(tmp_path)
+    trainer = make_trainer(seed=4)
+    bad = {**checkpoint, "model": {**checkpoint["model"], "3.bias": np.zeros(2)}}
+    resume_refused(trainer, bad, tmp_path / "bad.npz", "3.bias: checkpoint (2,) vs model (3,)")
+    trainer.resume(tmp_path / "run.npz")
+    np.testing.assert_equal(trainer.model.state_dict(), checkpoint["model"])
+    np.testing.assert_equal(trainer.optimizer.state_dict(), checkpoint["optimizer"])
+    assert trainer.epoch == 1 and tt.get_rng_state() == checkpoint["rng"]
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ TRANSFORMS = ("Normalize", "RandomCrop", "RandomHorizontalFlip", "Compose")
 
 
 def _register_data(registry):
-    """Data sets, loader and transforms."""
+    """Data sets, the check of their files, loader and transforms."""
     for name, entry in datasets.CATALOGUE.items():
         registry.register("dataset", name, entry)
     registry.register("loader", "DataLoader", loader.DataLoader)
     registry.register("dataset_class", "TensorDataset", loader.TensorDataset)
+    registry.register("function", "require_data", datasets.require)
     for name in TRANSFORMS:
         registry.register("transform", name, getattr(transforms, name))
 

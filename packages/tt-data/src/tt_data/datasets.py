@@ -22,10 +22,16 @@ catalogue comes from the provider the user chose (``TT_PROVIDERS``), the built-i
 Files are found as described in :mod:`tt_data.download`: ``$TT_DATA_DIR/<name>/``, then the
 user cache directory, else downloaded from the data set's own home with a sha256 check.
 
+Before a long run, :func:`require` checks every file the data sets it names need -- all of
+them, so that one error lists everything missing or corrupt, before any training starts.
+
 Untrusted pickles are never loaded with the stock unpickler: the CIFAR-10 batches go through
 :class:`BatchUnpickler`, which allows only the three NumPy globals an array needs. JPEG images
 are decoded once with Pillow (one file at a time -- a JPEG decoder has no batch mode, so this
-loop over files is unavoidable) and cached as ``.npy`` in the user cache directory.
+loop over files is unavoidable) and cached as ``.npy`` in the user cache directory, beside a
+``manifest.json`` that ties them to the archive's sha256 and records each array's shape,
+dtype and size: a cache that does not match (truncated, from another archive, of an older
+layout) is decoded again.
 """
 
 from __future__ import annotations
@@ -33,12 +39,12 @@ from __future__ import annotations
 import gzip
 import inspect
 import io
-import os
+import json
 import pickle
 import re
 import tarfile
-import tempfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -52,14 +58,22 @@ except ImportError:  # pragma: no cover - NumPy 1
     from numpy.core.multiarray import _reconstruct
 
 from ._progress import progress_bar
-from .download import RemoteFile, cache_dir, fetch, search_roots
+from .download import DataError, DataFormatError, RemoteFile, cache_dir, fetch, search_roots, write_atomically
 from .loader import TensorDataset
 
 SPLITS = ("train", "test")
 
 
-class DataFormatError(TinyTorchError, ValueError):
-    """A data file that is not in the format its data set expects."""
+class MissingDataError(DataError):
+    """Data files a run needs are missing or corrupt (raised by :func:`require`).
+
+    Attributes:
+        problems: for each bad file (``folder/name``), the full message of what is wrong with it.
+    """
+
+    def __init__(self, message: str, problems: dict[str, str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 # -- MNIST -----------------------------------------------------------------------------------
@@ -105,12 +119,21 @@ def parse_idx(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+def _mnist_files() -> tuple[RemoteFile, ...]:
+    return tuple(mnist_file(split, part) for split in SPLITS for part in ("images", "labels"))
+
+
 def _read_mnist(split: str, download: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     arrays = {}
     for part in ("images", "labels"):
-        path = fetch(mnist_file(split, part), download=download, progress=progress)
-        with gzip.open(path, "rb") as f:
-            arrays[part] = parse_idx(f.read())
+        remote = mnist_file(split, part)
+        path = fetch(remote, download=download, progress=progress)
+        try:
+            with gzip.open(path, "rb") as f:
+                arrays[part] = parse_idx(f.read())
+        except (OSError, EOFError, zlib.error) as error:  # changed after its sha256 was checked
+            raise DataFormatError(f"{path} cannot be decompressed ({type(error).__name__}: {error}); fix: replace "
+                                  f"it with a good copy (sha256 of the decompressed content {remote.sha256})") from None
     images, labels = arrays["images"], arrays["labels"]
     if images.ndim != 3 or len(images) != len(labels):
         raise DataFormatError(f"MNIST {split}: images {images.shape} and labels {labels.shape} do not match")
@@ -247,41 +270,121 @@ def _decode_jpeg_archive(path: Path, progress: bool) -> dict[str, tuple[np.ndarr
 CIFAR10_SOURCES = {"python": (CIFAR10_PYTHON, _decode_python_archive), "jpeg": (CIFAR10_JPEG, _decode_jpeg_archive)}
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through a temp file and a rename, so a crash never leaves half a cache file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+DECODED_FORMAT = 1  # the layout of the decoded cache; a manifest of another layout is stale
+DECODED_FILES = {split: (f"{split}-images.npy", f"{split}-labels.npy") for split in SPLITS}
+MANIFEST = "manifest.json"
+
+
+def _decoded_folder(kind: str) -> Path:
+    """Where the arrays decoded from the archive of ``kind`` are cached."""
+    return cache_dir() / "cifar10" / f"decoded-{kind}"
+
+
+def _read_manifest(folder: Path) -> dict | None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _current_manifest(folder: Path, remote: RemoteFile) -> dict | None:
+    """The manifest of ``folder`` when it describes arrays decoded from ``remote`` (its sha256, this
+    layout) and every array file has the size recorded; else None (missing, stale or truncated)."""
+    manifest = _read_manifest(folder)
+    if manifest is None or manifest.get("format") != DECODED_FORMAT or manifest.get("source_sha256") != remote.sha256:
+        return None
+    arrays = manifest.get("arrays")
+    names = [name for pair in DECODED_FILES.values() for name in pair]
+    try:
+        if all((folder / name).stat().st_size == arrays[name]["bytes"] for name in names):
+            return manifest
+    except (OSError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _check_cifar_arrays(images: np.ndarray, labels: np.ndarray) -> str | None:
+    """What is wrong with decoded CIFAR-10 arrays, or None: uint8 (N, 3, 32, 32), int64 (N,) in 0..9."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32):
+        return f"images are {images.dtype} {images.shape}, expected uint8 (N, 3, 32, 32)"
+    if labels.dtype != np.int64 or labels.shape != (len(images),):
+        return f"labels are {labels.dtype} {labels.shape}, expected int64 ({len(images)},)"
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
+        return f"labels range over {labels.min()}..{labels.max()}, expected 0..{len(CIFAR10_CLASSES) - 1}"
+    return None
+
+
+def _load_decoded(folder: Path, manifest: dict, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """One split from the cache, or None when its files do not hold what the manifest records."""
+    arrays = []
+    for name in DECODED_FILES[split]:
+        try:
+            array = np.load(folder / name, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # truncated, not a .npy, or pickled objects
+            return None
+        entry = manifest["arrays"][name]
+        if list(array.shape) != entry.get("shape") or str(array.dtype) != entry.get("dtype"):
+            return None
+        arrays.append(array)
+    images, labels = arrays
+    return None if _check_cifar_arrays(images, labels) else (images, labels)
+
+
+def _decode_into_cache(kind: str, download: bool, progress: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Decode the archive of ``kind`` and cache both splits, the manifest written last."""
+    remote, decode = CIFAR10_SOURCES[kind]
+    archive = fetch(remote, download=download, progress=progress)
+    splits = decode(archive, progress)
+    for split, arrays in splits.items():
+        problem = _check_cifar_arrays(*arrays)
+        if problem:
+            raise DataFormatError(f"{archive}: the {split} split decodes to unusable arrays: {problem}")
+    folder = _decoded_folder(kind)
+    (folder / MANIFEST).unlink(missing_ok=True)  # the old arrays are no longer vouched for
+    entries = {}
+    for split, names in DECODED_FILES.items():
+        for name, array in zip(names, splits[split]):
+            write_atomically(folder / name, lambda f, array=array: np.save(f, array, allow_pickle=False))
+            entries[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                             "bytes": (folder / name).stat().st_size}
+    manifest = {"format": DECODED_FORMAT, "source": remote.relative, "source_sha256": remote.sha256,
+                "arrays": entries}
+    text = json.dumps(manifest, indent=1).encode("utf-8")
+    write_atomically(folder / MANIFEST, lambda f: f.write(text))
+    return splits
 
 
 def _cifar10_source() -> str:
     """Which archive to read: the first one found, ``TT_DATA_DIR`` before the cache, the
-    canonical archive before the JPEG one; when there is none, the canonical (downloaded)."""
+    canonical archive before the JPEG one; when there is none, one whose decoded arrays are
+    cached; else the canonical (downloaded)."""
     for root in search_roots():
         for kind, (remote, _) in CIFAR10_SOURCES.items():
             if (root / remote.folder / remote.name).is_file():
                 return kind
+    for kind, (remote, _) in CIFAR10_SOURCES.items():
+        if _current_manifest(_decoded_folder(kind), remote) is not None:
+            return kind
     return "python"
+
+
+def _cifar10_files() -> tuple[RemoteFile, ...]:
+    """The archive loading needs, or nothing when its decoded arrays are cached and current."""
+    kind = _cifar10_source()
+    remote = CIFAR10_SOURCES[kind][0]
+    return () if _current_manifest(_decoded_folder(kind), remote) is not None else (remote,)
 
 
 def _read_cifar10(split: str, download: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     kind = _cifar10_source()
-    decoded = cache_dir() / "cifar10" / f"decoded-{kind}"
-    files = {s: (decoded / f"{s}-images.npy", decoded / f"{s}-labels.npy") for s in SPLITS}
-    if not all(p.is_file() for pair in files.values() for p in pair):
-        remote, decode = CIFAR10_SOURCES[kind]
-        archive = fetch(remote, download=download, progress=progress)
-        for s, (images, labels) in decode(archive, progress).items():
-            _save_npy(files[s][0], images)
-            _save_npy(files[s][1], labels)
-    images_path, labels_path = files[split]
-    return np.load(images_path, allow_pickle=False), np.load(labels_path, allow_pickle=False)
+    folder = _decoded_folder(kind)
+    manifest = _current_manifest(folder, CIFAR10_SOURCES[kind][0])
+    if manifest is not None:
+        loaded = _load_decoded(folder, manifest, split)
+        if loaded is not None:
+            return loaded
+    return _decode_into_cache(kind, download, progress)[split]
 
 
 # -- the catalogue ---------------------------------------------------------------------------
@@ -293,6 +396,10 @@ class ImageDataset:
 
     Calling it gives a :class:`TensorDataset` of float32 images scaled to [0, 1] and int64
     labels: ``registry.get("dataset", "mnist")("train", flatten=True)``.
+
+    ``read(split, download, progress)`` gives the uint8 images and int64 labels of a split;
+    ``data_files()`` lists the files reading needs at this moment (nothing for an embedded
+    data set, or when decoded arrays are already cached), which :func:`require` checks.
     """
 
     name: str
@@ -301,6 +408,7 @@ class ImageDataset:
     classes: tuple[str, ...]
     max_value: int  # the largest pixel value (scaling divides by it)
     read: Callable[[str, bool, bool], tuple[np.ndarray, np.ndarray]]
+    data_files: Callable[[], tuple[RemoteFile, ...]] = field(default=tuple, compare=False)  # tuple() == ()
 
     def load_arrays(self, split: str = "train", *, download: bool = True,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -328,9 +436,9 @@ CATALOGUE: dict[str, ImageDataset] = {
         ImageDataset("tinydigits", "8x8 handwritten digits (UCI), embedded, 1,437 train / 360 test",
                      (1, 8, 8), DIGIT_CLASSES, 16, _read_digits),
         ImageDataset("mnist", "28x28 handwritten digits (LeCun, Cortes, Burges), 60,000 train / 10,000 test",
-                     (1, 28, 28), DIGIT_CLASSES, 255, _read_mnist),
+                     (1, 28, 28), DIGIT_CLASSES, 255, _read_mnist, _mnist_files),
         ImageDataset("cifar10", "32x32 colour photos in 10 classes (Krizhevsky 2009), 50,000 train / 10,000 test",
-                     (3, 32, 32), CIFAR10_CLASSES, 255, _read_cifar10),
+                     (3, 32, 32), CIFAR10_CLASSES, 255, _read_cifar10, _cifar10_files),
     )
 }
 
@@ -428,3 +536,60 @@ def _signature(obj: Any) -> str:
         return str(inspect.signature(obj))
     except (TypeError, ValueError):
         return "(...)"
+
+
+# -- checking before a run -------------------------------------------------------------------
+
+
+def require(*names: str, download: bool = True, progress: bool = True,
+            registry: ComponentRegistry | None = None) -> dict[str, tuple[Path, ...]]:
+    """Make sure every file the named data sets need is here and intact, before work starts.
+
+    Each data set lists the files it needs (``data_files()``); every one is looked for,
+    verified against its sha256 (once per state of the file, see :func:`tt_data.download.verify`)
+    and, when missing and ``download`` allows, downloaded -- all of them, so that one error
+    names every file that is missing or corrupt instead of the first, after hours of work.
+
+    Args:
+        *names: data set names, found by :func:`find`, e.g. ``require("mnist", "cifar10")``.
+            An embedded data set (``tinydigits``) needs no file; a data set without
+            ``data_files`` (one that manages its own files) is not checked.
+        download: download missing files from their homes, as loading would (``False``: only
+            look in ``TT_DATA_DIR`` and the cache).
+        progress: show a progress bar while downloading.
+        registry: where to look the names up (default: the loaded plugins').
+
+    Returns:
+        For each name, the verified paths of its files (empty when it needs none).
+
+    Raises:
+        MissingDataError: files are missing or corrupt; the message lists each one with where
+            it was looked for, what was expected and how to fix it (``.problems`` has them by file).
+        UnknownDatasetError: a name is not a data set (the message lists the known ones).
+        TinyTorchError: no names were given.
+
+    Examples:
+        >>> require("tinydigits")
+        {'tinydigits': ()}
+    """
+    if not names:
+        raise TinyTorchError("require needs the names of the data sets to check, e.g. require('mnist')")
+    needed: dict[str, tuple[RemoteFile, ...]] = {}
+    for name in dict.fromkeys(names):
+        listing = getattr(find(name, registry), "data_files", None)
+        needed[name] = tuple(listing()) if callable(listing) else ()
+    found: dict[RemoteFile, Path] = {}
+    problems: dict[str, str] = {}
+    for remote in dict.fromkeys(remote for files in needed.values() for remote in files):
+        try:
+            found[remote] = fetch(remote, download=download, progress=progress)
+        except DataError as error:
+            problems[remote.relative] = str(error)
+    if problems:
+        users = ", ".join(name for name, files in needed.items() if any(r.relative in problems for r in files))
+        lines = [f"data files needed by {users} are missing or corrupt ({len(problems)} of {len(found) + len(problems)}):"]
+        for relative, message in problems.items():
+            lines.append(f"- {relative}:")
+            lines.extend(f"    {line}" for line in message.splitlines())
+        raise MissingDataError("\n".join(lines), problems)
+    return {name: tuple(found[remote] for remote in files) for name, files in needed.items()}

@@ -24,6 +24,10 @@ from tt_core.errors import ShapeError, TinyTorchError
 from tt_core.rng import generator as global_generator
 
 
+class LoaderError(TinyTorchError, ValueError):
+    """A :class:`DataLoader` given arguments it cannot work with."""
+
+
 def _as_array(value) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
@@ -105,8 +109,8 @@ class DataLoader:
 
     Args:
         dataset: a :class:`Dataset` (or anything with ``__len__``/``__getitem__``).
-        batch_size: samples per batch.
-        shuffle: visit the samples in a new random order every epoch.
+        batch_size: samples per batch, a positive integer (not a bool).
+        shuffle: visit the samples in a new random order every epoch (True or False).
         seed: seed of the loader's generator; ``None`` draws one from tt-core's global
             generator, so ``tt_core.manual_seed`` makes the order reproducible too.
         generator: a ``numpy.random.Generator`` to use instead of ``seed``.
@@ -115,7 +119,12 @@ class DataLoader:
             array) before it becomes a Tensor, e.g. ``Compose([RandomCrop(32, 4), ...])``.
 
     Each batch is a tuple of Tensors, one per field of the data set (a single-field data set
-    gives 1-tuples). Integer fields (labels) keep their integer dtype.
+    gives 1-tuples). Integer fields (labels) keep their integer dtype. An epoch visits every
+    sample exactly once (all but the last incomplete batch with ``drop_last``).
+
+    Raises:
+        LoaderError: ``batch_size`` is not a positive integer (``True`` included), ``shuffle``
+            or ``drop_last`` is not a bool, or both ``seed`` and ``generator`` are given.
 
     Examples:
         >>> loader = DataLoader(TensorDataset(np.ones((5, 2)), np.arange(5)), batch_size=2)
@@ -134,10 +143,16 @@ class DataLoader:
         drop_last: bool = False,
         transform: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
+        if isinstance(batch_size, (bool, np.bool_)):
+            raise LoaderError(f"batch_size must be a positive integer, got {batch_size!r}: a bool is not a batch "
+                              "size (DataLoader(ds, 32, True) shuffles batches of 32; or write shuffle=True)")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise LoaderError(f"batch_size must be a positive integer, got {batch_size!r}")
+        for flag, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise LoaderError(f"{flag} must be True or False, got {value!r}")
         if generator is not None and seed is not None:
-            raise ValueError("give either seed or generator, not both")
+            raise LoaderError("give either seed or generator, not both")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)

@@ -10,6 +10,11 @@ does not need one (``ctx.needs[i]`` is False), which saves the work::
 ``ctx.inputs`` are the input arrays, ``ctx.out`` the output array, ``ctx.attrs`` the keyword
 attributes of the call. Operands that were broadcast get their gradient summed back to their
 own shape (:func:`unbroadcast`). Every rule works on plain NumPy arrays.
+
+Ties of ``max`` and ``min``: the whole gradient of each reduced slice goes to one element, the
+first arg-max (arg-min) of the slice in row-major order of the reduced axes; the other tied
+elements get zero. ``torch.max(x, dim)`` also gives the gradient to a single element (the index
+it returns), while ``torch.max(x)`` without ``dim`` and ``torch.amax`` split it evenly among the ties.
 """
 
 from __future__ import annotations
@@ -146,8 +151,8 @@ def mean(ctx, grad):
 
 
 def _to_one_extreme(ctx, grad, arg: Callable) -> tuple[np.ndarray]:
-    """max/min: the whole gradient of each reduced slice goes to one element — the first
-    arg-max (arg-min) of the slice, as PyTorch's ``max(dim)`` does for ties."""
+    """max/min: the whole gradient of each reduced slice goes to one element, the first
+    arg-max (arg-min) of the slice in row-major order (see the module's notes on ties)."""
     a = ctx.inputs[0]
     axis = ctx.attrs.get("axis")
     if axis is None:

@@ -34,14 +34,17 @@ from typing import Any
 
 import numpy as np
 import tt_core
-from tt_core import CheckpointError, Module, Tensor
+from tt_core import CheckpointError, Module, Tensor, TinyTorchError
 
+from . import _state
 from .autograd import no_grad
 from .clip import clip_grad_norm_
 from .optim import Optimizer
 from .schedulers import LRScheduler
 
 CHECKPOINT_FORMAT = "tt-learn-trainer-1"
+CHECKPOINT_KEYS = ("format", "epoch", "model", "optimizer", "scheduler", "rng", "loader_rng", "trainer")
+TRAINER_KEYS = ("history", "best", "bad_epochs")
 
 __all__ = ["Trainer", "batches"]
 
@@ -103,6 +106,15 @@ class _Running:
         return {name: total / max(self.samples, 1) for name, total in self.totals.items()}
 
 
+_EMPTY_HINT = ("it holds no samples, or fewer than one batch with drop_last=True, or it is a one-shot "
+               "iterator that an earlier pass used up (pass a list, batches(...) or a DataLoader)")
+
+
+def _require_samples(running: _Running, what: str) -> None:
+    if running.samples == 0:
+        raise TinyTorchError(f"{what} yielded no samples: {_EMPTY_HINT}")
+
+
 class Trainer:
     """Fit a model: the training loop with progress, evaluation, early stopping and checkpoints.
 
@@ -160,7 +172,11 @@ class Trainer:
 
     @no_grad()
     def evaluate(self, loader) -> dict[str, float]:
-        """The mean loss and metrics over ``loader`` in eval mode, without recording a graph."""
+        """The mean loss and metrics over ``loader`` in eval mode, without recording a graph.
+
+        Raises:
+            TinyTorchError: ``loader`` yielded no samples (a mean of nothing is no result).
+        """
         was_training = self.model.training
         self.model.eval()
         running = _Running(self.metrics)
@@ -170,6 +186,7 @@ class Trainer:
                 running.add(_batch_size(y), self._measure(output, y, self.loss_fn(output, y)))
         finally:
             self.model.train(was_training)
+        _require_samples(running, "the evaluation loader")
         return running.means()
 
     def _train_epoch(self, loader, bar) -> dict[str, float]:
@@ -180,6 +197,7 @@ class Trainer:
             running.add(_batch_size(y), self.train_step(x, y))
             if bar is not None:
                 bar(running.means(), running.samples / max(time.perf_counter() - started, 1e-9))
+        _require_samples(running, f"the training loader (epoch {self.epoch + 1})")
         seconds = time.perf_counter() - started
         return {**running.means(), "seconds": seconds, "samples_per_s": running.samples / max(seconds, 1e-9)}
 
@@ -202,7 +220,14 @@ class Trainer:
 
         Returns:
             ``history``, one dict per epoch.
+
+        Raises:
+            ValueError: a bad ``monitor``, ``mode`` or ``patience``.
+            TinyTorchError: a loader that yields no samples (an empty one, or an iterator the
+                previous epoch used up); the epochs finished before stay in ``history``.
         """
+        if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+            raise TinyTorchError(f"the training loader is empty: {_EMPTY_HINT}")
         monitor = monitor or ("val_loss" if val_loader is not None else "loss")
         mode = mode or ("min" if monitor.endswith("loss") else "max")
         if mode not in ("min", "max"):
@@ -304,13 +329,24 @@ class Trainer:
         """Load a checkpoint written by :meth:`save_checkpoint` into this trainer's model,
         optimizer and scheduler, restore the RNG state and the epoch count; the training
         loader's generator is restored when ``fit`` starts. Then ``fit(..., epochs=N)``
-        continues the run as if it had never stopped."""
+        continues the run as if it had never stopped.
+
+        All or nothing: every part of the checkpoint is checked before anything changes.
+
+        Returns:
+            This trainer.
+
+        Raises:
+            CheckpointError: the file is not an intact Trainer checkpoint, or it does not fit
+                this trainer (the message lists every part that does not, e.g. the model's
+                missing keys and the optimizer's type); the trainer is left unchanged.
+        """
         state = tt_core.load(path)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a Trainer checkpoint (format {CHECKPOINT_FORMAT!r})")
-        if (state["scheduler"] is None) != (self.scheduler is None):
-            saved = "without" if state["scheduler"] is None else "with"
-            raise CheckpointError(f"{path} was saved {saved} a scheduler, this trainer differs")
+        problems = self._checkpoint_problems(state)
+        if problems:
+            raise CheckpointError(f"{path} does not fit this trainer (nothing was loaded): " + "; ".join(problems))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -322,11 +358,47 @@ class Trainer:
         self.history, self.best, self.bad_epochs = list(trainer["history"]), trainer["best"], int(trainer["bad_epochs"])
         return self
 
+    def _checkpoint_problems(self, state: dict) -> list[str]:
+        """Every reason why :meth:`resume` cannot load ``state`` (empty when it can)."""
+        problems = _state.key_problems(state, CHECKPOINT_KEYS)
+        if problems:
+            return [f"not a complete Trainer checkpoint ({' | '.join(problems)})"]
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            saved = "without" if state["scheduler"] is None else "with"
+            problems.append(f"it was saved {saved} a scheduler, this trainer differs")
+        parts = [("model", self.model), ("optimizer", self.optimizer)]
+        parts += [("scheduler", self.scheduler)] if not problems and self.scheduler is not None else []
+        for name, part in parts:
+            try:
+                part.check_state_dict(state[name])
+            except CheckpointError as error:
+                problems.append(f"{name}: {error}")
+        problems += _state.count_problems(state, ["epoch"])
+        problems += _state.bit_generator_problems(state["rng"], "rng", tt_core.get_rng_state()["bit_generator"])
+        if state["loader_rng"] is not None:
+            problems += _state.bit_generator_problems(state["loader_rng"], "loader_rng")
+        trainer = state["trainer"]
+        if not isinstance(trainer, dict):
+            return problems + [f"trainer should be a dict, got {_state.show(trainer)}"]
+        problems += [f"trainer: {p}" for p in _state.key_problems(trainer, TRAINER_KEYS)]
+        history = trainer.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            problems.append(f"trainer.history should be a list of dicts, got {_state.show(history)}")
+        best = trainer.get("best")
+        if best is not None and not _state.is_number(best):
+            problems.append(f"trainer.best should be a number or None, got {_state.show(best)}")
+        problems += _state.count_problems(trainer, ["bad_epochs"], where="trainer.")
+        return problems
+
     def _restore_loader_rng(self, train_loader) -> None:
         if self._loader_rng is None:
             return
         generator = getattr(train_loader, "generator", None)
         if not isinstance(generator, np.random.Generator):
             raise CheckpointError("the checkpoint holds the state of the loader's generator, but this loader has none")
+        problems = _state.bit_generator_problems(self._loader_rng, "the checkpoint's loader_rng",
+                                                 type(generator.bit_generator).__name__)
+        if problems:
+            raise CheckpointError(f"{problems[0]} (the loader's generator)")
         generator.bit_generator.state = self._loader_rng
         self._loader_rng = None

@@ -72,7 +72,7 @@ MLP = MilestoneSpec(
         "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:Adam", "scheduler:CosineAnnealingLR",
         "trainer:Trainer", "metric:accuracy", "function:no_grad",
     )
-    + _needs("tt-data", "dataset:tinydigits", "dataset:mnist", "loader:DataLoader"),
+    + _needs("tt-data", "dataset:tinydigits", "dataset:mnist", "loader:DataLoader", "function:require_data"),
     target=">= 97% test accuracy on TinyDigits; >= 98.0% test accuracy on MNIST",
     run=_run("03", "mlp"),
     quick_note="TinyDigits only",
@@ -97,6 +97,7 @@ CNN = MilestoneSpec(
         "tt-data", "op:conv2d", "layer:Conv2d", "layer:MaxPool2d", "layer:BatchNorm2d", "layer:Flatten",
         "dataset:tinydigits", "dataset:cifar10", "loader:DataLoader", "dataset_class:TensorDataset",
         "transform:RandomCrop", "transform:RandomHorizontalFlip", "transform:Compose", "transform:Normalize",
+        "function:require_data",
     ),
     target=">= 97% test accuracy on TinyDigits (LeNet); >= 80% CIFAR-10 test accuracy within 30 minutes",
     run=_run("04", "cnn"),

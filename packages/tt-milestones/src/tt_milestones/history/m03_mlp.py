@@ -164,6 +164,9 @@ def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int 
 
 def run(ctx: RunContext) -> None:
     tasks = (TINYDIGITS,) if ctx.quick else (TINYDIGITS, MNIST)
+    # every data file this run reads is checked (or downloaded) before the first training step,
+    # and all that are missing or corrupt are named at once (TinyDigits is embedded: nothing to check)
+    ctx.component("function", "require_data")(*(task.dataset for task in tasks))
     for task in tasks:
         result = train_task(ctx, task)
         plot_curves(ctx, result)

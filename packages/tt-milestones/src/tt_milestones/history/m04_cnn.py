@@ -290,6 +290,9 @@ def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predic
 
 
 def run(ctx: RunContext) -> None:
+    # every data file this run reads is checked (or downloaded) before the first training step,
+    # and all that are missing or corrupt are named at once (TinyDigits is embedded: nothing to check)
+    ctx.component("function", "require_data")("tinydigits", *(() if ctx.quick else ("cifar10",)))
     run_lenet(ctx)
     if not ctx.quick:
         run_cifar(ctx)

@@ -27,10 +27,17 @@ from pathlib import Path
 
 import numpy as np
 from tt_core import Module, ModuleList, Tensor, load, save
+from tt_core.errors import CheckpointError, TinyTorchError
 
 from ..api import RunContext
 
 CHECKPOINT = "tinytalks_gpt.npz"
+CHAT_ENTRIES = {
+    "config": "the GPT's constructor arguments",
+    "state": "its weights, model.state_dict()",
+    "tokenizer": "the tokenizer, tokenizer.to_dict()",
+}
+"""What a TinyTalks chat checkpoint holds (each a dict), and what each entry is."""
 
 
 def run(ctx: RunContext) -> None:
@@ -267,13 +274,49 @@ def tinytalks(ctx: RunContext) -> tuple:
     return model, tokenizer
 
 
+def load_chat_checkpoint(path: Path) -> dict:
+    """The TinyTalks checkpoint at ``path``, checked before anything is built from it.
+
+    Returns:
+        A dict with the entries of :data:`CHAT_ENTRIES` (``config``, ``state``, ``tokenizer``).
+
+    Raises:
+        CheckpointError: the file is not a TinyTorch checkpoint, or it lacks one of those
+            entries or holds one that is not a dict; the message names every such entry and
+            how to make a new checkpoint.
+    """
+    saved = load(path)
+    remedy = "delete it (or choose another --out) and run `tt-milestones run 05 --chat` to train and save a new one"
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} is not a TinyTalks chat checkpoint (it holds a {type(saved).__name__}, not a "
+                              f"dict with {', '.join(CHAT_ENTRIES)}): {remedy}")
+    missing = [f"{key} ({meaning})" for key, meaning in CHAT_ENTRIES.items() if key not in saved]
+    not_dicts = [f"{key} (a {type(saved[key]).__name__})" for key in CHAT_ENTRIES
+                 if key in saved and not isinstance(saved[key], dict)]
+    if missing or not_dicts:
+        problems = ([f"it lacks {', '.join(missing)}"] if missing else []) + (
+            [f"these entries are not dicts: {', '.join(not_dicts)}"] if not_dicts else [])
+        raise CheckpointError(f"{path} is not a complete TinyTalks chat checkpoint: {'; '.join(problems)}; {remedy}")
+    return saved
+
+
 def chat(ctx: RunContext) -> None:
     """Load the TinyTalks checkpoint (training it first if there is none) and answer
-    questions typed at the prompt until end of input (Ctrl-D)."""
+    questions typed at the prompt until end of input (Ctrl-D). A question that cannot be
+    answered (text the tokenizer refuses) gets the reason, and the chat goes on.
+
+    Raises:
+        CheckpointError: the checkpoint is incomplete (see :func:`load_chat_checkpoint`) or
+            its ``config`` does not fit the GPT.
+    """
     path = Path(ctx.out) / CHECKPOINT
     if path.is_file():
-        saved = load(path)
-        model = ctx.component("model", "GPT")(**saved["config"])
+        saved = load_chat_checkpoint(path)
+        try:
+            model = ctx.component("model", "GPT")(**saved["config"])
+        except TypeError as error:
+            raise CheckpointError(f"the config in {path} does not fit the GPT ({error}): delete the checkpoint and "
+                                  "run `tt-milestones run 05 --chat` to train and save a new one") from None
         model.load_state_dict(saved["state"])
         tokenizer = ctx.component("tokenizer", "char").from_dict(saved["tokenizer"])
         ctx.log(f"loaded {path}")
@@ -287,8 +330,12 @@ def chat(ctx: RunContext) -> None:
         except (EOFError, KeyboardInterrupt):
             print()
             break
-        if question:
+        if not question:
+            continue
+        try:
             print(f"bot> {_answer(ctx, model, tokenizer, question)}")
+        except TinyTorchError as error:  # e.g. text that is not valid Unicode: say so, keep chatting
+            print(f"bot> (cannot answer that: {error})")
 
 
 # ----------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from . import m03_mlp, m04_cnn
 QUICK = {
     "task": "tinydigits", "mlp_hidden": (256, 256), "mlp_dropout": 0.0, "mlp_epochs": 15, "mlp_lr": 2e-3,
     "cnn_widths": "LeNet", "cnn_epochs": 15, "cnn_lr": 3e-3, "batch_size": 32, "sparsity": {"mlp": 0.85, "cnn": 0.85},
-    "finetune_steps": {"mlp": 500, "cnn": 800}, "prune_every": 10, "finetune_lr": 5e-4, "student_hidden": (32,),
+    "finetune_steps": {"mlp": 500, "cnn": 800}, "prune_every": 10, "finetune_lr": 1e-3, "student_hidden": (32,),
     "student_epochs": 15,
     "gpt": {"vocab_size": 65, "block_size": 160, "num_layers": 2, "num_heads": 4, "embed_dim": 64}, "prompt": 32,
     "lengths": (32, 64, 128), "batch_prompts": 16, "batch_new_tokens": (32, 64, 128), "batch_check_tokens": 64,

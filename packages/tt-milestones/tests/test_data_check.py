@@ -1,0 +1,79 @@
+"""Milestones 03 and 04 check every data file they will read before their first training step.
+
+A full run of 03 reads MNIST after training on TinyDigits, and 04 reads CIFAR-10 after LeNet:
+a missing or corrupt file must stop the run at the start, naming all such files, instead of
+after the first part has trained. Quick runs read only the embedded TinyDigits.
+"""
+
+import importlib
+from dataclasses import replace
+
+import pytest
+import tt_core
+from tt_milestones.api import RunContext
+from tt_milestones.specs import CNN, MLP
+
+pytest.importorskip("tt_learn")
+tt_data = pytest.importorskip("tt_data")
+
+TRAINING = {"trainer", "optimizer", "dataset", "loader"}  # asked for only once work on the data begins
+
+
+class Refused(Exception):
+    """Raised by the stand-in for require_data: nothing after it may have run."""
+
+
+def runner(spec):
+    module, _, name = spec.run.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def context(spec, tmp_path, quick, asked, require=None):
+    """A run context on the loaded plugins that records every component asked for, and hands
+    out ``require`` (when given) as ``function:require_data``."""
+    ctx = RunContext(registry=tt_core.get_registry(), out=tmp_path, quick=quick,
+                     declared=spec.requires + spec.optional)
+    chosen = ctx.component
+
+    def component(kind, name):
+        asked.append((kind, name))
+        obj = chosen(kind, name)  # also checks that the spec declares it
+        return require if require is not None and (kind, name) == ("function", "require_data") else obj
+
+    ctx.component = component
+    return ctx
+
+
+@pytest.mark.parametrize("spec, quick, names", [
+    (MLP, True, ("tinydigits",)), (MLP, False, ("tinydigits", "mnist")),
+    (CNN, True, ("tinydigits",)), (CNN, False, ("tinydigits", "cifar10")),
+], ids=["03-quick", "03-full", "04-quick", "04-full"])
+def test_the_data_of_the_whole_run_is_required_first(spec, quick, names, tmp_path):
+    asked = []
+
+    def require(*wanted):
+        raise Refused(wanted)
+
+    with pytest.raises(Refused) as info:
+        runner(spec)(context(spec, tmp_path, quick, asked, require))
+    assert info.value.args == (names,)
+    assert asked == [("function", "require_data")]  # before any data set, loader or trainer
+
+
+@pytest.mark.parametrize("spec, files", [
+    (MLP, {"mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz", "mnist/t10k-images-idx3-ubyte.gz",
+           "mnist/t10k-labels-idx1-ubyte.gz"}),
+    (CNN, {"cifar10/cifar-10-python.tar.gz"}),
+], ids=["03", "04"])
+def test_a_full_run_without_its_data_stops_before_training_naming_every_file(spec, files, tmp_path, monkeypatch):
+    monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))  # empty: nothing prepared
+    monkeypatch.setenv("TT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tt_data.datasets, "MNIST_MIRRORS", ())  # and nowhere to download from
+    remote, decode = tt_data.datasets.CIFAR10_SOURCES["python"]
+    monkeypatch.setitem(tt_data.datasets.CIFAR10_SOURCES, "python", (replace(remote, urls=()), decode))
+    asked = []
+    with pytest.raises(tt_data.MissingDataError) as info:
+        runner(spec)(context(spec, tmp_path / "out", False, asked))
+    assert set(info.value.problems) == files
+    assert all(f"- {name}:" in str(info.value) for name in files)
+    assert not TRAINING & {kind for kind, _ in asked}
