@@ -83,8 +83,8 @@ __all__ = [
     "BROADCASTING", "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "OVERFLOWING", "PASSED",
     "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
     "broadcast_note", "call_text", "central_differences", "check_arguments", "check_function", "check_module",
-    "check_op", "check_rule", "compare_values", "describe_difference", "format_value", "grade", "grade_all",
-    "op_samples", "reference_rule_of", "rule_cases", "run_kernel", "signature_parameters",
+    "check_op", "check_rule", "compare_values", "describe_difference", "expect", "format_value", "grade",
+    "grade_all", "op_samples", "raises", "reference_rule_of", "rule_cases", "run_kernel", "signature_parameters",
 ]
 
 
@@ -1110,6 +1110,22 @@ def _timing_arrays(forward: Callable, sample: Sample, rng: np.random.Generator) 
 # ----------------------------------------------------------------------------------------
 # Helpers for checkers of any kind, and the checker of functions
 # ----------------------------------------------------------------------------------------
+
+
+def expect(condition: bool, diagnosis: str) -> None:
+    """Raise :class:`Mismatch` with ``diagnosis`` unless ``condition`` holds."""
+    if not condition:
+        raise Mismatch(diagnosis)
+
+
+def raises(call: Callable[[], Any]) -> bool:
+    """Whether ``call()`` raises an Exception (of any class: which error a component raises
+    for bad input is its own business; that it raises is the contract)."""
+    try:
+        call()
+    except Exception:  # noqa: BLE001
+        return True
+    return False
 
 
 def compare_values(grader: Grader, yours, reference, what: str = "the result", rtol: float = 1e-5,

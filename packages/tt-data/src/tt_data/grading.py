@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tt_core import Tensor
-from tt_core.grading import Example, Mismatch, check_arguments, compare_values, signature_parameters
+from tt_core.grading import Example, Mismatch, check_arguments, compare_values, expect, signature_parameters
 from tt_core.plugins import ComponentRegistry
 
 from .download import RemoteFile
@@ -51,12 +51,6 @@ from .transforms import Normalize, RandomHorizontalFlip
 # ----------------------------------------------------------------------------------------
 # Helpers shared by the checkers of the later Acts
 # ----------------------------------------------------------------------------------------
-
-
-def expect(condition: bool, diagnosis: str) -> None:
-    """Raise :class:`Mismatch` with ``diagnosis`` unless ``condition`` holds."""
-    if not condition:
-        raise Mismatch(diagnosis)
 
 
 def as_array(value) -> np.ndarray:

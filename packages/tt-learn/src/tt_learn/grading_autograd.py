@@ -27,17 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from tt_core import Tensor, set_grad_enabled
-from tt_core.grading import Grader, Mismatch, central_differences
+from tt_core.grading import Grader, Mismatch, central_differences, expect, raises
 from tt_core.rng import get_rng_state
 
 from .gradcheck import GradcheckError
 
 __all__ = ["check_autograd", "check_gradcheck", "check_no_grad"]
-
-
-def _expect(condition: bool, diagnosis: str) -> None:
-    if not condition:
-        raise Mismatch(diagnosis)
 
 
 @contextmanager
@@ -128,10 +123,10 @@ def _leaf_gradients(engine, graph: _Graph, leaves: list, constants: list, weight
             raise Mismatch(f"backward() raised RecursionError on {graph.title}: a recursive walk of the graph runs "
                            "out of Python's stack; walk it with an explicit stack instead") from None
     for i, constant in enumerate(fixed):
-        _expect(constant.grad is None, f"constant {i} (which does not require grad) was given a .grad: only "
+        expect(constant.grad is None, f"constant {i} (which does not require grad) was given a .grad: only "
                                        "tensors with requires_grad=True get one")
     for i, tensor in enumerate(tensors):
-        _expect(tensor.grad is None or isinstance(tensor.grad, Tensor),
+        expect(tensor.grad is None or isinstance(tensor.grad, Tensor),
                 f".grad of leaf {i} is a {type(tensor.grad).__name__}: store a Tensor (optimizers read .grad.data)")
     return [t.grad for t in tensors]
 
@@ -198,31 +193,23 @@ def _check_freed(yours, rng: np.random.Generator) -> None:
                    "the reference's does")
 
 
-def _raises(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except Exception:  # noqa: BLE001 (the error's kind is the engine's business)
-        return True
-    return False
-
-
 def _check_errors(grader: Grader, yours) -> None:
     x = grader.rng.standard_normal((2, 3)).astype(np.float32)
     with _grad_mode(True):
         leaf = _leaf(x)
         problems = []
-        if not _raises(lambda: yours.backward(leaf * 2.0, np.ones((3, 2), np.float32))):
+        if not raises(lambda: yours.backward(leaf * 2.0, np.ones((3, 2), np.float32))):
             problems.append("backward(gradient=...) of shape (3, 2) for a tensor of shape (2, 3) ran")
-        if not _raises(lambda: yours.backward(_leaf(x, requires_grad=False).sum())):
+        if not raises(lambda: yours.backward(_leaf(x, requires_grad=False).sum())):
             problems.append("backward() of a tensor that does not require grad ran (nothing can receive a gradient)")
-    _expect(not problems, "; ".join(problems) + ": it must raise, naming what is wrong")
+    expect(not problems, "; ".join(problems) + ": it must raise, naming what is wrong")
 
 
 def _check_non_scalar(grader: Grader, yours) -> None:
     with _grad_mode(True):
         leaf = _leaf(grader.rng.standard_normal((2, 3)).astype(np.float32))
         out = leaf * 2.0
-        if not _raises(lambda: yours.backward(out)):
+        if not raises(lambda: yours.backward(out)):
             raise Mismatch("backward() without a gradient on a tensor of shape (2, 3) ran: the gradient is implicit "
                            "(1) only for a tensor of one element; otherwise raise, asking for gradient=")
 
@@ -239,7 +226,7 @@ def _check_own_arrays(grader: Grader, yours) -> None:
     names = list(grads)
     shared = [f"{first} and {second}" for i, first in enumerate(names) for second in names[i + 1:]
               if np.shares_memory(grads[first], grads[second])]
-    _expect(not shared, f"{', '.join(shared)} share memory: an in-place update of one .grad (clip_grad_norm_, an "
+    expect(not shared, f"{', '.join(shared)} share memory: an in-place update of one .grad (clip_grad_norm_, an "
                         "optimizer) would change the other; give every leaf an array of its own (copy the gradient "
                         "passed, and a rule's gradient that reaches two leaves)")
 
@@ -308,13 +295,13 @@ def check_no_grad(grader: Grader, yours, reference, name: str) -> None:
     with grader.case("inside `with no_grad():` operations record no graph"), _grad_mode(True):
         with yours():
             inside = x * 2.0
-        _expect(not inside.requires_grad and inside._node is None,
+        expect(not inside.requires_grad and inside._node is None,
                 "x * 2 inside the block requires grad (a graph was recorded): switch recording off on entering "
                 "(tt_core.set_grad_enabled(False))")
     with grader.case("recording is back on after the block, also after a block that raised"), _grad_mode(True):
         with yours():
             pass
-        _expect(_records(x), "after the block, x * 2 does not record a graph: restore the mode on leaving")
+        expect(_records(x), "after the block, x * 2 does not record a graph: restore the mode on leaving")
         try:
             with yours():
                 raise _Raised
@@ -323,21 +310,21 @@ def check_no_grad(grader: Grader, yours, reference, name: str) -> None:
         else:
             raise Mismatch("an exception raised inside the block did not come out of it: __exit__ must not "
                            "swallow it (return None or False)")
-        _expect(_records(x), "after a block that raised, x * 2 does not record a graph: restore the mode in "
+        expect(_records(x), "after a block that raised, x * 2 does not record a graph: restore the mode in "
                              "__exit__ (or a finally:), which runs on errors too")
     with grader.case("the mode before the block is what comes back: off stays off, nested blocks too"), \
             _grad_mode(False):
         with yours():
             pass
-        _expect(not _records(x), "recording was off before the block and is on after it: restore the mode from "
+        expect(not _records(x), "recording was off before the block and is on after it: restore the mode from "
                                  "before, rather than switching it on")
         set_grad_enabled(True)
         with yours():
             with yours():
                 pass
-            _expect(not _records(x), "after a nested block ends, the outer no_grad block records again: restore the "
+            expect(not _records(x), "after a nested block ends, the outer no_grad block records again: restore the "
                                      "mode each block found (a stack, or the previous value kept per entry)")
-        _expect(_records(x), "after two nested blocks, recording is not back on")
+        expect(_records(x), "after two nested blocks, recording is not back on")
     with grader.case("as a decorator, @no_grad() runs the function without recording and returns its result"), \
             _grad_mode(True):
         @yours()
@@ -345,10 +332,10 @@ def check_no_grad(grader: Grader, yours, reference, name: str) -> None:
             return t * factor
 
         out = scaled(x, factor=3.0)
-        _expect(isinstance(out, Tensor), f"the decorated function returned {type(out).__name__}, not its result")
+        expect(isinstance(out, Tensor), f"the decorated function returned {type(out).__name__}, not its result")
         grader.compare(out, x.data * 3.0, "the decorated function's result", against="x * 3")
-        _expect(not out.requires_grad, "the decorated function's result requires grad: it ran with recording on")
-        _expect(_records(x), "after calling the decorated function, recording is not back on")
+        expect(not out.requires_grad, "the decorated function's result requires grad: it ran with recording on")
+        expect(_records(x), "after calling the decorated function, recording is not back on")
 
 
 # ----------------------------------------------------------------------------------------
@@ -412,12 +399,12 @@ def check_gradcheck(grader: Grader, yours, reference, name: str) -> None:
                 originals = [np.array(a) for a in inputs]
                 state = get_rng_state()
                 result = yours(function.fn, inputs)
-                _expect(result is True or (isinstance(result, (bool, np.bool_)) and bool(result)),
+                expect(result is True or (isinstance(result, (bool, np.bool_)) and bool(result)),
                         f"gradcheck returned {result!r}: it must return True when every gradient matches")
                 for i, (a, original) in enumerate(zip(inputs, originals)):
-                    _expect(np.array_equal(a, original), f"input {i} was changed by gradcheck: perturb a float64 "
+                    expect(np.array_equal(a, original), f"input {i} was changed by gradcheck: perturb a float64 "
                                                          "copy, never the caller's array")
-                _expect(str(get_rng_state()) == str(state),
+                expect(str(get_rng_state()) == str(state),
                         "gradcheck moved the global random generator: draw its output weights from a private "
                         "np.random.default_rng(seed)")
         for function in WRONG:
@@ -426,7 +413,7 @@ def check_gradcheck(grader: Grader, yours, reference, name: str) -> None:
                 try:
                     result = yours(function.fn, inputs)
                 except Exception as error:  # noqa: BLE001 (which error it is, is the finding)
-                    _expect(_is_gradcheck_error(error), f"gradcheck raised {type(error).__name__}: {error}; it must "
+                    expect(_is_gradcheck_error(error), f"gradcheck raised {type(error).__name__}: {error}; it must "
                                                         "raise GradcheckError (from tt_learn.gradcheck)")
                     continue
                 raise Mismatch(f"gradcheck returned {result!r}: it must raise GradcheckError when an analytic "

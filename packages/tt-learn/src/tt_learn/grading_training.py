@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from tt_core import Dropout, Linear, Parameter, ReLU, Sequential, Tensor
-from tt_core.grading import Grader, Mismatch, compare_values, format_value, signature_parameters
+from tt_core.grading import Grader, compare_values, expect, format_value, raises, signature_parameters
 from tt_core.rng import manual_seed
 
 from .losses import CrossEntropyLoss
@@ -39,19 +39,6 @@ from .schedulers import StepLR
 from .train import batches
 
 __all__ = ["check_batches", "check_clip_grad_norm", "check_clip_grad_value", "check_metric", "check_trainer"]
-
-
-def _expect(condition: bool, diagnosis: str) -> None:
-    if not condition:
-        raise Mismatch(diagnosis)
-
-
-def _raises(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except Exception:  # noqa: BLE001 (which error it is, is the function's business)
-        return True
-    return False
 
 
 def _array(value) -> np.ndarray:
@@ -131,7 +118,7 @@ def check_metric(grader: Grader, yours, reference, name: str) -> None:
         form = METRIC_FORMS[0]
         with grader.case(f"a finite value on {form.title}"):
             value = _array(yours(*form.draw(grader.rng)))
-            _expect(value.dtype.kind in "biuf" and np.isfinite(value).all(),
+            expect(value.dtype.kind in "biuf" and np.isfinite(value).all(),
                     f"{name} gives {value!r}: a metric gives a number (or an array of numbers)")
         return
     checked = 0
@@ -152,7 +139,7 @@ def check_metric(grader: Grader, yours, reference, name: str) -> None:
     scores, labels = _scores(grader.rng, 12, 4), grader.rng.integers(0, 4, 11)
     if not _accepts(reference, scores, labels, options):
         with grader.case("class scores (12, 4) with 11 labels raise an error"):
-            _expect(_raises(lambda: yours(scores, labels, **options)),
+            expect(raises(lambda: yours(scores, labels, **options)),
                     f"{name} of 12 outputs and 11 targets gave a value: raise an error naming both shapes")
     output, target = METRIC_FORMS[0].draw(grader.rng)
     grader.time(lambda: yours(output, target, **options), lambda: reference(output, target, **options))
@@ -232,7 +219,7 @@ def _fit(trainer, problem: _Problem, config: _Config, epochs: int, loader=None, 
     if checkpoint is not None:
         fit["checkpoint"] = checkpoint
     history = trainer.fit(problem.loader() if loader is None else loader, epochs=epochs, **fit)
-    _expect(isinstance(history, list), f"fit returned a {type(history).__name__}: it returns the history, a list "
+    expect(isinstance(history, list), f"fit returned a {type(history).__name__}: it returns the history, a list "
                                        "of one dict per epoch")
     return history
 
@@ -250,7 +237,7 @@ def _compare_runs(grader: Grader, got: tuple[list, dict], expected: tuple[list, 
     left out), then the trained parameters."""
     history, state = got
     expected_history, expected_state = expected
-    _expect(len(history) == len(expected_history),
+    expect(len(history) == len(expected_history),
             f"the history has {len(history)} rows, the reference's {len(expected_history)} (one per finished epoch)")
     for schedule in (True, False):
         for index, (row, expected_row) in enumerate(zip(history, expected_history)):
@@ -269,8 +256,8 @@ def _check_evaluate(grader: Grader, yours, reference, problem: _Problem) -> None
         trainer, _ = _trainer(cls, problem, config, model)
         model.train()
         results.append(trainer.evaluate(problem.val_loader()))
-        _expect(model.training, "after evaluate() the model is in eval mode: put it back in the mode it was in")
-        _expect(all(p.grad is None for p in model.parameters()),
+        expect(model.training, "after evaluate() the model is in eval mode: put it back in the mode it was in")
+        expect(all(p.grad is None for p in model.parameters()),
                 "evaluate() gave the parameters gradients: it must not run backward")
     compare_values(grader, results[0], results[1], "evaluate()", rtol=1e-4, atol=1e-6, check_dtype=False)
 
@@ -286,7 +273,7 @@ def _check_resume(grader: Grader, yours, reference, problem: _Problem) -> None:
         first, _ = _trainer(yours, problem, config)
         manual_seed(problem.seed)
         _fit(first, problem, config, 2, checkpoint=path)
-        _expect(path.exists(), f"fit(checkpoint={str(path)!r}) wrote no file there")
+        expect(path.exists(), f"fit(checkpoint={str(path)!r}) wrote no file there")
         second, model = _trainer(yours, problem, config, problem.model(seed=problem.seed + 1))
         manual_seed(problem.seed + 1)
         second.resume(path)
@@ -312,9 +299,9 @@ def check_trainer(grader: Grader, yours, reference, name: str) -> None:
     if reference is None:
         with grader.case(f"{EPOCHS} epochs give {EPOCHS} history rows with finite losses"):
             history, _ = _run(yours, problem, CONFIGS[0])
-            _expect(len(history) == EPOCHS, f"the history has {len(history)} rows after {EPOCHS} epochs")
+            expect(len(history) == EPOCHS, f"the history has {len(history)} rows after {EPOCHS} epochs")
             losses = [row.get("loss") if isinstance(row, dict) else None for row in history]
-            _expect(all(isinstance(v, (int, float)) and math.isfinite(v) for v in losses),
+            expect(all(isinstance(v, (int, float)) and math.isfinite(v) for v in losses),
                     f"the losses per epoch are {losses}: each row needs a finite 'loss'")
         return
     for config in CONFIGS:
@@ -353,7 +340,7 @@ def _clipped(fn, grads: list[np.ndarray], *args, given: str = "list", **kwargs) 
     everything = [*params, bare]
     argument = {"list": everything, "generator": (p for p in everything), "tensor": params[0]}[given]
     result = fn(argument, *args, **kwargs)
-    _expect(bare.grad is None, "a parameter without a gradient was given one: skip parameters whose .grad is None")
+    expect(bare.grad is None, "a parameter without a gradient was given one: skip parameters whose .grad is None")
     return result, [p.grad for p in params][: 1 if given == "tensor" else None]
 
 
@@ -397,11 +384,11 @@ def check_clip_grad_norm(grader: Grader, yours, reference, name: str) -> None:
         infinite = [g.copy() for g in grads]
         infinite[1][0] = np.inf
         problems = []
-        if not _raises(lambda: _clipped(yours, grads, -1.0)):
+        if not raises(lambda: _clipped(yours, grads, -1.0)):
             problems.append("max_norm=-1 was accepted")
-        if not _raises(lambda: _clipped(yours, infinite, 1.0, error_if_nonfinite=True)):
+        if not raises(lambda: _clipped(yours, infinite, 1.0, error_if_nonfinite=True)):
             problems.append("an infinite gradient with error_if_nonfinite=True was clipped")
-        _expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
+        expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
     grads = _gradients(grader.rng)
     grader.time(lambda: _clipped(yours, grads, 0.5), lambda: _clipped(reference, grads, 0.5))
 
@@ -429,7 +416,7 @@ def check_clip_grad_value(grader: Grader, yours, reference, name: str) -> None:
             _compare_clipped(grader, _clipped(yours, grads, 0.5, given=given),
                              _clipped(reference, grads, 0.5, given=given), f"clip_value=0.5, {given}", result=False)
     with grader.case("clip_value < 0 raises"):
-        _expect(_raises(lambda: _clipped(yours, _gradients(grader.rng), -1.0)),
+        expect(raises(lambda: _clipped(yours, _gradients(grader.rng), -1.0)),
                 "clip_value=-1 was accepted: raise an error saying it must be >= 0")
 
 
@@ -442,9 +429,9 @@ def _epoch(loader, what: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """One pass over ``loader`` as ``(x, y)`` arrays, checking each batch is a pair of Tensors."""
     epoch = []
     for number, batch in enumerate(loader):
-        _expect(isinstance(batch, (tuple, list)) and len(batch) == 2,
+        expect(isinstance(batch, (tuple, list)) and len(batch) == 2,
                 f"{what}: batch {number} is a {type(batch).__name__}, not a pair (x, y)")
-        _expect(all(isinstance(part, Tensor) for part in batch),
+        expect(all(isinstance(part, Tensor) for part in batch),
                 f"{what}: batch {number} holds {', '.join(type(p).__name__ for p in batch)}: each must be a Tensor")
         epoch.append((batch[0].data, batch[1].data))
     return epoch
@@ -457,10 +444,10 @@ def _order(epoch: list) -> np.ndarray:
 
 def _check_shuffled(epoch: list, n: int, what: str) -> np.ndarray:
     for number, (x, y) in enumerate(epoch):
-        _expect(np.array_equal(x[:, 0], y), f"{what}: in batch {number} the inputs and labels no longer belong "
+        expect(np.array_equal(x[:, 0], y), f"{what}: in batch {number} the inputs and labels no longer belong "
                                              "together: shuffle both with one order")
     order = _order(epoch)
-    _expect(np.array_equal(np.sort(order), np.arange(n)), f"{what}: the epoch visited {len(order)} samples, "
+    expect(np.array_equal(np.sort(order), np.arange(n)), f"{what}: the epoch visited {len(order)} samples, "
             f"{len(np.unique(order))} of them different, out of {n}: every sample exactly once per epoch")
     return order
 
@@ -488,9 +475,9 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
                          f"{sizes}, Tensors of the inputs' dtypes, len() {len(sizes)}"):
             loader = yours(x, y, size, drop_last=drop_last)
             epoch = _epoch(loader, "without shuffle")
-            _expect([len(b[0]) for b in epoch] == sizes, f"the batch sizes are {[len(b[0]) for b in epoch]}, "
+            expect([len(b[0]) for b in epoch] == sizes, f"the batch sizes are {[len(b[0]) for b in epoch]}, "
                                                          f"the reference's {sizes}")
-            _expect(len(loader) == len(sizes), f"len() of the loader is {len(loader)}, the number of batches "
+            expect(len(loader) == len(sizes), f"len() of the loader is {len(loader)}, the number of batches "
                                                f"{len(sizes)}")
             if reference is not None:
                 expected = _epoch(reference(x, y, size, drop_last=drop_last), "the reference")
@@ -500,7 +487,7 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
     with grader.case("Tensors as x and y: the same batches as arrays"):
         got, expected = _epoch(yours(Tensor(x), Tensor(y, dtype=np.int64), size), "from Tensors"), \
             _epoch(yours(x, y, size), "from arrays")
-        _expect(len(got) == len(expected), f"{len(got)} batches from Tensors, {len(expected)} from arrays")
+        expect(len(got) == len(expected), f"{len(got)} batches from Tensors, {len(expected)} from arrays")
         for number, (mine, theirs) in enumerate(zip(got, expected)):
             grader.compare(mine[0], theirs[0], f"the inputs of batch {number}", against="the batch from arrays")
             grader.compare(mine[1], theirs[1], f"the labels of batch {number}", against="the batch from arrays")
@@ -509,26 +496,26 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
         loader = yours(x, y, size, shuffle=True, generator=np.random.default_rng(seed))
         first = _check_shuffled(_epoch(loader, "epoch 1"), n, "epoch 1")
         second = _check_shuffled(_epoch(loader, "epoch 2"), n, "epoch 2")
-        _expect(not np.array_equal(first, np.arange(n)), "the shuffled epoch is in the original order")
-        _expect(not np.array_equal(first, second), "two epochs visit the samples in the same order: draw a new "
+        expect(not np.array_equal(first, np.arange(n)), "the shuffled epoch is in the original order")
+        expect(not np.array_equal(first, second), "two epochs visit the samples in the same order: draw a new "
                                                    "order at the start of every pass")
     with grader.case("the same generator seed gives the same order; without one, the same tt_core.manual_seed"):
         orders = [_order(_epoch(yours(x, y, size, shuffle=True, generator=np.random.default_rng(seed)), "seeded"))
                   for _ in range(2)]
-        _expect(np.array_equal(*orders), "two loaders with generators of the same seed shuffle differently: take "
+        expect(np.array_equal(*orders), "two loaders with generators of the same seed shuffle differently: take "
                                          "the order from the generator given")
         orders = []
         for _ in range(2):
             manual_seed(seed)
             orders.append(_order(_epoch(yours(x, y, size, shuffle=True), "global seed")))
-        _expect(np.array_equal(*orders), "after the same tt_core.manual_seed two loaders shuffle differently: "
+        expect(np.array_equal(*orders), "after the same tt_core.manual_seed two loaders shuffle differently: "
                                          "without a generator, shuffle with tt_core's global one")
     with grader.case("errors: x and y of different lengths, batch_size=0"):
         problems = []
-        if not _raises(lambda: list(yours(x, y[:-1], size))):
+        if not raises(lambda: list(yours(x, y[:-1], size))):
             problems.append(f"x of {n} samples with y of {n - 1} was accepted")
-        if not _raises(lambda: list(yours(x, y, 0))):
+        if not raises(lambda: list(yours(x, y, 0))):
             problems.append("batch_size=0 was accepted")
-        _expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
+        expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
     if reference is not None:
         grader.time(lambda: list(yours(x, y, size, shuffle=True)), lambda: list(reference(x, y, size, shuffle=True)))
