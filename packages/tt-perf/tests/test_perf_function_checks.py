@@ -72,8 +72,8 @@ def test_the_built_in_functions_and_correct_ones_pass(name):
 
 def test_a_wrong_answer_about_threadpoolctl_fails():
     result = grade_mine("threadpoolctl_available", lambda: not INSTALLED)
-    assert list(failed(result).values()) == [f"it returned {not INSTALLED}, but threadpoolctl "
-                                             f"{'is' if INSTALLED else 'is not'} installed"]
+    installed = "is" if INSTALLED else "is not"
+    assert list(failed(result).values()) == [f"it returned {not INSTALLED}, but threadpoolctl {installed} installed"]
     result = grade_mine("threadpoolctl_available", lambda: "yes")
     assert list(failed(result).values()) == ["it returned 'yes': the answer is True or False"]
 
