@@ -89,3 +89,17 @@ def test_milestone_02_runs_on_the_package(tmp_path):
     )
     assert providers["activation:Tanh"]["dist"] == "tt-core"
     assert providers["op:tanh"]["rule"]["dist"] == "tt-learn"
+
+
+def test_the_graph_and_anomaly_checks_see_the_package(tmp_path):
+    """``run 02 --graph --detect-anomaly``: the graph of the first step names this package's
+    rules as a built-in one's, and its code makes no NaN."""
+    out = tmp_path / "02"
+    result = cli("run", "02", "--quick", "--use", DIST, "--graph", "--detect-anomaly", "--out", str(out),
+                 tmp_path=tmp_path)
+    assert result.returncode == 0, explain(result)
+    report = json.loads((out / "report.json").read_text())
+    assert {"graph.png", "graph.svg"} <= set(report["plots"])
+    assert report["options"] == {"graph": True, "detect_anomaly": True}
+    svg = (out / "graph.svg").read_text()
+    assert f"kernel tt-core, rule {DIST}" in svg and "matmul" in svg

@@ -1,11 +1,14 @@
 """tt-learn's plugin: the autograd engine, a gradient rule per tt-core primitive, losses,
-optimizers, schedulers and metrics."""
+optimizers, schedulers and metrics, and the tools that look inside a graph (``draw_graph``,
+``detect_anomaly``)."""
 
 from tt_core import hookimpl
 
 from . import autograd, grad_rules, grading, grading_autograd, grading_training
+from .anomaly import detect_anomaly
 from .clip import clip_grad_norm_, clip_grad_value_
 from .gradcheck import gradcheck
+from .graph import draw_graph
 from .losses import LOSSES
 from .metrics import accuracy, confusion_matrix
 from .optim import OPTIMIZERS
@@ -20,6 +23,8 @@ def tt_register_components(registry):
         registry.register("grad_rule", name, rule)
     registry.register("function", "gradcheck", gradcheck)
     registry.register("function", "no_grad", autograd.no_grad)
+    registry.register("function", "draw_graph", draw_graph)
+    registry.register("function", "detect_anomaly", detect_anomaly)
     for kind, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         for name, cls in table.items():
             registry.register(kind, name, cls)

@@ -12,13 +12,23 @@ A milestone's run function lives in a module of its own and is named in the spec
         ...
         ctx.save_figure(fig, "decision_boundary.png")
 
-The milestone reached its target when every ``check`` passed.
+The milestone reached its target when every ``check`` passed. A run of several parts marks
+each one as a phase, so that ``report.json`` is rewritten as each part completes and a run
+stopped later (Ctrl-C, an error, a full disk) keeps everything measured until then::
+
+    with ctx.phase("mnist"):
+        ...
+
+A plot that cannot be saved does not stop the run: it is listed in the report's
+``plot_errors``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -98,6 +108,10 @@ class RunContext:
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out
+    phases: list[dict[str, Any]] = field(default_factory=list)  # {"name", "status", "seconds"[, "error"]}
+    plot_errors: list[dict[str, str]] = field(default_factory=list)  # {"plot", "error"}
+    on_phase_end: Callable[[], None] | None = None  # called when a phase completes (writes report.json)
+    report_path: Path | None = None  # report.json, once this run has written it
 
     # -- components ----------------------------------------------------------------------
     def component(self, kind: str, name: str) -> Any:
@@ -122,8 +136,14 @@ class RunContext:
 
     # -- reporting -----------------------------------------------------------------------
     def log(self, message: str) -> None:
+        """Print ``message`` (rich markup) on the run's console."""
         if self.console is not None:
             self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """Print ``message`` as it is (no markup), in yellow, on the run's console."""
+        if self.console is not None:
+            self.console.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def record(self, name: str, value: Any) -> Any:
         """A measured figure with no target (accuracy before training, wall time, ...)."""
@@ -158,6 +178,31 @@ class RunContext:
     def reached(self) -> bool:
         return bool(self.checks) and all(c.reached for c in self.checks)
 
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """One part of the run (a data set, a model): ``with ctx.phase("mnist"): ...``.
+
+        The phase is listed in the report's ``phases`` with its status (``running``, then
+        ``completed``, ``interrupted`` or ``failed`` with the error) and its duration; when it
+        completes, :attr:`on_phase_end` is called, which rewrites ``report.json``.
+        """
+        entry: dict[str, Any] = {"name": name, "status": "running", "seconds": None}
+        self.phases.append(entry)
+        start = time.perf_counter()
+        try:
+            yield
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            raise
+        except BaseException as error:
+            entry.update(status="failed", error=f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            entry["seconds"] = round(time.perf_counter() - start, 3)
+        entry["status"] = "completed"
+        if self.on_phase_end is not None:
+            self.on_phase_end()
+
     # -- progress and plots --------------------------------------------------------------
     def progress(self, total: int, description: str):
         """A rich progress bar: ``with ctx.progress(n, "training") as advance: advance()``."""
@@ -174,13 +219,28 @@ class RunContext:
 
         return plt.subplots(*args, **kwargs)
 
-    def save_figure(self, fig, name: str) -> Path:
+    def save_figure(self, fig, name: str) -> Path | None:
+        """Save ``fig`` as ``out/name`` and close it; the name goes into the report's ``plots``.
+
+        Returns:
+            The path written, or None when the plot could not be saved (a full disk, a
+            rendering error): the run goes on, and the report's ``plot_errors`` says why.
+        """
         import matplotlib.pyplot as plt
 
         path = self.out / name
-        self.out.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        except Exception as error:  # a plot is not worth the measurements of the run
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no half-written image
+            reason = f"{type(error).__name__}: {error}"
+            self.plot_errors.append({"plot": name, "error": reason})
+            self.warn(f"  could not save {name}: {reason}")
+            return None
+        finally:
+            plt.close(fig)
         self.plots.append(name)
         return path

@@ -168,7 +168,8 @@ def run(ctx: RunContext) -> None:
     # and all that are missing or corrupt are named at once (TinyDigits is embedded: nothing to check)
     ctx.component("function", "require_data")(*(task.dataset for task in tasks))
     for task in tasks:
-        result = train_task(ctx, task)
-        plot_curves(ctx, result)
-        plot_confusion(ctx, result)
-        plot_misclassified(ctx, result)
+        with ctx.phase(task.dataset):
+            result = train_task(ctx, task)
+            plot_curves(ctx, result)
+            plot_confusion(ctx, result)
+            plot_misclassified(ctx, result)

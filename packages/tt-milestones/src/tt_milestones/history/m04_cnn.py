@@ -211,8 +211,8 @@ def run_cifar(ctx: RunContext) -> None:
     minutes = (time.perf_counter() - start) / 60
     ctx.check("cifar10_training_minutes", minutes, "<=", settings["budget_minutes"])
     ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
-    tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
+    tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")  # after the checks: a failed save keeps them
 
 
 def report(ctx: RunContext, name: str, classes, model, test_loader, test, history, scores=None) -> None:
@@ -293,6 +293,8 @@ def run(ctx: RunContext) -> None:
     # every data file this run reads is checked (or downloaded) before the first training step,
     # and all that are missing or corrupt are named at once (TinyDigits is embedded: nothing to check)
     ctx.component("function", "require_data")("tinydigits", *(() if ctx.quick else ("cifar10",)))
-    run_lenet(ctx)
+    with ctx.phase("tinydigits"):
+        run_lenet(ctx)
     if not ctx.quick:
-        run_cifar(ctx)
+        with ctx.phase("cifar10"):
+            run_cifar(ctx)

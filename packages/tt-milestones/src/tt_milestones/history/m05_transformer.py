@@ -44,10 +44,13 @@ def run(ctx: RunContext) -> None:
     if ctx.options.get("chat"):
         chat(ctx)
         return
-    attention_proof(ctx)
-    tinytalks(ctx)
+    with ctx.phase("reversal"):
+        attention_proof(ctx)
+    with ctx.phase("tinytalks"):
+        tinytalks(ctx)
     if not ctx.quick:
-        shakespeare(ctx)
+        with ctx.phase("shakespeare"):
+            shakespeare(ctx)
 
 
 # ----------------------------------------------------------------------------------------
