@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from tt_core import ShapeError, Tensor, TinyTorchError, set_grad_enabled
+from tt_core import ShapeError, Tensor, TinyTorchError, dispatch, set_grad_enabled
 from tt_core import _plugin as core_plugin
 from tt_core.grading import FAILED, NO_REFERENCE, PASSED, grade
 from tt_core.plugins import ComponentRegistry
@@ -17,6 +17,8 @@ from tt_learn import _plugin as learn_plugin
 from tt_learn import grading_autograd
 from tt_learn.autograd import engine as builtin_engine
 from tt_learn.gradcheck import GradcheckError
+from tt_learn.graph import Graph, record_graph
+from tt_learn.graph import draw_graph as builtin_draw_graph
 
 SEEDS = (0, 1, 2)
 
@@ -351,3 +353,97 @@ def test_the_checks_of_tt_learn_are_registered_and_pass_the_built_in_functions()
         result = grade(registry.reference("function", name), registry, seed=0)
         assert result.status == PASSED, (name, result.cases)
         assert all(c.status == PASSED for c in result.cases), (name, result.cases)
+
+
+# -- detect_anomaly --------------------------------------------------------------------------
+
+
+def make_detect_anomaly(backward: bool = True, restore_on_error: bool = True, name_op: bool = True):
+    """A learner's detect_anomaly: an op-table wrapper whose kernels and rules check their
+    results; the options make it wrong."""
+
+    def checking(op):
+        def bad(values):
+            return np.asarray(values).dtype.kind == "f" and not np.isfinite(values).all()
+
+        def forward(ctx, *arrays, **attrs):
+            with np.errstate(all="ignore"):
+                out = op.forward(ctx, *arrays, **attrs)
+            if bad(out):
+                raise TinyTorchError(f"op {op.name} made a NaN or inf" if name_op else "a NaN or inf")
+            return out
+
+        def rule(ctx, grad):
+            with np.errstate(all="ignore"):
+                grads = op.backward(ctx, grad)
+            if backward and any(g is not None and bad(g) for g in grads):
+                raise TinyTorchError(f"the rule of {op.name} made a NaN or inf")
+            return grads
+
+        return dispatch.BoundOp.make(op.name, forward, None if op.backward is None else rule, op.saves,
+                                     op.kernel_dist, op.rule_dist)
+
+    @contextlib.contextmanager
+    def detect_anomaly():
+        previous = dispatch.set_wrapper(checking)
+        if restore_on_error:
+            try:
+                yield
+            finally:
+                dispatch.set_wrapper(previous)
+        else:
+            yield
+            dispatch.set_wrapper(previous)
+
+    return detect_anomaly
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_correct_detect_anomaly_passes(seed, grade_mine, assert_passes):
+    assert_passes(grade_mine("function", "detect_anomaly", make_detect_anomaly(), seed))
+
+
+@pytest.mark.parametrize(("options", "case", "diagnosis"), [
+    ({"backward": False}, "inside the block, an infinite gradient in backward raises",
+     "backward() through sqrt at 0 gave an infinite gradient inside the block without an error"),
+    ({"restore_on_error": False}, "after the block, and after a block that raised",
+     "after a block that raised, log of a negative number raised"),
+    ({"name_op": False}, "inside the block, a NaN in forward raises", "the error does not name the op log"),
+])
+def test_each_wrong_detect_anomaly_fails_and_leaves_the_op_table_plain(options, case, diagnosis, grade_mine,
+                                                                        assert_fails):
+    assert_fails(grade_mine("function", "detect_anomaly", make_detect_anomaly(**options)), case, diagnosis)
+    assert dispatch.get_wrapper() is None
+
+
+# -- draw_graph ------------------------------------------------------------------------------
+
+
+def my_draw_graph(tensor, path=None, module=None, collapse="auto", layout="auto"):
+    """A learner's draw_graph: records with record_graph, leaves the drawing to the built-in one."""
+    graph = tensor if isinstance(tensor, Graph) else record_graph(tensor, module)
+    return graph if path is None else builtin_draw_graph(graph, path, collapse=collapse, layout=layout)
+
+
+def draw_graph_without_module(tensor, path=None, module=None, collapse="auto", layout="auto"):
+    return my_draw_graph(tensor, path, None, collapse, layout)
+
+
+def draw_graph_recording_only(tensor, path=None, module=None, collapse="auto", layout="auto"):
+    return my_draw_graph(tensor, None, module)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_correct_draw_graph_passes(seed, grade_mine, assert_passes):
+    assert_passes(grade_mine("function", "draw_graph", my_draw_graph, seed))
+
+
+@pytest.mark.parametrize(("wrong", "case", "diagnosis"), [
+    (draw_graph_without_module, "draw_graph(loss, None, module=model) records",
+     ("the graph's leaves differ from the reference's: missing ['0.bias', '0.weight', '2.bias', '2.weight'], "
+      "unexpected ['parameter', 'parameter', 'parameter', 'parameter']")),
+    (draw_graph_recording_only, "draws an SVG and a PNG file", "wrote no file there"),
+    (draw_graph_recording_only, "errors: a .txt file", "draw_graph(loss, 'graph.txt') was accepted"),
+])
+def test_each_wrong_draw_graph_fails_with_its_diagnosis(wrong, case, diagnosis, grade_mine, assert_fails):
+    assert_fails(grade_mine("function", "draw_graph", wrong), case, diagnosis)

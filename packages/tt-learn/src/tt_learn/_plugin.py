@@ -56,6 +56,8 @@ def _register_checkers(registry) -> None:
 FUNCTION_CHECKS = {
     "no_grad": grading_autograd.check_no_grad,
     "gradcheck": grading_autograd.check_gradcheck,
+    "detect_anomaly": grading_autograd.check_detect_anomaly,
+    "draw_graph": grading_autograd.check_draw_graph,
     "clip_grad_norm_": grading_training.check_clip_grad_norm,
     "clip_grad_value_": grading_training.check_clip_grad_value,
     "batches": grading_training.check_batches,

@@ -17,22 +17,32 @@ the built-in ones (see :mod:`tt_core.grading` for how grading works).
   right (float32 inputs and integer constants too), GradcheckError for three wrong ones (one
   0.5% off, one wrong only in its second input), the inputs and the global random generator
   left as they were.
+* ``function:detect_anomaly`` (:func:`check_detect_anomaly`): inside the block, a NaN in
+  forward and an infinite gradient in backward raise, naming the op; finite values pass
+  unchanged; after the block (also one that raised) nothing is checked.
+* ``function:draw_graph`` (:func:`check_draw_graph`): the recorded graph's ops, leaves
+  (parameters named by their path in the module) and edges equal the reference's, with the
+  gradient norms after ``backward()``; SVG and PNG files written (their folder made); errors
+  for another file type and for a graph ``backward()`` freed.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from tt_core import Tensor, set_grad_enabled
-from tt_core.grading import Grader, Mismatch, central_differences, expect, raises
-from tt_core.rng import get_rng_state
+from tt_core import Linear, ReLU, Sequential, Tensor, dispatch, set_grad_enabled
+from tt_core.grading import Grader, Mismatch, Skip, central_differences, compare_values, expect, raises
+from tt_core.rng import get_rng_state, manual_seed
 
 from .gradcheck import GradcheckError
 
-__all__ = ["check_autograd", "check_gradcheck", "check_no_grad"]
+__all__ = ["check_autograd", "check_detect_anomaly", "check_draw_graph", "check_gradcheck", "check_no_grad"]
 
 
 @contextmanager
@@ -422,3 +432,156 @@ def check_gradcheck(grader: Grader, yours, reference, name: str) -> None:
             function = RIGHT[0]
             inputs = function.draw(grader.rng)
             grader.time(lambda: yours(function.fn, inputs), lambda: reference(function.fn, inputs))
+
+
+# ----------------------------------------------------------------------------------------
+# detect_anomaly
+# ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _op_table_kept() -> Iterator[None]:
+    """The op table's wrapper as it was before, whatever the code inside left installed."""
+    before = dispatch.get_wrapper()
+    try:
+        yield
+    finally:
+        if dispatch.get_wrapper() is not before:
+            dispatch.set_wrapper(before)
+
+
+def _raised(call: Callable[[], object]) -> Exception | None:
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 (the error is what is checked)
+        return error
+    return None
+
+
+def check_detect_anomaly(grader: Grader, yours, reference, name: str) -> None:
+    """The check of ``function:detect_anomaly``: ``with detect_anomaly():``.
+
+    Inside the block, ``log`` of a negative number (NaN in forward) raises an error that
+    names ``log``, and ``backward()`` through ``sqrt`` at 0 (an infinite gradient) one that
+    names ``sqrt``; finite values come out as without the block; after the block, and after
+    a block that raised, a NaN passes silently again.
+    """
+    rng = grader.rng
+    negative = -rng.uniform(0.5, 2.0, 3).astype(np.float32)
+    with grader.case("inside the block, a NaN in forward raises, naming the op"), _op_table_kept(), \
+            _grad_mode(True):
+        x = _leaf(np.concatenate([negative, -negative]))
+        with yours():
+            error = _raised(lambda: x.log())
+        expect(error is not None, "log of negative numbers gave NaN inside the block without an error")
+        expect("log" in str(error), f"the error does not name the op log: {error}")
+    with grader.case("inside the block, an infinite gradient in backward raises, naming the op"), _op_table_kept(), \
+            _grad_mode(True):
+        x = _leaf(np.array([0.0, *(-negative)], np.float32))
+        with yours():
+            out = x.sqrt().sum()
+            error = _raised(lambda: out.backward())
+        expect(error is not None, "backward() through sqrt at 0 gave an infinite gradient inside the block without "
+                                  "an error: check the gradients of every rule too")
+        expect("sqrt" in str(error), f"the error does not name the op sqrt: {error}")
+    with grader.case("finite values come out unchanged"), _op_table_kept(), _grad_mode(True):
+        values = rng.standard_normal((3, 4)).astype(np.float32)
+        with yours():
+            inside = (_leaf(values).tanh() * 2.0).sum(axis=1)
+        outside = (_leaf(values).tanh() * 2.0).sum(axis=1)
+        grader.compare(inside, outside, "tanh(x) * 2 summed, inside the block", against="outside it")
+    with grader.case("after the block, and after a block that raised, nothing is checked"), _op_table_kept():
+        x = _leaf(negative)
+        with yours():
+            pass
+        expect(_raised(lambda: x.log()) is None, "after the block, log of a negative number raised: stop checking "
+                                                 "when the block ends")
+        try:
+            with yours():
+                x.log()
+        except Exception:  # noqa: BLE001, S110 (the block's error, checked in the first case)
+            pass
+        expect(_raised(lambda: x.log()) is None, "after a block that raised, log of a negative number raised: stop "
+                                                 "checking in __exit__ (or a finally:), which runs on errors too")
+
+
+# ----------------------------------------------------------------------------------------
+# draw_graph
+# ----------------------------------------------------------------------------------------
+
+
+def _model_and_loss(rng: np.random.Generator) -> tuple[Sequential, Tensor]:
+    """A small MLP (weights from ``rng``) and a loss recorded through it."""
+    manual_seed(int(rng.integers(2**31)))
+    model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
+    with _grad_mode(True):
+        loss = (model(Tensor(rng.standard_normal((5, 3)).astype(np.float32))) * 2.0).sum()
+    return model, loss
+
+
+def _compare_graphs(graph, expected) -> None:
+    """What two recordings of one graph must share: the ops and the leaves (by name), the
+    number of edges, the output's name."""
+    for what, mine, theirs in (("ops", graph.ops, expected.ops), ("leaves", graph.leaves, expected.leaves)):
+        mine, theirs = Counter(n.name for n in mine), Counter(n.name for n in theirs)
+        if mine != theirs:
+            missing, unexpected = sorted((theirs - mine).elements()), sorted((mine - theirs).elements())
+            raise Mismatch(f"the graph's {what} differ from the reference's: missing {missing or 'none'}, unexpected "
+                           f"{unexpected or 'none'}" + (" (parameters are named by their path in the module, like "
+                                                        "0.weight)" if what == "leaves" else ""))
+    expect(len(graph.edges) == len(expected.edges), f"the graph has {len(graph.edges)} edges, the reference's "
+                                                    f"{len(expected.edges)} (one per input of each op)")
+    output, wanted = graph.node(graph.output).name, expected.node(expected.output).name
+    expect(output == wanted, f"the graph's output is {output!r}, the reference's {wanted!r}")
+
+
+def _leaf_norms(graph) -> dict[str, float | None]:
+    return {n.name: n.grad_norm for n in graph.leaves}
+
+
+def check_draw_graph(grader: Grader, yours, reference, name: str) -> None:
+    """The check of ``function:draw_graph``: ``draw_graph(tensor, path=None, module=None,
+    collapse="auto", layout="auto") -> Graph``.
+
+    On the loss of a small MLP: the graph recorded with ``path=None`` has the reference's
+    ops, leaves (parameters named by their path in the module, ``0.weight``) and edges, and
+    after ``backward()`` each leaf's gradient norm; drawn into ``<folder>/graph.svg`` and
+    ``.png`` (the folder made), the files are SVG and PNG (skipped when neither Graphviz's
+    ``dot`` nor matplotlib can draw); errors for a ``.txt`` path and a graph freed by
+    ``backward()``. The graphs are read through the :class:`tt_learn.graph.Graph` interface.
+    """
+    if reference is None:
+        grader.skip("graph", "no built-in draw_graph to compare with")
+        return
+    model, loss = _model_and_loss(grader.rng)
+    with grader.case("draw_graph(loss, None, module=model) records the reference's ops, leaves and edges") as recorded:
+        graph = yours(loss, None, module=model)
+        expected = reference(loss, None, module=model)
+        _compare_graphs(graph, expected)
+    if recorded.passed:
+        with grader.case("after backward(), the recorded graph shows each leaf's gradient norm"), _grad_mode(True):
+            loss.backward()
+            compare_values(grader, _leaf_norms(graph), _leaf_norms(expected), "the leaves' gradient norms",
+                           rtol=1e-5, check_dtype=False)
+    with grader.case("draws an SVG and a PNG file where it is told (the folder made)"), \
+            tempfile.TemporaryDirectory() as folder:
+        model, loss = _model_and_loss(grader.rng)
+        if raises(lambda: reference(loss, Path(folder, "reference.svg"), module=model)):
+            raise Skip("neither Graphviz's dot nor matplotlib is installed here, so nothing can be drawn")
+        for suffix, start in ((".svg", b"<"), (".png", b"\x89PNG")):
+            path = Path(folder, "new", f"graph{suffix}")
+            yours(loss, path, module=model)
+            expect(path.is_file(), f"draw_graph(loss, {str(path)!r}) wrote no file there (make its folder first)")
+            content = path.read_bytes()
+            expect(content.startswith(start) and (suffix == ".png" or b"<svg" in content[:2000]),
+                   f"{path.name} is not a {suffix[1:].upper()} file (it starts with {content[:12]!r})")
+    with grader.case("errors: a .txt file, and a graph backward() freed"), tempfile.TemporaryDirectory() as folder:
+        model, loss = _model_and_loss(grader.rng)
+        problems = []
+        if not raises(lambda: yours(loss, Path(folder, "graph.txt"), module=model)):
+            problems.append("draw_graph(loss, 'graph.txt') was accepted (it writes .png or .svg)")
+        with _grad_mode(True):
+            loss.backward()
+        if not raises(lambda: yours(loss, None)):
+            problems.append("draw_graph of a loss after backward() (which freed its graph) gave a graph")
+        expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
