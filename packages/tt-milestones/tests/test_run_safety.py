@@ -373,3 +373,34 @@ def test_the_package_imports_nothing_until_asked():
              "print(tt_milestones.RunContext.__module__)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     assert result.stdout.splitlines() == ["[]", "tt_milestones.api"], result.stderr
+
+
+def test_threads_default_to_every_core_and_are_recorded(tmp_path, capsys):
+    from tt_milestones.runner import default_threads
+
+    code = cli.main(["run", "01", "--quick", "--out", str(tmp_path / "a")])
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert code == 0 and report["threads"] == default_threads() >= 1
+    code = cli.main(["run", "01", "--quick", "--threads", "1", "--out", str(tmp_path / "b")])
+    assert code == 0 and json.loads((tmp_path / "b" / "report.json").read_text())["threads"] == 1
+    assert "BLAS threads: 1" in capsys.readouterr().out
+
+
+def test_blas_threads_limits_blas_inside_the_block():
+    from threadpoolctl import threadpool_info
+    from tt_milestones.runner import blas_threads
+
+    def blas() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas()
+    with blas_threads(1):
+        assert set(blas()) <= {1}
+    assert blas() == before
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two"])
+def test_threads_must_be_a_positive_whole_number(text, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "01", "--threads", text])
+    assert info.value.code == 2 and "whole number >= 1" in capsys.readouterr().err

@@ -46,7 +46,12 @@ def loadable_dtype(source: np.dtype, target: np.dtype) -> bool:
 
 class Parameter(Tensor):
     """A Tensor that a Module learns: ``requires_grad`` is on, and assigning it to a
-    Module attribute registers it."""
+    Module attribute registers it.
+
+    Examples:
+        >>> Parameter([1.0, 2.0]).requires_grad
+        True
+    """
 
     __slots__ = ()
 
@@ -64,6 +69,20 @@ class Module:
     :meth:`register_buffer` for a buffer, so ``parameters()``, ``state_dict()`` and
     ``train()``/``eval()`` find it. A registered parameter can be replaced only by another
     Parameter (or None), a buffer only by a Tensor (or None).
+
+    Examples:
+        >>> from tt_core import Linear
+        >>> class Affine(Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = Parameter([2.0])
+        ...         self.inner = Linear(3, 1)
+        ...     def forward(self, x):
+        ...         return self.inner(x) * self.scale
+        >>> [name for name, _ in Affine().named_parameters()]
+        ['scale', 'inner.weight', 'inner.bias']
+        >>> {name: value.shape for name, value in Affine().state_dict().items()}
+        {'scale': (1,), 'inner.weight': (1, 3), 'inner.bias': (1,)}
     """
 
     def __init__(self) -> None:

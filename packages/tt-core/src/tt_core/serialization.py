@@ -119,6 +119,16 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     Raises:
         CheckpointError: ``obj`` holds something that cannot be saved (nothing is written).
         OSError: the file cannot be written (the old file at ``path``, if any, is kept).
+
+    Examples:
+        >>> import tempfile
+        >>> from tt_core import Linear
+        >>> model = Linear(2, 1)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = save({"model": model.state_dict(), "epoch": 3}, Path(folder) / "ckpt.npz")
+        ...     restored = load(path)
+        >>> restored["epoch"], bool((restored["model"]["weight"] == model.weight.data).all())
+        (3, True)
     """
     path = Path(path)
     arrays: list[np.ndarray] = []

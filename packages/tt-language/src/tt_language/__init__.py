@@ -1,4 +1,4 @@
-"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT"""
+"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT."""
 
 from . import functional
 from .__about__ import __version__

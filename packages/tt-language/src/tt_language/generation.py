@@ -107,6 +107,13 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
 
     Raises:
         SamplingError: an option outside its range (see :func:`check_sampling`).
+
+    Examples:
+        >>> sample_next(np.array([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0]]), temperature=0).tolist()
+        [1, 0]
+        >>> rng = np.random.default_rng(0)
+        >>> sample_next(np.array([[0.0, 5.0, 1.0]]), top_k=1, rng=rng).tolist()  # only the best is left
+        [1]
     """
     check_sampling(temperature, top_k, top_p)
     logits = np.asarray(logits, dtype=np.float64)
@@ -185,8 +192,18 @@ def generate(
             out of range (see :func:`check_sampling`).
 
     Examples:
-        >>> out = generate(model, tokenizer.encode("ROMEO:"), 100, temperature=0.8, top_k=40, seed=0)
-        >>> print(tokenizer.decode(out))  # doctest: +SKIP
+        >>> import tt_core as tt
+        >>> from tt_language import GPT, CharTokenizer
+        >>> tokenizer = CharTokenizer("ROMEO: what light through yonder window breaks")
+        >>> _ = tt.manual_seed(0)
+        >>> model = GPT(tokenizer.vocab_size, block_size=16, num_layers=1, num_heads=2, embed_dim=16)
+        >>> out = generate(model, tokenizer.encode("ROMEO:"), 20, temperature=0.8, top_k=5, seed=0)
+        >>> out.shape, tokenizer.decode(out)[:6]  # the prompt, then 20 new characters
+        ((26,), 'ROMEO:')
+        >>> bool((generate(model, tokenizer.encode("ROMEO:"), 20, temperature=0.8, top_k=5, seed=0) == out).all())
+        True
+        >>> generate(model, np.zeros((3, 2), dtype=np.int64), 4, temperature=0).shape  # a batch, greedy
+        (3, 6)
     """
     vocab_size = getattr(model, "vocab_size", None)
     vocab_size = int(vocab_size) if _is_int(vocab_size) else None

@@ -102,10 +102,21 @@ def _swap(x):
 
 
 def _product_laid_out_like(left, right, like):
-    """``left @ right``, in the memory layout of ``like``. When ``like`` is a transposed view
-    (``linear`` multiplies by ``weight.T``), the product is computed as ``(rightᵀ @ leftᵀ)ᵀ``
-    — the same values — so that the gradient reaching the weight is C-contiguous again; the
-    optimizer's element-wise updates on a mixed-layout pair are several times slower."""
+    """``left @ right``, nothing else: the same values as the plain product. Only the memory
+    layout differs, and this can be skipped on first reading (read it as ``left @ right``).
+
+    The layout is that of ``like``. When ``like`` is a transposed view (``linear`` multiplies
+    by ``weight.T``), the product is computed as ``(rightᵀ @ leftᵀ)ᵀ`` — the same values — so
+    that the gradient reaching the weight is C-contiguous again; the optimizer's element-wise
+    updates on a mixed-layout pair are several times slower.
+
+    Examples:
+        >>> left, right = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+        >>> like = np.zeros((4, 2)).T  # a transposed view, as ``weight.T`` is
+        >>> out = _product_laid_out_like(left, right, like)
+        >>> bool((out == left @ right).all()), out.flags.c_contiguous, out.T.flags.c_contiguous
+        (True, False, True)
+    """
     if not like.flags.c_contiguous and _swap(like).flags.c_contiguous:
         return _swap(_swap(right) @ _swap(left))
     return left @ right

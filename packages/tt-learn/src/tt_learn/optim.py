@@ -449,6 +449,11 @@ class Adam(Optimizer):
 
     With ``amsgrad`` the denominator uses the running maximum of ``v``.
 
+    The update itself (``update``) runs in place on the state arrays and one reused scratch
+    array, which makes it hard to read and can be skipped on first reading:
+    :func:`adam_reference_step` is the same step written plainly, and the tests hold the two
+    equal.
+
     Args:
         lr: learning rate (default 1e-3).
         betas: decay rates of the moment estimates (default (0.9, 0.999)).
@@ -590,3 +595,37 @@ class RMSprop(Optimizer):
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+
+
+def adam_reference_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int,
+                        lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                        weight_decay: float = 0.0, decoupled: bool = False):
+    """One Adam step written plainly, on new arrays: what :class:`Adam` (``decoupled=False``)
+    and :class:`AdamW` (``decoupled=True``) compute in place, without ``amsgrad``.
+
+    Args:
+        param, grad: the parameter's values and its gradient.
+        exp_avg, exp_avg_sq: the moment estimates ``m`` and ``v`` before this step (zeros
+            before the first).
+        step: the number of this step, counting from 1 (for the bias correction).
+        lr, betas, eps, weight_decay: as for :class:`Adam`.
+        decoupled: shrink the weights directly (AdamW) instead of adding the L2 gradient.
+
+    Returns:
+        ``(param, exp_avg, exp_avg_sq)`` after the step; the inputs are left unchanged.
+
+    Examples:
+        >>> p, m, v = adam_reference_step(np.array([1.0]), np.array([0.5]), np.zeros(1), np.zeros(1), step=1, lr=0.1)
+        >>> p.round(6).tolist()  # the first step moves by lr, whatever the gradient's size
+        [0.9]
+    """
+    beta1, beta2 = betas
+    if decoupled:
+        param = param * (1 - lr * weight_decay)
+    else:
+        grad = grad + weight_decay * param
+    exp_avg = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+    m_hat = exp_avg / (1 - beta1**step)  # bias correction: m and v start at 0
+    v_hat = exp_avg_sq / (1 - beta2**step)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), exp_avg, exp_avg_sq

@@ -82,6 +82,15 @@ def batches(x, y, batch_size: int, shuffle: bool = False, generator: np.random.G
         batch_size: samples per batch (the last one may be smaller unless ``drop_last``).
         shuffle: a new random order on every pass (epoch).
         generator: the NumPy Generator that shuffles (default: tt-core's global one).
+
+    Raises:
+        ShapeError: ``x`` and ``y`` hold different numbers of samples.
+
+    Examples:
+        >>> import numpy as np
+        >>> loader = batches(np.zeros((5, 2)), np.arange(5), batch_size=2)
+        >>> [(tuple(x.shape), y.tolist()) for x, y in loader]
+        [((2, 2), [0, 1]), ((2, 2), [2, 3]), ((1, 2), [4])]
     """
     return _ArrayBatches(x, y, batch_size, shuffle, generator, drop_last)
 

@@ -43,7 +43,12 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class Requirement:
-    """A component a milestone needs, and the distribution that provides it."""
+    """A component a milestone needs, and the distribution that provides it.
+
+    Examples:
+        >>> str(Requirement("layer", "Linear", "tt-core"))
+        'layer:Linear'
+    """
 
     kind: str
     name: str
@@ -93,13 +98,25 @@ class Check:
 
 @dataclass
 class RunContext:
-    """Everything a milestone run needs, and where it puts what it measured."""
+    """Everything a milestone run needs, and where it puts what it measured.
+
+    Examples:
+        >>> from tt_core.plugins import ComponentRegistry
+        >>> ctx = RunContext(registry=ComponentRegistry(), out=Path("runs/example"))
+        >>> ctx.record("accuracy_before", 0.5)
+        0.5
+        >>> ctx.check("accuracy", 0.99, ">=", 0.98)
+        True
+        >>> ctx.reached, ctx.metrics
+        (True, {'accuracy_before': 0.5, 'accuracy': 0.99})
+    """
 
     registry: ComponentRegistry
     out: Path
     quick: bool = False
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # BLAS threads for the run (None: as the process started)
     console: Any = None  # a rich Console
     declared: tuple[Requirement, ...] | None = None  # the spec's requires + optional; None: any
     metrics: dict[str, Any] = field(default_factory=dict)

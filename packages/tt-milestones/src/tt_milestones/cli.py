@@ -370,7 +370,7 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     from rich.table import Table
 
     from .api import RunContext
-    from .runner import not_builtin, planned_providers, resolve, run_milestone
+    from .runner import default_threads, not_builtin, planned_providers, resolve, run_milestone
 
     run = resolve(spec, catalogue.origin[spec.id])
     prepare_out(out)
@@ -384,9 +384,11 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
         yours = not_builtin(planned_providers(spec, catalogue.system, plugin_dists))
         whose = f"your code: {', '.join(yours)}" if yours else "all components built-in"
         console.print(whose, highlight=False, soft_wrap=True)
+        threads = args.threads or default_threads()
+        console.print(f"BLAS threads: {threads}" + ("" if args.threads else " (every core; --threads N to change)"))
         ctx = RunContext(
             registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
-            declared=spec.requires + spec.optional,
+            declared=spec.requires + spec.optional, threads=threads,
         )
         args.context = ctx  # for main(): where the report of an unfinished run is
         report = run_milestone(spec, ctx, plugin_dists, run)
@@ -431,6 +433,12 @@ def cmd_new(args: argparse.Namespace, catalogue: Catalogue) -> int:
 
 
 # -- entry ------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def non_negative_int(text: str) -> int:
@@ -479,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<id>-<slug>/)")
     run.add_argument("--chat", action="store_true", help="talk to the trained model (milestone 05)")
+    run.add_argument("--threads", type=positive_int, metavar="N",
+                     help="BLAS threads for the run (default: every core); recorded in report.json")
     run.add_argument("--graph", action="store_true",
                      help="draw the autograd graph of the first training step (graph.png, graph.svg; needs tt-learn)")
     run.add_argument("--detect-anomaly", action="store_true",

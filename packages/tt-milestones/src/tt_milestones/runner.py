@@ -27,9 +27,11 @@ run in what :mod:`tt_milestones.diagnostics` provides.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
+import os
 import platform
 import time
 import traceback
@@ -214,6 +216,7 @@ def build_report(
         "seed": ctx.seed,
         "quick": ctx.quick,
         "options": ctx.options,
+        "threads": ctx.threads,
         "wall_time_s": round(wall_time, 3),
         "updated": now,
         "finished": None if status == RUNNING else now,
@@ -261,6 +264,23 @@ class ReportWriter:
                 self.warned = True
 
 
+def default_threads() -> int:
+    """Every core this process may use (what ``run`` gives BLAS unless ``--threads`` says otherwise)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None):
+    """BLAS (OpenBLAS, MKL, ...) limited to ``count`` threads inside the block; None: unchanged."""
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
+
+
 def run_milestone(
     spec: MilestoneSpec,
     ctx: RunContext,
@@ -295,7 +315,7 @@ def run_milestone(
         raise OutDirError(f"cannot write {writer.path} ({describe_os_error(error)}); choose another --out") from None
     ctx.on_phase_end = lambda: writer.write_or_warn(RUNNING)
     try:
-        with diagnostics.watching(ctx):
+        with blas_threads(ctx.threads), diagnostics.watching(ctx):
             run(ctx)
     except KeyboardInterrupt:
         writer.write_or_warn(INTERRUPTED, "interrupted (Ctrl-C)")

@@ -1,4 +1,4 @@
-"""TinyTorch Act V: profiling, compression, KV cache, acceleration and the Olympics"""
+"""TinyTorch Act V: profiling, compression, KV cache, acceleration and the Olympics."""
 
 from .__about__ import __version__
 from .accelerate import FusedLinear, Identity, blas_threads, compare, fold_batchnorms, fuse_linear_activations

@@ -345,6 +345,15 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
             ragged, or holds no array at all.
         TimingError: an unknown ``clock``, or ``warmup`` / ``repeats`` that are not whole
             numbers >= 0 / >= 1. Both are raised before the model runs.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> report = profile(model, tt.randn(8, 16), warmup=0, repeats=2)
+        >>> report.total_params  # 16*32 + 32 + 32*4 + 4
+        676
+        >>> report.total_flops  # 2 FLOPs per multiply-add, plus biases and one per ReLU output
+        10784
     """
     if not isinstance(model, Module):
         raise ProfileError(f"profile() takes a tt_core.Module, got {type(model).__name__}")

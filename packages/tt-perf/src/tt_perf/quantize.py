@@ -398,6 +398,13 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
     Warns:
         CalibrationWarning: a layer saw only zeros at its input (e.g. after a ReLU that never
             fired on this data): its inputs are quantized with scale 1.0.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> q = quantize_int8(model, tt.randn(64, 16))
+        >>> type(q[0]).__name__, q.state_dict()["0.weight_int8"].dtype
+        ('QuantizedLinear', dtype('int8'))
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
