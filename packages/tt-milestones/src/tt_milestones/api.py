@@ -10,7 +10,7 @@ A milestone's run function lives in a module of its own and is named in the spec
         ctx.check("accuracy", 1.0, ">=", 1.0)         # a figure against its target
         fig, ax = ctx.figure()
         ...
-        ctx.save_figure(fig, "decision_boundary.png")
+        ctx.save_figure(fig, "decision_boundary.png", "The plane coloured by the model's answer.")
 
 The milestone reached its target when every ``check`` passed.
 """
@@ -95,6 +95,7 @@ class RunContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    figures: list[dict[str, str]] = field(default_factory=list)  # {"file": name, "description": ...}
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out
@@ -174,7 +175,18 @@ class RunContext:
 
         return plt.subplots(*args, **kwargs)
 
-    def save_figure(self, fig, name: str) -> Path:
+    def save_figure(self, fig, name: str, description: str = "") -> Path:
+        """Write ``fig`` to ``out/name`` (PNG at 110 dpi) and close it.
+
+        Args:
+            fig: a matplotlib figure (from :meth:`figure`).
+            name: the file name inside the run folder, e.g. ``"loss_curves.png"``.
+            description: what the picture shows, in a sentence, so that ``report.json``
+                (``figures``: ``{"file", "description"}``) can be read without opening it.
+
+        Returns:
+            The path written.
+        """
         import matplotlib.pyplot as plt
 
         path = self.out / name
@@ -183,4 +195,5 @@ class RunContext:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         self.plots.append(name)
+        self.figures.append({"file": name, "description": description})
         return path

@@ -199,6 +199,7 @@ def build_report(
         "versions": versions,
         "providers": providers,
         "plots": ctx.plots,
+        "figures": ctx.figures,
     }
 
 

@@ -137,7 +137,8 @@ def plot_boundary(ctx: RunContext, perceptron: Perceptron, x, y, true_line) -> N
     ax.plot(along[:, 0], along[:, 1], "k--", lw=1, label="true line")
     ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title="Perceptron decision regions", aspect="equal")
     ax.legend(loc="lower right", fontsize=8)
-    ctx.save_figure(fig, "decision_boundary.png")
+    ctx.save_figure(fig, "decision_boundary.png", "The 2-D points of both classes over the regions where the trained "
+                    "perceptron answers 0 (red) and 1 (blue), with the true dividing line dashed.")
 
 
 def plot_convergence(ctx: RunContext, histories: dict[str, list[int]]) -> None:
@@ -146,7 +147,8 @@ def plot_convergence(ctx: RunContext, histories: dict[str, list[int]]) -> None:
         ax.plot(np.arange(1, len(history) + 1), history, marker="o", label=name)
     ax.set(xlabel="epoch", ylabel="mistakes (weight updates)", title="Perceptron convergence")
     ax.legend()
-    ctx.save_figure(fig, "convergence.png")
+    ctx.save_figure(fig, "convergence.png", "Mistakes (weight updates) per epoch on both tasks, falling to zero "
+                    "when an epoch makes no mistake.")
 
 
 def plot_digit_weights(ctx: RunContext, perceptron: Perceptron) -> None:
@@ -157,7 +159,8 @@ def plot_digit_weights(ctx: RunContext, perceptron: Perceptron) -> None:
     image = ax.imshow(weights, cmap="RdBu", vmin=-limit, vmax=limit)
     fig.colorbar(image, ax=ax)
     ax.set(title="Weights for 0 (red) vs 1 (blue)", xticks=[], yticks=[])
-    ctx.save_figure(fig, "digit_weights.png")
+    ctx.save_figure(fig, "digit_weights.png", "The 64 learned weights of the digits perceptron as an 8x8 image: blue "
+                    "pixels vote for 1, red ones for 0.")
 
 
 def run(ctx: RunContext) -> None:

@@ -123,7 +123,8 @@ def plot_curves(ctx: RunContext, result: dict) -> None:
     for ax in (loss_ax, acc_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    ctx.save_figure(fig, f"{name}_curves.png")
+    ctx.save_figure(fig, f"{name}_curves.png", f"{result['task'].title}: training and test loss (log scale) and "
+                    "accuracy per epoch, with the target accuracy dashed.")
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
@@ -143,7 +144,8 @@ def plot_confusion(ctx: RunContext, result: dict) -> None:
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
            xlabel="predicted", ylabel="true", title=f"{result['task'].title}: confusion matrix (test)")
     fig.colorbar(image, ax=ax, label="log(1 + count)")
-    ctx.save_figure(fig, f"{result['task'].dataset}_confusion.png")
+    ctx.save_figure(fig, f"{result['task'].dataset}_confusion.png", f"{result['task'].title}: how many test images "
+                    "of each true class (rows) got each predicted class (columns).")
 
 
 def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int = 8) -> None:
@@ -159,7 +161,8 @@ def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int 
         ax.set_title(f"{result['labels'][index]} -> {result['predicted'][index]}", fontsize=8, color="#cc0000")
     fig.suptitle(f"{result['task'].title}: {int(np.sum(result['predicted'] != result['labels']))} of "
                  f"{len(result['labels'])} test images misclassified (true -> predicted)")
-    ctx.save_figure(fig, f"{result['task'].dataset}_misclassified.png")
+    ctx.save_figure(fig, f"{result['task'].dataset}_misclassified.png", f"{result['task'].title}: the first "
+                    "misclassified test images, each titled true -> predicted class.")
 
 
 def run(ctx: RunContext) -> None:

@@ -249,7 +249,7 @@ def plot_curves(ctx: RunContext, name: str, history) -> None:
     for ax in (left, right):
         ax.legend()
         ax.grid(alpha=0.3)
-    ctx.save_figure(fig, f"{name}_curves.png")
+    ctx.save_figure(fig, f"{name}_curves.png", f"{name}: training and test loss and accuracy per epoch.")
 
 
 def plot_per_class(ctx: RunContext, name: str, classes, per_class: np.ndarray) -> None:
@@ -259,7 +259,7 @@ def plot_per_class(ctx: RunContext, name: str, classes, per_class: np.ndarray) -
     ax.set(ylim=(0, 1), ylabel="test accuracy", title=f"{name}: accuracy per class")
     for i, value in enumerate(per_class):
         ax.text(i, value + 0.01, f"{value:.0%}", ha="center", fontsize=8)
-    ctx.save_figure(fig, f"{name}_per_class.png")
+    ctx.save_figure(fig, f"{name}_per_class.png", f"{name}: test accuracy of each class.")
 
 
 def plot_confusion(ctx: RunContext, name: str, classes, confusion: np.ndarray) -> None:
@@ -272,7 +272,8 @@ def plot_confusion(ctx: RunContext, name: str, classes, confusion: np.ndarray) -
     for (i, j), count in np.ndenumerate(confusion):
         ax.text(j, i, count, ha="center", va="center", fontsize=7,
                 color="white" if count > confusion.max() / 2 else "black")
-    ctx.save_figure(fig, f"{name}_confusion.png")
+    ctx.save_figure(fig, f"{name}_confusion.png", f"{name}: how many test images of each true class (rows) got "
+                    "each predicted class (columns).")
 
 
 def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predicted, rows: int = 4, cols: int = 8) -> None:
@@ -286,7 +287,8 @@ def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predic
         title = classes[predicted[k]] if right else f"{classes[predicted[k]]}\n(is {classes[labels[k]]})"
         ax.set_title(title, fontsize=7, color="green" if right else "red")
         ax.axis("off")
-    ctx.save_figure(fig, f"{name}_predictions.png")
+    ctx.save_figure(fig, f"{name}_predictions.png", f"{name}: test images spread over the test set with the "
+                    "predicted class, green when right, red with the true class when wrong.")
 
 
 def run(ctx: RunContext) -> None:

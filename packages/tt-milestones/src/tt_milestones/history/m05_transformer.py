@@ -118,12 +118,20 @@ class SequenceModel(Module):
         self.norm = ctx.component("layer", "LayerNorm")(width)
         self.head = ctx.component("layer", "Linear")(width, DIGITS)
 
-    def forward(self, ids):
+    def forward(self, ids, return_attention: bool = False):
+        """Digit scores (B, T, DIGITS); with ``return_attention`` also each block's attention
+        weights (B, heads, T, T), as ``(scores, [weights, ...])`` (transformer blocks only)."""
         x = self.pos(self.embed(ids))
+        attention = []
         for block in self.blocks:
-            x = block(x)
+            if return_attention:
+                x, weights = block(x, return_attention=True)
+                attention.append(weights)
+            else:
+                x = block(x)
         x = self.norm(x)
-        return self.head(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (DIGITS,))
+        scores = self.head(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (DIGITS,))
+        return (scores, attention) if return_attention else scores
 
 
 class MLPBlock(Module):
@@ -332,4 +340,5 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     fig, ax = ctx.figure()
     ax.plot(np.convolve(losses, np.ones(20) / 20, mode="valid"))
     ax.set(xlabel="step", ylabel="training loss (20-step mean)", title="Tiny Shakespeare, character level")
-    ctx.save_figure(fig, "shakespeare_loss.png")
+    ctx.save_figure(fig, "shakespeare_loss.png", "Tiny Shakespeare: the training loss per step (mean of 20 steps) "
+                    "over the 15-minute budget.")

@@ -174,7 +174,8 @@ def profile_models(ctx: RunContext, models: dict) -> None:
         ctx.record(f"profile_{name}", {"params": report.total_params, "flops": report.total_flops,
                                        "activation_bytes": report.activation_bytes,
                                        "latency_ms": report.latency.median_ms, "input": list(report.input_shapes[0])})
-        ctx.save_figure(report.figure(), f"profile_{name}.png")
+        ctx.save_figure(report.figure(), f"profile_{name}.png", f"The {name.upper()}'s parameters, forward FLOPs and "
+                        "self time per layer, from the profiler.")
 
 
 def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: bool):
@@ -286,7 +287,8 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
     right.legend()
     right.set_xticks(counts, [str(c) for c in counts])
     right.minorticks_off()
-    ctx.save_figure(fig, "kv_cache_speedup.png")
+    ctx.save_figure(fig, "kv_cache_speedup.png", "Left: the KV cache's generation speed-up by number of generated "
+                    "tokens; right: the throughput of batched generation over one prompt at a time, by new tokens.")
 
 
 def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
@@ -300,7 +302,8 @@ def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
     ax.barh([r["name"] for r in results], [r["speedup"] for r in results], color="tab:green")
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set(xlabel="speed-up (x, > 1 is faster)", title="Acceleration, one optimisation at a time")
-    ctx.save_figure(fig, "acceleration.png")
+    ctx.save_figure(fig, "acceleration.png", "The speed-up of each optimisation on its own (above 1 is faster), "
+                    "each checked against the unoptimised output.")
 
 
 def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
@@ -321,7 +324,8 @@ def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
     if ctx.console is not None:
         ctx.console.print(card.table())
     card.save_json(ctx.out / "scorecard.json")
-    ctx.save_figure(card.figure(), "scorecard.png")
+    ctx.save_figure(card.figure(), "scorecard.png", "The Olympics scorecard: latency, memory, compression and "
+                    "accuracy of the float32 baseline against the optimised submissions.")
     ctx.record("olympics", {"ratios": card.ratios, "winner": card.winner})
 
 
