@@ -246,6 +246,7 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
 
     from .api import RunContext
     from .runner import not_builtin, planned_providers, resolve, run_milestone
+    from .systems import systems_table
 
     run = resolve(spec, catalogue.origin[spec.id])
     console = Console()
@@ -270,6 +271,9 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "[green]yes[/]" if check["reached"] else "[red]no[/]",
         )
     console.print(table)
+    costs = systems_table(report)
+    if costs is not None:
+        console.print(costs)
     ran = not_builtin(report["providers"])
     if ran:
         console.print(f"ran on your code: {', '.join(ran)}", highlight=False, soft_wrap=True)

@@ -20,12 +20,15 @@ of class 0, about 50%.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from tt_core import tensor
 from tt_core.digits import load_digits
 from tt_core.rng import generator
 
 from ..api import RunContext
+from ..systems import record_systems
 
 
 class Perceptron:
@@ -93,8 +96,10 @@ def train_task(ctx: RunContext, name: str, label: str, train, evaluate, split: s
     (the ``split`` named) before and after training, and its mistakes per epoch."""
     perceptron = Perceptron(ctx.component("layer", "Linear")(train[0].shape[1], 1))
     before = ctx.record(f"{name}_{split}_accuracy_before", perceptron.accuracy(*evaluate))
+    started = time.perf_counter()
     with ctx.progress(max_epochs, f"perceptron, {label}") as advance:
         history = perceptron.fit(*train, max_epochs, rng, advance)
+    ctx.record(f"{name}_seconds_per_update", (time.perf_counter() - started) / (len(history) * len(train[1])))
     after = perceptron.accuracy(*evaluate)
     ctx.record(f"{name}_mistakes_per_epoch", history)
     ctx.log(f"{label}: {split} accuracy {before:.1%} before training, {after:.1%} after {len(history)} epochs")
@@ -189,6 +194,8 @@ def run(ctx: RunContext) -> None:
         ctx.record("digits_logistic_regression_test_accuracy", logistic)
         ctx.log(f"for comparison, logistic regression with autograd: test accuracy {logistic:.1%}")
 
+    record_systems(ctx, "digits_perceptron", digits.linear, x_train[:1], what="perceptron, digits 0 vs 1",
+                   step_seconds=ctx.metrics["digits_seconds_per_update"])  # it learns from one example at a time
     plot_boundary(ctx, plane, x, y, true_line)
     plot_convergence(ctx, {"separable points": plane_history, "digits 0 vs 1": digit_history})
     plot_digit_weights(ctx, digits)

@@ -18,11 +18,13 @@ what gets trained here.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from tt_core import Sequential, tensor
 
 from ..api import RunContext
+from ..systems import record_systems
 
 # the truth table: inputs (4, 2) and targets (4, 1), as floats for the logistic loss
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
@@ -114,12 +116,15 @@ def run(ctx: RunContext) -> None:
     ctx.check("single_layer_accuracy", single_accuracy, "<=", 0.75)
 
     mlp = Sequential(Linear(2, hidden), Tanh(), Linear(hidden, 1))
+    started = time.perf_counter()
     mlp_losses = train(ctx, mlp, mlp_steps, lr, momentum, "2-layer MLP")
+    mlp_step_seconds = (time.perf_counter() - started) / mlp_steps
     mlp_loss, mlp_accuracy, mlp_probabilities = evaluate(ctx, mlp)
     ctx.log(f"2-layer MLP: loss {mlp_loss:.4f}, accuracy {mlp_accuracy:.0%}, "
             f"outputs {np.round(mlp_probabilities, 3).tolist()}")
     ctx.record("mlp_loss", mlp_loss)
     ctx.check("mlp_accuracy", mlp_accuracy, ">=", 1.0)
 
+    record_systems(ctx, "mlp", mlp, INPUTS, step_seconds=mlp_step_seconds, what=f"MLP 2-{hidden}-1")
     plot_losses(ctx, {"single layer": single_losses, f"2-layer MLP ({hidden} tanh units)": mlp_losses})
     plot_boundaries(ctx, {"single layer: stuck at 0.5": single, "2-layer MLP: XOR solved": mlp})

@@ -27,6 +27,7 @@ import numpy as np
 from tt_core import Sequential, Tensor, save
 
 from ..api import RunContext
+from ..systems import record_systems, step_seconds_from_history
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,71 @@ def train_task(ctx: RunContext, task: Task) -> dict:
     ctx.check(f"{name}_test_accuracy", float(np.mean(predicted == y_test)), ">=", task.target)
     save(model.state_dict(), ctx.out / f"{name}_mlp.npz")  # milestone 06 compresses this model
     return {"task": task, "history": history, "images": x_test, "labels": y_test, "predicted": predicted,
-            "shape": source.image_shape, "classes": source.classes}
+            "shape": source.image_shape, "classes": source.classes, "model": model, "train_images": len(train)}
+
+
+# -- what it costs --------------------------------------------------------------------------
+
+SWEEP_WIDTHS = (16, 64, 256, 1024, 4096)
+SWEEP_EPOCHS = 5
+
+
+def systems(ctx: RunContext, result: dict) -> None:
+    """The systems figures of one task's trained MLP (a training batch of test images)."""
+    task = result["task"]
+    steps_per_epoch = -(-result["train_images"] // task.batch_size)
+    record_systems(ctx, task.dataset, result["model"], result["images"][:task.batch_size],
+                   step_seconds=step_seconds_from_history(result["history"], steps_per_epoch),
+                   what=f"MLP {'-'.join(map(str, [result['images'].shape[1], *task.hidden, 10]))}")
+
+
+def width_sweep(ctx: RunContext, widths: tuple[int, ...] = SWEEP_WIDTHS, epochs: int = SWEEP_EPOCHS) -> list[dict]:
+    """TinyDigits MLPs of one hidden layer of each width, trained for a few epochs as the
+    TinyDigits task is: test accuracy, parameters and measured seconds per training step
+    against the width. Records ``width_sweep`` and draws ``width_sweep.png``."""
+    task = TINYDIGITS
+    source = ctx.component("dataset", task.dataset)
+    train, test = source("train", flatten=True), source("test", flatten=True)
+    x_test, y_test = test.arrays
+    DataLoader = ctx.component("loader", "DataLoader")
+    rows = []
+    for width in widths:
+        model = build_mlp(ctx, x_test.shape[1], (width,), 0.0, len(source.classes))
+        optimizer = ctx.component("optimizer", "Adam")(model.parameters(), lr=task.lr)
+        trainer = ctx.component("trainer", "Trainer")(
+            model, optimizer, ctx.component("loss", "CrossEntropyLoss")(), progress=False)
+        loader = DataLoader(train, task.batch_size, shuffle=True)
+        history = trainer.fit(loader, epochs=epochs)
+        accuracy = float(np.mean(predict(ctx, model, x_test) == y_test))
+        rows.append({"width": width, "parameters": model.num_parameters(), "test_accuracy": round(accuracy, 4),
+                     "step_ms": round(1e3 * step_seconds_from_history(history, len(loader)), 4)})
+        ctx.log(f"  width {width}: {rows[-1]['parameters']:,} parameters, test accuracy {accuracy:.1%} after "
+                f"{epochs} epochs, {rows[-1]['step_ms']:.2f} ms per step")
+    ctx.record("width_sweep", {"epochs": epochs, "batch_size": task.batch_size, "rows": rows})
+    plot_width_sweep(ctx, rows, epochs)
+    return rows
+
+
+def plot_width_sweep(ctx: RunContext, rows: list[dict], epochs: int) -> None:
+    widths = [row["width"] for row in rows]
+    fig, (acc_ax, time_ax) = ctx.figure(1, 2, figsize=(10, 4))
+    acc_ax.plot(widths, [row["test_accuracy"] for row in rows], marker="o")
+    for row in rows:
+        acc_ax.annotate(f"{row['parameters']:,} params", (row["width"], row["test_accuracy"]), fontsize=7,
+                        textcoords="offset points", xytext=(0, 7), ha="center")
+    acc_ax.set(xscale="log", xlabel="hidden width", ylabel="test accuracy",
+               title=f"TinyDigits after {epochs} epochs: accuracy by width")
+    time_ax.plot(widths, [row["step_ms"] for row in rows], marker="o", color="tab:orange")
+    time_ax.set(xscale="log", xlabel="hidden width", ylabel="ms per training step", ylim=(0, None),
+                title=f"measured time of one training step (batch {TINYDIGITS.batch_size})")
+    acc_ax.margins(x=0.12, y=0.2)
+    for ax in (acc_ax, time_ax):
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    ctx.save_figure(fig, "width_sweep.png", f"One-hidden-layer MLPs of widths {', '.join(map(str, widths))} on "
+                    f"TinyDigits, {epochs} epochs each: test accuracy (with parameter counts) and measured time per "
+                    "training step against the width.")
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -175,3 +240,5 @@ def run(ctx: RunContext) -> None:
         plot_curves(ctx, result)
         plot_confusion(ctx, result)
         plot_misclassified(ctx, result)
+        systems(ctx, result)
+    width_sweep(ctx)
