@@ -28,6 +28,7 @@ import tt_core
 from tt_core import Tensor
 
 from ..api import RunContext
+from ..systems import count, record_systems, step_seconds_from_history
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
 
@@ -190,6 +191,7 @@ def run_lenet(ctx: RunContext) -> None:
     history = trainer.fit(train_loader, test_loader, epochs=settings["epochs"])
     ctx.record("tinydigits_training_seconds", time.perf_counter() - start)
     report(ctx, "tinydigits", digits.classes, model, test_loader, test, history)
+    what_it_learned(ctx, "tinydigits", "LeNet", model, train_loader, test_loader, test, history, digits.classes)
 
 
 def run_cifar(ctx: RunContext) -> None:
@@ -213,6 +215,7 @@ def run_cifar(ctx: RunContext) -> None:
     ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
     tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
+    what_it_learned(ctx, "cifar10", "CIFAR-10 CNN", model, train_loader, test_loader, test, history, cifar.classes)
 
 
 def report(ctx: RunContext, name: str, classes, model, test_loader, test, history, scores=None) -> None:
@@ -289,6 +292,156 @@ def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predic
         ax.axis("off")
     ctx.save_figure(fig, f"{name}_predictions.png", f"{name}: test images spread over the test set with the "
                     "predicted class, green when right, red with the true class when wrong.")
+
+
+# ----------------------------------------------------------------------------------------
+# What the network learned, and what it costs
+# ----------------------------------------------------------------------------------------
+
+
+def what_it_learned(ctx: RunContext, name: str, title: str, model, train_loader, test_loader, test, history,
+                    classes) -> None:
+    """The systems figures of the trained ``model``, its first layer's filters, the feature maps
+    of one test image after the first two stages, and its parameters against networks with the
+    same receptive fields and no weight sharing."""
+    x, _ = next(iter(test_loader))  # normalised test images, in order
+    batch = train_loader.batch_size if hasattr(train_loader, "batch_size") else len(x)
+    record_systems(ctx, name, model, Tensor(x.data[:batch]), what=title,
+                   step_seconds=step_seconds_from_history(history, len(train_loader)))
+    steps = layer_outputs(ctx, model, Tensor(x.data[:1]))
+    plot_filters(ctx, name, steps)
+    plot_feature_maps(ctx, name, steps, test[0][0], classes[int(test[1][0])], classes[int(steps[-1][2].argmax())])
+    plot_weight_sharing(ctx, name, model, steps)
+
+
+def layer_outputs(ctx: RunContext, model, image: Tensor) -> list[tuple]:
+    """``(layer, input array, output array)`` for each layer of the Sequential ``model`` on
+    ``image`` (1, C, H, W), run one layer at a time in eval mode without a graph."""
+    was_training = model.training
+    model.eval()
+    steps, x = [], image
+    try:
+        with ctx.component("function", "no_grad")():
+            for layer in model:
+                out = layer(x)
+                steps.append((layer, x.data, out.data))
+                x = out
+    finally:
+        model.train(was_training)
+    return steps
+
+
+def _is_conv(layer) -> bool:
+    weight = getattr(layer, "weight", None)
+    return weight is not None and weight.ndim == 4
+
+
+def stage_outputs(steps: list[tuple]) -> list[np.ndarray]:
+    """The output of each convolutional stage: what enters the next convolution, and for the
+    last stage what leaves the convolutional part (the first layer whose output is not a map)."""
+    ends = [i for i, (layer, _, _) in enumerate(steps) if _is_conv(layer)][1:]
+    ends += [next((i for i, (_, _, out) in enumerate(steps) if out.ndim != 4), len(steps))]
+    return [steps[i - 1][2][0] for i in ends]
+
+
+def plot_filters(ctx: RunContext, name: str, steps: list[tuple], cols: int = 8) -> None:
+    """The first convolution's filters as a grid: colour when it reads RGB (each filter
+    stretched to the full range), else one grey scale shared by all filters."""
+    layer = next(layer for layer, _, _ in steps if _is_conv(layer))
+    weights = layer.weight.data
+    count_, channels, kh, kw = weights.shape
+    rows = -(-count_ // cols)
+    fig, axes = ctx.figure(rows, cols, figsize=(cols * 1.1, rows * 1.2 + 0.6), squeeze=False)
+    limit = float(np.abs(weights).max()) or 1.0
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:count_]):
+        if channels == 3:
+            w = weights[i].transpose(1, 2, 0)
+            ax.imshow((w - w.min()) / (np.ptp(w) or 1.0), interpolation="nearest")
+        else:
+            ax.imshow(weights[i, 0], cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(str(i), fontsize=7)
+    kind = "RGB, each filter stretched to full range" if channels == 3 else "dark negative, light positive"
+    fig.suptitle(f"{name}: the {count_} learned {kh}x{kw} filters of the first convolution ({kind})", fontsize=9)
+    ctx.save_figure(fig, f"{name}_filters.png", f"{name}: the first convolution's {count_} learned {kh}x{kw} "
+                    f"filters as images ({kind}).")
+
+
+def plot_feature_maps(ctx: RunContext, name: str, steps: list[tuple], image: np.ndarray, label: str,
+                      predicted: str, cols: int = 8, most: int = 32) -> None:
+    """One test image, then (up to ``most``) feature maps after stage 1 and after stage 2."""
+    stages = stage_outputs(steps)[:2]
+    blocks = [-(-min(len(maps), most) // cols) for maps in stages]
+    fig, axes = ctx.figure(1 + sum(blocks), cols, figsize=(cols * 1.1, (1 + sum(blocks)) * 1.15 + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    picture = image.transpose(1, 2, 0)
+    axes[0, 0].imshow(picture[..., 0] if picture.shape[2] == 1 else picture, cmap="gray_r" if picture.shape[2] == 1 else None)
+    axes[0, 0].set_title(f"input: {label}\n(predicted {predicted})", fontsize=7)
+    row = 1
+    for number, (maps, rows) in enumerate(zip(stages, blocks), start=1):
+        shown = maps[:most]
+        for i, ax in enumerate(axes[row:row + rows].ravel()[:len(shown)]):
+            ax.imshow(shown[i], cmap="viridis", interpolation="nearest")
+            ax.set_title(f"stage {number}, map {i}" if i == 0 else str(i), fontsize=6)
+        row += rows
+    shapes = "; ".join(f"stage {i}: {len(m)} maps of {m.shape[1]}x{m.shape[2]}" for i, m in enumerate(stages, start=1))
+    fig.suptitle(f"{name}: feature maps of the first test image ({shapes})", fontsize=9)
+    ctx.save_figure(fig, f"{name}_feature_maps.png", f"{name}: the first test image ({label}, predicted {predicted}) "
+                    f"and its feature maps after the first and second convolutional stages ({shapes}; up to {most} "
+                    "maps each, bright = strong activation).")
+
+
+def weight_sharing(steps: list[tuple]) -> list[dict]:
+    """Per convolution: its parameters, those of a locally connected layer with the same
+    receptive fields but its own weights at every output position, and those of a fully
+    connected layer from the same input to the same output."""
+    rows = []
+    for layer, x, out in steps:
+        if not _is_conv(layer):
+            continue
+        weight = layer.weight.data
+        bias = getattr(layer, "bias", None)
+        units = int(np.prod(out.shape[1:]))  # output channels x positions
+        biases = units if bias is not None else 0
+        shared = weight.size + (bias.size if bias is not None else 0)
+        rows.append({
+            "layer": f"conv {weight.shape[1]}->{weight.shape[0]}, {weight.shape[2]}x{weight.shape[3]}, "
+                     f"{out.shape[2]}x{out.shape[3]} out",
+            "shared": int(shared),
+            "locally_connected": int(out.shape[2] * out.shape[3] * weight.size + biases),
+            "fully_connected": int(np.prod(x.shape[1:]) * units + biases),
+        })
+    return rows
+
+
+def plot_weight_sharing(ctx: RunContext, name: str, model, steps: list[tuple]) -> None:
+    """Bars (log scale) of each convolution's parameters against the unshared alternatives,
+    and the whole network's totals; recorded as ``<name>_weight_sharing``."""
+    rows = weight_sharing(steps)
+    total = model.num_parameters()
+    shared = sum(r["shared"] for r in rows)
+    totals = {kind: total - shared + sum(r[kind] for r in rows) for kind in ("shared", "locally_connected", "fully_connected")}
+    ctx.record(f"{name}_weight_sharing", {"layers": rows, "network_totals": totals})
+    fig, ax = ctx.figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 4.5))
+    positions = np.arange(len(rows) + 1)
+    labels = [r["layer"].replace(", ", "\n") for r in rows] + ["whole\nnetwork"]
+    kinds = (("shared", "convolution (shared weights)", "tab:blue"),
+             ("locally_connected", "same receptive fields, unshared", "tab:orange"),
+             ("fully_connected", "fully connected", "tab:red"))
+    for offset, (kind, label, colour) in zip((-0.27, 0, 0.27), kinds):
+        values = [r[kind] for r in rows] + [totals[kind]]
+        ax.bar(positions + offset, values, width=0.27, label=label, color=colour)
+    ax.set_xticks(positions, labels, fontsize=7)
+    ax.set(yscale="log", ylabel="parameters (log scale)",
+           title=f"{name}: {count(totals['shared'])} parameters with weight sharing, "
+                 f"{count(totals['locally_connected'])} without")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ctx.save_figure(fig, f"{name}_weight_sharing.png", f"{name}: parameters of each convolution and of the whole "
+                    "network (log scale) against a locally connected layer with the same receptive fields but "
+                    "unshared weights, and a fully connected layer (computed, not trained).")
 
 
 def run(ctx: RunContext) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 from tt_core import load, save
 
 from ..api import RunContext
+from ..systems import record_systems
 from . import m03_mlp, m04_cnn
 
 # ----------------------------------------------------------------------------------------
@@ -174,6 +175,7 @@ def profile_models(ctx: RunContext, models: dict) -> None:
         ctx.record(f"profile_{name}", {"params": report.total_params, "flops": report.total_flops,
                                        "activation_bytes": report.activation_bytes,
                                        "latency_ms": report.latency.median_ms, "input": list(report.input_shapes[0])})
+        record_systems(ctx, name, model, example, profiled=report, what=f"{name.upper()} (inference)")
         ctx.save_figure(report.figure(), f"profile_{name}.png", f"The {name.upper()}'s parameters, forward FLOPs and "
                         "self time per layer, from the profiler.")
 
