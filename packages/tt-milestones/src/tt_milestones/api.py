@@ -96,6 +96,7 @@ class RunContext:
     checks: list[Check] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     figures: list[dict[str, str]] = field(default_factory=list)  # {"file": name, "description": ...}
+    systems: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each model costs (tt_milestones.systems)
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out

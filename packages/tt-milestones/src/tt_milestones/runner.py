@@ -200,6 +200,7 @@ def build_report(
         "providers": providers,
         "plots": ctx.plots,
         "figures": ctx.figures,
+        "systems": ctx.systems,
     }
 
 

@@ -1,7 +1,8 @@
 """What a milestone's model costs: the systems figures of every report, and the measurements
 behind the scaling plots.
 
-Every milestone records, for each model it trained, ``metrics["systems"][label]``:
+Every milestone records, for each model it trained, ``ctx.systems[label]`` (the report's
+``systems``, apart from the seeded ``metrics`` as its times vary from run to run):
 
 * ``model``: a few words naming it, ``parameters``: its parameter count;
 * ``batch_size``: the batch the per-batch figures are for (the training batch);
@@ -29,10 +30,6 @@ from tt_core import Module, Tensor
 
 from .api import RunContext
 
-SYSTEMS = "systems"
-"""The key of the systems figures in a report's ``metrics``."""
-
-
 def profiler(ctx: RunContext) -> Callable | None:
     """tt-perf's ``profile`` function when it is installed, else None (the spec must declare
     ``perf:profile``, in ``requires`` or ``optional``)."""
@@ -50,7 +47,7 @@ def batch_size_of(example: Any) -> int:
 
 def record_systems(ctx: RunContext, label: str, model: Module, example: Any, *, step_seconds: float | None = None,
                    what: str = "", profiled: Any = None) -> dict[str, Any]:
-    """Measure what ``model`` costs and record it as ``metrics["systems"][label]``.
+    """Measure what ``model`` costs and record it as ``ctx.systems[label]``.
 
     Args:
         ctx: the run.
@@ -85,7 +82,7 @@ def record_systems(ctx: RunContext, label: str, model: Module, example: Any, *, 
         figures["forward_ms_per_batch"] = round(report.latency.median_ms, 4)
         if report.unknown:
             figures["flops_unknown_for"] = list(report.unknown)
-    ctx.metrics.setdefault(SYSTEMS, {})[label] = figures
+    ctx.systems[label] = figures
     ctx.log("  systems, " + _summary(figures))
     return figures
 
@@ -169,7 +166,7 @@ def _summary(figures: dict[str, Any]) -> str:
 def systems_table(report: dict):
     """The systems figures of a finished run's report as a ``rich.table.Table``, or None when
     the report has none."""
-    rows = report.get("metrics", {}).get(SYSTEMS)
+    rows = report.get("systems")
     if not rows:
         return None
     from rich.table import Table
