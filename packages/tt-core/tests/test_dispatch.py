@@ -259,3 +259,47 @@ def test_a_plugin_withdrawn_contributes_nothing(fake_dist):
     system.withdraw(info)
     assert tt.get_registry().from_dist("my-tinytorch") == []
     assert dispatch.OP_TABLE["relu"].kernel_dist == "tt-core"
+
+
+# -- the op table's wrapper ---------------------------------------------------------------
+
+
+def _doubling(op):
+    """A wrapper whose ops return twice their kernel's output, and count their calls."""
+    def forward(ctx, *arrays, **attrs):
+        _doubling.calls.append(op.name)
+        return 2 * op.forward(ctx, *arrays, **attrs)
+
+    return dispatch.BoundOp.make(op.name, forward, op.backward, op.saves, op.kernel_dist, op.rule_dist)
+
+
+def test_set_wrapper_swaps_the_ops_handed_out_and_restores_the_plain_ones():
+    dispatch.reset_dispatch()
+    _doubling.calls = []
+    x = tt.tensor([1.0, 2.0])
+    (x * 3).numpy()  # "mul" is in the table before the wrapper is set
+    plain = plugins.get_plugin_system().bound_ops
+    assert dispatch.OP_TABLE["mul"] is plain["mul"]
+
+    assert dispatch.set_wrapper(_doubling) is None
+    try:
+        assert dispatch.get_wrapper() is _doubling
+        wrapped = dispatch.OP_TABLE["mul"]
+        assert wrapped is not plain["mul"]  # re-bound at once
+        assert (wrapped.name, wrapped.kernel_dist, wrapped.rule_dist) == ("mul", "tt-core", plain["mul"].rule_dist)
+        np.testing.assert_array_equal((x * 3).numpy(), [6.0, 12.0])
+        np.testing.assert_array_equal((x + 1).numpy(), [4.0, 6.0])  # looked up for the first time: wrapped
+        assert _doubling.calls == ["mul", "add"]
+    finally:
+        assert dispatch.set_wrapper(None) is _doubling
+
+    assert {"mul", "add"} <= set(dispatch.ops_used())  # the ops used stay listed
+    assert all(dispatch.OP_TABLE[name] is plain[name] for name in dispatch.OP_TABLE)
+    np.testing.assert_array_equal((x * 3).numpy(), [3.0, 6.0])
+    assert _doubling.calls == ["mul", "add"]
+
+
+def test_set_wrapper_refuses_what_is_not_callable():
+    with pytest.raises(tt.TinyTorchError, match="callable or None"):
+        dispatch.set_wrapper("checked")
+    assert dispatch.get_wrapper() is None

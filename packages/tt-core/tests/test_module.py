@@ -227,6 +227,101 @@ def test_load_state_dict_needs_a_mapping():
         Linear(2, 2).load_state_dict([np.zeros((2, 2))])
 
 
+def snapshot(module: Module) -> dict[str, np.ndarray]:
+    return {key: value.copy() for key, value in module.state_dict().items()}
+
+
+def assert_unchanged(module: Module, before: dict[str, np.ndarray]) -> None:
+    after = module.state_dict()
+    assert list(after) == list(before)
+    for key, value in before.items():
+        assert after[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("bad, what", [
+    (np.array(["a", "b"]), "text"),
+    (np.array([True, False]), "bool"),
+    (np.array([1 + 2j, 3j]), "complex128"),
+    (np.array([{}, None], dtype=object), "Python objects"),
+])
+def test_a_value_of_the_wrong_dtype_loads_nothing(bad, what):
+    """The bad value comes last: the good ones before it must not have been loaded either."""
+    net = Net()
+    before = snapshot(net)
+    state = {key: value + 1 for key, value in net.state_dict().items()}
+    state["layers.2.bias"] = np.resize(bad, (1,))
+    with pytest.raises(CheckpointError, match=rf"dtypes that cannot be loaded: layers\.2\.bias: checkpoint {what}"):
+        net.load_state_dict(state)
+    assert_unchanged(net, before)
+    with pytest.raises(CheckpointError, match="layers.2.bias"):
+        net.check_state_dict(state)
+    assert_unchanged(net, before)
+
+
+def test_every_problem_is_listed_at_once_and_nothing_changes():
+    net = Net()
+    before = snapshot(net)
+    state = net.state_dict()
+    state["first.scale"] = np.array(["1", "2", "3"])
+    state["first.fc.weight"] = np.zeros((3, 3), np.float32)
+    state["layers.0.weight"] = [[1.0], [2.0, 3.0]]  # ragged: not an array
+    del state["layers.2.bias"]
+    state["extra"] = np.zeros(1)
+    with pytest.raises(CheckpointError) as info:
+        net.load_state_dict(state)
+    message = str(info.value)
+    for part in ("missing keys: layers.2.bias", "unexpected keys: extra", "not arrays: layers.0.weight",
+                 "shape mismatches: first.fc.weight: checkpoint (3, 3) vs model (2, 3)",
+                 "first.scale: checkpoint text (<U1) vs model float32"):
+        assert part in message
+    assert_unchanged(net, before)
+
+
+def test_integer_values_load_into_float_parameters_but_not_floats_into_integer_buffers():
+    class Counter(Module):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(np.zeros(2, np.float32))
+            self.register_buffer("count", Tensor(np.array([0], np.int64)))
+            self.register_buffer("mask", Tensor(np.array([True, False])))
+
+    model = Counter()
+    model.load_state_dict({"w": np.array([1, 2], np.int32), "count": np.array([7], np.int16),
+                           "mask": np.array([False, True])})
+    assert model.w.data.tolist() == [1.0, 2.0] and model.w.dtype == np.float32
+    assert model.count.data.tolist() == [7] and model.count.dtype == np.int64
+    assert model.mask.data.tolist() == [False, True]
+    before = snapshot(model)
+    for key, bad in [("count", np.array([7.5])), ("mask", np.array([1, 0])), ("w", np.array([1.0, 2.0], np.complex64))]:
+        state = {**model.state_dict(), key: bad}
+        with pytest.raises(CheckpointError, match=f"{key}: checkpoint"):
+            model.load_state_dict(state)
+        assert_unchanged(model, before)
+
+
+def test_check_state_dict_reports_without_loading():
+    lin = Linear(2, 2)
+    before = snapshot(lin)
+    assert lin.check_state_dict({"weight": np.eye(2), "extra": 1}, strict=False) == {
+        "missing": ["bias"], "unexpected": ["extra"]}
+    assert_unchanged(lin, before)
+    with pytest.raises(CheckpointError, match="missing keys: bias"):
+        lin.check_state_dict({"weight": np.eye(2)})
+
+
+def test_a_good_load_still_round_trips_after_a_refused_one(rng):
+    source, target = Net(), Net()
+    bad = source.state_dict()
+    bad["layers.0.bias"] = np.array(["x"] * 4)
+    with pytest.raises(CheckpointError):
+        target.load_state_dict(bad)
+    target.load_state_dict(source.state_dict())
+    assert_unchanged(target, snapshot(source))
+    x = Tensor(rng.standard_normal((4, 3)))
+    np.testing.assert_array_equal(source(x).data, target(x).data)
+
+
 def test_deepcopy_gives_an_independent_module():
     net = Net()
     clone = copy.deepcopy(net)

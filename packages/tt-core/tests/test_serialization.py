@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
@@ -101,6 +105,49 @@ def test_a_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert tt.load(path) == {"version": "old"}
 
 
+KILLED_SAVE = """
+import os, signal, sys
+import tt_core
+os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # die between writing and renaming
+tt_core.save({"w": [1, 2, 3]}, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills a process with SIGKILL")
+def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
+    target = tmp_path / "ckpt.npz"
+    run = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(target)], capture_output=True, check=False)
+    assert run.returncode == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()  # the temp file of the killed save, and no checkpoint
+    assert serialization.TEMP_NAME.fullmatch(left.name) and left.name.startswith(".ckpt.npz.")
+    recent = tmp_path / ".other.npz.4194305.0123abcd.tmp"  # no such pid, but just written
+    mine = tmp_path / f".mine.npz.{os.getpid()}.0123abcd.tmp"  # old, but its process is alive
+    unrelated = [tmp_path / ".notes.tmp", tmp_path / ".ckpt.npz.12.xyz.tmp", tmp_path / "ckpt.npz.1.0123abcd.tmp"]
+    for path in (recent, mine, *unrelated):
+        path.write_bytes(b"keep")
+    old = time.time() - 2 * serialization.STALE_TEMP_SECONDS
+    for path in (left, mine, *unrelated):
+        os.utime(path, (old, old))
+
+    tt.save({"w": [4]}, tmp_path / "again.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (recent, mine, *unrelated, tmp_path / "again.npz"))
+    assert tt.load(tmp_path / "again.npz") == {"w": [4]}
+
+
+def test_stale_temp_files_are_only_those_of_gone_processes(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".a.npz.{pid}.deadbeef.tmp"
+    stale.write_bytes(b"")
+    assert serialization.remove_stale_temp_files(tmp_path) == []  # too young
+    old = time.time() - 2 * serialization.STALE_TEMP_SECONDS
+    os.utime(stale, (old, old))
+    assert serialization.remove_stale_temp_files(tmp_path) == [stale]
+    assert serialization.remove_stale_temp_files(tmp_path / "missing") == []
+
+
 def test_saved_file_has_ordinary_permissions(tmp_path):
     path = tt.save({"a": 1}, tmp_path / "ckpt.npz")
     umask = os.umask(0)
@@ -186,6 +233,38 @@ def test_a_bad_tree_is_refused(tmp_path):
     np.savez(tmp_path / "dangling.npz", __tree__=np.frombuffer(tree, dtype=np.uint8))
     with pytest.raises(CheckpointError, match="corrupt"):
         tt.load(tmp_path / "dangling.npz")
+
+
+def write_tree(path, text: str):
+    np.savez(path, __tree__=np.frombuffer(text.encode(), dtype=np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("depth", [serialization.MAX_DEPTH + 5, 600, 100_000])
+def test_a_deeply_nested_tree_is_refused_not_a_recursion_error(tmp_path, depth):
+    root = '{"$list": [' * depth + "1" + "]}" * depth
+    path = write_tree(tmp_path / "deep.npz", f'{{"format": "{serialization.FORMAT}", "root": {root}}}')
+    with pytest.raises(CheckpointError, match="corrupt: its tree nests"):
+        tt.load(path)
+
+
+def test_the_deepest_tree_that_saves_also_loads(tmp_path):
+    tree = {"x": 1}
+    for _ in range(serialization.MAX_DEPTH - 1):
+        tree = {"x": tree}
+    assert tt.load(tt.save(tree, tmp_path / "deep.npz")) == tree
+    too_deep = [tree]
+    with pytest.raises(CheckpointError, match=f"nests more than {serialization.MAX_DEPTH}"):
+        tt.save(too_deep, tmp_path / "deeper.npz")
+    assert not (tmp_path / "deeper.npz").exists()
+
+
+def test_a_tensor_entry_must_hold_numbers(tmp_path):
+    path = tmp_path / "text.npz"
+    tree = f'{{"format": "{serialization.FORMAT}", "root": {{"$tensor": 0}}}}'
+    np.savez(path, arr_0=np.array(["a"]), __tree__=np.frombuffer(tree.encode(), dtype=np.uint8))
+    with pytest.raises(CheckpointError, match="corrupt: a tensor of dtype <U1"):
+        tt.load(path)
 
 
 def test_missing_file(tmp_path):

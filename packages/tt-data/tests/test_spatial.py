@@ -1,11 +1,11 @@
-"""Convolution, pooling and batch norm: values against straightforward references, gradients
-against finite differences (tt_learn.gradcheck, float64), layers, and errors for bad input."""
+"""Convolution, pooling and batch norm: values against straightforward references (conv2d
+against its plain version in the source, ``conv2d_reference``), gradients against finite
+differences (tt_learn.gradcheck, float64), layers, and errors for bad input."""
 
 import numpy as np
 import pytest
 import tt_core as tt
 import tt_data
-from numpy.lib.stride_tricks import sliding_window_view
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_data import (
     AdaptiveAvgPool2d,
@@ -21,6 +21,7 @@ from tt_data import (
     max_pool2d,
 )
 from tt_data._scratch import SCRATCH, ScratchPool
+from tt_data.spatial import conv2d_reference, sliding_windows
 from tt_learn import gradcheck
 
 rng = np.random.default_rng(0)
@@ -35,26 +36,9 @@ def channels_last(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-# ----------------------------------------------------------------------------------------
-# References: windows from sliding_window_view, in float64
-# ----------------------------------------------------------------------------------------
-
-
 def windows(x, kernel, stride, padding, dilation, fill=0.0):
-    """(N, C, OH, OW, kh, kw) windows of a padded input."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    span = sliding_window_view(padded, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
-    return span[:, :, ::sh, ::sw, ::dh, ::dw]
-
-
-def reference_conv(x, w, b, stride, padding, dilation, groups):
-    cols = windows(x, w.shape[2:], stride, padding, dilation)
-    n, c, oh, ow = cols.shape[:4]
-    cols = cols.reshape(n, groups, c // groups, oh, ow, *w.shape[2:])
-    wg = w.astype(np.float64).reshape(groups, -1, *w.shape[1:])
-    out = np.einsum("ngchwij,gocij->ngohw", cols, wg).reshape(n, -1, oh, ow)
-    return out if b is None else out + b[:, None, None]
+    """(N, C, OH, OW, kh, kw) windows of a padded input, in float64 (the pooling references)."""
+    return sliding_windows(x.astype(np.float64), kernel, stride, padding, dilation, fill)
 
 
 # ----------------------------------------------------------------------------------------
@@ -82,8 +66,20 @@ def _conv_arrays(case, batch=2, dtype=np.float32):
     return x, weight, b, {"stride": s, "padding": p, "dilation": d, "groups": g}
 
 
-def _pairs(options):
-    return {k: (v if isinstance(v, tuple) or k == "groups" else (v, v)) for k, v in options.items()}
+def test_conv2d_reference_is_the_definition():
+    """The plain reference against the formula, element by element, with every option at once."""
+    x, w, b = randn(2, 4, 6, 5, dtype=np.float64), randn(6, 2, 2, 3, dtype=np.float64), randn(6, dtype=np.float64)
+    (sh, sw), (ph, pw), (dh, dw), groups = (2, 1), (1, 2), (2, 1), 2
+    out = conv2d_reference(x, w, b, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    per_group = w.shape[0] // groups
+    assert out.shape == (2, 6, 3, 7) and out.dtype == np.float64
+    for n, o, y, z in np.ndindex(out.shape):
+        first = (o // per_group) * w.shape[1]
+        total = b[o]
+        for c, i, j in np.ndindex(w.shape[1:]):
+            total += w[o, c, i, j] * padded[n, first + c, y * sh + i * dh, z * sw + j * dw]
+        assert out[n, o, y, z] == pytest.approx(total, rel=1e-12, abs=1e-12)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
@@ -93,8 +89,7 @@ def test_conv2d_values_match_reference(name, layout):
     if layout == "channels_last":
         x = channels_last(x)
     out = conv2d(tt.Tensor(x), tt.Tensor(w), None if b is None else tt.Tensor(b), **options)
-    o = _pairs(options)
-    expected = reference_conv(x, w, b, o["stride"], o["padding"], o["dilation"], o["groups"])
+    expected = conv2d_reference(x, w, b, **options)
     assert out.shape == expected.shape
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.data, expected, rtol=1e-4, atol=1e-4)

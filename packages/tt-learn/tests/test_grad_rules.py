@@ -8,6 +8,9 @@ without a tested rule cannot slip through). Later packages test their own ops.
 import numpy as np
 import pytest
 import tt_core as tt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from tt_core import ops
 from tt_learn import gradcheck, unbroadcast
 
@@ -246,6 +249,61 @@ def test_min_ties_route_to_the_first_minimum():
     x = tt.tensor([[4.0, 1.0, 1.0]], requires_grad=True)
     x.min(axis=-1, keepdims=True).sum().backward()
     np.testing.assert_array_equal(x.grad.data, [[0, 1, 0]])
+
+
+def first_extreme_gradient(x: np.ndarray, upstream: np.ndarray, axis, pick) -> np.ndarray:
+    """The documented convention, element by element: for each reduced slice, the upstream
+    gradient goes to the first element (row-major over the reduced axes) equal to the slice's
+    ``pick`` (max or min); every other element gets 0."""
+    axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(a % x.ndim for a in np.atleast_1d(axis)))
+    kept = [i for i in range(x.ndim) if i not in axes]
+    grad = np.zeros_like(x)
+    for out_index in np.ndindex(*(x.shape[i] for i in kept)):
+        positions = []
+        for red_index in np.ndindex(*(x.shape[i] for i in axes)):
+            full = [0] * x.ndim
+            for i, v in zip(kept, out_index):
+                full[i] = v
+            for i, v in zip(axes, red_index):
+                full[i] = v
+            positions.append(tuple(full))
+        extreme = pick(x[p] for p in positions)
+        winner = next(p for p in positions if x[p] == extreme)
+        grad[winner] = upstream[out_index]
+    return grad
+
+
+@st.composite
+def tied_reductions(draw):
+    """Arrays of a few repeated values (many ties), a reduction axis and keepdims."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    x = draw(hnp.arrays(dtype, shape, elements=st.sampled_from([-1.0, 0.0, 2.0])))
+    axis = draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1), hnp.valid_tuple_axes(x.ndim, min_size=1)))
+    return x, axis, draw(st.booleans())
+
+
+@pytest.mark.parametrize("name, pick", [("max", max), ("min", min)])
+@settings(max_examples=50, deadline=None)
+@given(case=tied_reductions())
+def test_ties_give_the_whole_gradient_to_the_first_extreme(name, pick, case):
+    x, axis, keepdims = case
+    t = tt.tensor(x, dtype=x.dtype, requires_grad=True)
+    out = getattr(t, name)(axis=axis, keepdims=keepdims)
+    upstream = np.arange(1, out.size + 1, dtype=x.dtype).reshape(out.shape)  # a different weight per slice
+    (out * tt.tensor(upstream, dtype=x.dtype)).sum().backward()
+    assert t.grad.dtype == x.dtype
+    squeezed = upstream.reshape(np.asarray(getattr(np, name)(x, axis=axis)).shape)
+    np.testing.assert_array_equal(t.grad.data, first_extreme_gradient(x, squeezed, axis, pick))
+
+
+def test_ties_over_several_axes_at_once():
+    x = tt.tensor(np.array([[[1.0, 3.0], [3.0, 0.0]], [[2.0, 2.0], [2.0, 2.0]]]), requires_grad=True)
+    x.max(axis=(0, 2)).sum().backward()  # slices x[:, j, :]: [1, 3, 2, 2] and [3, 0, 2, 2]
+    np.testing.assert_array_equal(x.grad.data, [[[0, 1], [1, 0]], [[0, 0], [0, 0]]])
+    y = tt.tensor([[0.0, -1.0], [-1.0, 5.0]], requires_grad=True)
+    y.min().backward()  # the whole array: -1 first at (0, 1), not split with (1, 0)
+    np.testing.assert_array_equal(y.grad.data, [[0, 1], [0, 0]])
 
 
 def test_rules_skip_inputs_that_need_no_gradient():

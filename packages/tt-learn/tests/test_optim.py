@@ -214,6 +214,145 @@ def test_state_dict_layout_and_mismatches():
         Adam([param([1.0, 2.0, 3.0]), b]).load_state_dict(state)
 
 
+def stepped(cls, **kwargs):
+    """An optimizer of two parameters after two steps (so it has state), and its parameters."""
+    ps = [param(np.linspace(-1, 1, 6).reshape(2, 3)), param([0.5, -0.5])]
+    opt = cls([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.003}], **kwargs)
+    for step in range(2):
+        for p in ps:
+            p.grad = Tensor(quadratic_grad(p, step))
+        opt.step()
+    return ps, opt
+
+
+def refused(opt, state_dict, *fragments):
+    """Loading ``state_dict`` raises a CheckpointError naming every fragment, and leaves
+    ``opt`` (groups and state) and its parameters as they were."""
+    before = opt.state_dict()
+    params = [p.data.copy() for group in opt.param_groups for p in group["params"]]
+    for method in (opt.check_state_dict, opt.load_state_dict):
+        with pytest.raises(CheckpointError) as info:
+            method(state_dict)
+        for fragment in fragments:
+            assert fragment in str(info.value)
+    np.testing.assert_equal(opt.state_dict(), before)
+    np.testing.assert_equal([p.data for group in opt.param_groups for p in group["params"]], params)
+    return str(info.value)
+
+
+def test_a_checkpoint_of_another_optimizer_type_is_refused():
+    _, sgd = stepped(SGD, lr=0.1, momentum=0.9)
+    _, adam = stepped(Adam, lr=0.01)
+    refused(adam, sgd.state_dict(), "saved by an optimizer of type SGD, this one is Adam")
+    refused(sgd, adam.state_dict(), "type Adam, this one is SGD")
+    _, adamw = stepped(AdamW, lr=0.01)
+    refused(adamw, adam.state_dict(), "type Adam, this one is AdamW")  # the same options, another rule
+
+
+def test_without_a_type_the_options_tell_optimizers_apart():
+    _, sgd = stepped(SGD, lr=0.1, momentum=0.9)
+    _, adam = stepped(Adam, lr=0.01)
+    untyped = {k: v for k, v in sgd.state_dict().items() if k != "type"}
+    refused(adam, untyped, "missing options: betas, eps, amsgrad and unexpected options: momentum, dampening, nesterov")
+    untyped = {k: v for k, v in adam.state_dict().items() if k != "type"}
+    _, fresh = stepped(Adam, lr=0.5)
+    fresh.load_state_dict(untyped)  # a state dict of an older version, without its type
+    np.testing.assert_equal(fresh.state_dict(), adam.state_dict())
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("lr", "fast", "parameter group 0: lr should be a number, got 'fast' (str)"),
+    ("lr", -0.1, "invalid learning rate: -0.1"),
+    ("betas", [0.9], "betas should be a list of 2 values"),
+    ("betas", [0.9, "x"], "betas[1] should be a number"),
+    ("betas", [0.9, 1.5], "invalid beta parameter at index 1"),
+    ("amsgrad", "yes", "amsgrad should be True or False"),
+    ("eps", None, "eps should be a number, got None (NoneType)"),
+])
+def test_bad_hyper_parameters_are_refused(key, value, fragment):
+    _, opt = stepped(Adam, lr=0.01)
+    state = opt.state_dict()
+    state["param_groups"][0][key] = value
+    refused(opt, state, fragment)
+
+
+@pytest.mark.parametrize("entry, value, fragment", [
+    ("exp_avg", np.array([["a"] * 3] * 2), "'exp_avg' has dtype text (<U1)"),
+    ("exp_avg", np.ones((2, 3), bool), "'exp_avg' has dtype bool"),
+    ("exp_avg", np.ones((2, 3), complex), "'exp_avg' has dtype complex128"),
+    ("exp_avg", np.ones((3, 2), np.float32), "'exp_avg' has shape (3, 2), the parameter (2, 3)"),
+    ("exp_avg", [[1.0], [1.0, 2.0]], "'exp_avg' is a list that is not an array"),
+    ("step", -1, "'step' should be a non-negative integer, got -1 (int)"),
+    ("step", 2.5, "'step' should be a non-negative integer"),
+    ("step", True, "'step' should be a non-negative integer"),
+])
+def test_bad_per_parameter_state_is_refused(entry, value, fragment):
+    _, opt = stepped(Adam, lr=0.01)
+    state = opt.state_dict()
+    state["state"]["0"][entry] = value
+    refused(opt, state, "state of parameter 0: " + fragment)
+
+
+def test_every_problem_of_the_state_is_listed_at_once():
+    _, opt = stepped(RMSprop, lr=0.01, momentum=0.5)
+    state = opt.state_dict()
+    del state["state"]["0"]["square_avg"]
+    state["state"]["0"]["exp_avg"] = np.zeros((2, 3))
+    state["state"]["1"]["momentum_buffer"] = np.array(["x", "y"])
+    state["state"]["7"] = {}
+    refused(opt, state, "state of parameter 0: missing entries: square_avg and unexpected entries: exp_avg",
+            "state of parameter 1: 'momentum_buffer' has dtype text",
+            "state of parameter 7: this optimizer has no parameter '7'")
+
+
+def test_a_state_dict_that_is_not_one_is_refused():
+    _, opt = stepped(SGD, lr=0.1, momentum=0.9)
+    refused(opt, [1, 2], "needs the dict of Optimizer.state_dict(), got [1, 2] (list)")
+    refused(opt, {"state": {}}, "missing keys: param_groups")
+    refused(opt, {"state": {}, "param_groups": [], "extra": 1}, "unexpected keys: extra")
+    refused(opt, {"state": {}, "param_groups": "all"}, "param_groups of the state dict should be a list of dicts")
+    state = opt.state_dict()
+    state["param_groups"][1]["params"] = [0]  # index 0 is taken by group 0
+    refused(opt, state, "parameter group 1: parameter index 0 is not a new non-negative integer")
+
+
+def test_state_entries_beyond_those_of_init_state_are_carried_over():
+    ps, source = stepped(SGD, lr=0.1, momentum=0.9)
+    state = source.state_dict()
+    state["state"]["0"]["seen"] = np.arange(3)
+    _, target = stepped(SGD, lr=0.1, momentum=0.9)
+    target.load_state_dict(state)
+    np.testing.assert_array_equal(target.state_dict()["state"]["0"]["seen"], [0, 1, 2])
+    state["state"]["0"]["seen"][0] = 9  # a copy
+    assert target.state_dict()["state"]["0"]["seen"][0] == 0
+
+
+def test_options_a_scheduler_keeps_in_the_groups_are_carried_over():
+    _, source = stepped(SGD, lr=0.1, momentum=0.9)
+    state = source.state_dict()
+    for group in state["param_groups"]:
+        group["initial_lr"] = 0.1
+    _, target = stepped(SGD, lr=0.5, momentum=0.5)
+    target.load_state_dict(state)
+    assert [group["initial_lr"] for group in target.param_groups] == [0.1, 0.1]
+    state["param_groups"][0]["initial_lr"] = "high"
+    refused(target, state, "parameter group 0: initial_lr should be a number, got 'high' (str)")
+
+
+def test_a_good_load_still_works_after_a_refused_one():
+    ps, source = stepped(SGD, lr=0.1, momentum=0.9)
+    _, target = stepped(SGD, lr=0.5, momentum=0.5)
+    bad = source.state_dict()
+    bad["state"]["1"]["momentum_buffer"] = np.zeros(3)
+    with pytest.raises(CheckpointError):
+        target.load_state_dict(bad)
+    target.load_state_dict(source.state_dict())
+    np.testing.assert_equal(target.state_dict(), source.state_dict())
+    # the loaded state is a copy, and it is what steps use
+    source.state[ps[0]]["momentum_buffer"][...] = 0
+    assert np.abs(target.state_dict()["state"]["0"]["momentum_buffer"]).sum() > 0
+
+
 # -- gradient clipping -------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import tt_core as tt
-from tt_core import Parameter
+from tt_core import CheckpointError, Parameter
 from tt_learn import SGD, Adam, CosineAnnealingLR, LinearWarmup, OneCycleLR, StepLR
 
 SCHEDULERS = {"StepLR": StepLR, "CosineAnnealingLR": CosineAnnealingLR, "LinearWarmup": LinearWarmup,
@@ -113,6 +113,60 @@ def test_state_dict_round_trip_continues_identically(tmp_path, make):
     opt2.load_state_dict(saved["optimizer"])
     sched2.load_state_dict(saved["scheduler"])
     assert first + lrs(opt2, sched2, 6) == expected
+
+
+def refused(sched, state, *fragments):
+    """Loading ``state`` raises a CheckpointError naming every fragment and changes nothing."""
+    before, lr = sched.state_dict(), sched.optimizer.param_groups[0]["lr"]
+    for method in (sched.check_state_dict, sched.load_state_dict):
+        with pytest.raises(CheckpointError) as info:
+            method(state)
+        for fragment in fragments:
+            assert fragment in str(info.value)
+    np.testing.assert_equal(sched.state_dict(), before)
+    assert sched.optimizer.param_groups[0]["lr"] == lr
+
+
+def stepped(make, steps=3):
+    opt = sgd(momentum=0.9)
+    sched = make(opt)
+    lrs(opt, sched, steps)
+    return sched
+
+
+def test_a_state_dict_of_another_schedule_is_refused():
+    step = stepped(lambda o: StepLR(o, step_size=2))
+    cosine = stepped(lambda o: CosineAnnealingLR(o, T_max=5))
+    refused(step, cosine.state_dict(), "does not fit this StepLR", "missing keys: step_size, gamma",
+            "unexpected keys: T_max, eta_min")
+    refused(step, [1], "needs the dict of state_dict(), got [1] (list)")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("gamma", "0.5", "gamma should be a number, got '0.5' (str)"),
+    ("step_size", 1.5, "step_size should be a non-negative integer, got 1.5 (float)"),
+    ("last_epoch", None, "last_epoch should be a number, got None (NoneType)"),
+    ("base_lrs", [1.0, 2.0], "base_lrs should be a list of 1 values"),
+])
+def test_settings_of_the_wrong_type_are_refused(key, value, fragment):
+    sched = stepped(lambda o: StepLR(o, step_size=2))
+    refused(sched, {**sched.state_dict(), key: value}, fragment)
+
+
+def test_one_cycle_phases_and_warmup_schedules_are_checked_too():
+    cycle = stepped(lambda o: OneCycleLR(o, max_lr=1.0, total_steps=10))
+    state = cycle.state_dict()
+    state["phases"][0][1] = 3
+    refused(cycle, state, "phases[0][1] should be a string, got 3 (int)")
+    warm = stepped(lambda o: LinearWarmup(o, 2, after=StepLR(o, step_size=2)))
+    plain = stepped(lambda o: LinearWarmup(o, 2))
+    refused(plain, warm.state_dict(), "in the state dict a schedule follows the warmup, in this LinearWarmup none does")
+    refused(warm, plain.state_dict(), "no schedule follows the warmup, in this LinearWarmup a StepLR does")
+    state = warm.state_dict()
+    state["after"]["gamma"] = "x"
+    state["start_factor"] = "y"
+    refused(warm, state, "start_factor should be a number", "the schedule after the warmup: ", "gamma should be a number")
+    assert warm.after.gamma == 0.1
 
 
 @pytest.mark.parametrize("make,match", [

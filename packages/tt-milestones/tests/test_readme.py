@@ -47,3 +47,13 @@ def test_the_two_commands_are_there():
 def test_ci_runs_the_readme_test_command():
     ci = README.parent / ".ci" / "run"
     assert "python3 -m pip install tox && python3 -m tox -p 2" in ci.read_text()
+
+
+def test_the_exit_codes_are_documented():
+    from tt_milestones.cli import EXIT_CODES
+
+    section = TEXT[TEXT.index("## The milestones"):TEXT.index("## Write a plugin")]
+    paragraph = " ".join(section[section.index("Exit codes:"):].split())
+    for code, words in zip(sorted(EXIT_CODES), ("the target was reached", "it ran but missed", "a usage error",
+                                                 "an unexpected internal error", "interrupted")):
+        assert f"{code} {words}" in paragraph

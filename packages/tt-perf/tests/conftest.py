@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tt_core
+from tt_core.plugins import Component
 
 
 @pytest.fixture
@@ -15,3 +16,16 @@ def mlp():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def plugin_component():
+    """``add(kind, name, obj)`` registers a component of a test distribution ("my-plugin") in the
+    loaded registry; everything it added is withdrawn after the test."""
+    registry = tt_core.get_registry()
+
+    def add(kind, name, obj):
+        registry.add(Component(kind, name, obj, "my-plugin"))
+
+    yield add
+    registry.withdraw("my-plugin")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tt_core
+import tt_data
 from tt_core import Tensor
 from tt_perf.accelerate import (
     FusedLinear,
@@ -24,7 +25,6 @@ def run(model, x):
 
 
 def test_conv_batchnorm_folding_keeps_outputs(rng):
-    tt_data = pytest.importorskip("tt_data")
     tt_core.manual_seed(0)
     model = tt_core.Sequential(tt_data.Conv2d(3, 6, 3, padding=1), tt_data.BatchNorm2d(6), tt_core.ReLU(),
                                tt_data.Conv2d(6, 4, 3, bias=False), tt_data.BatchNorm2d(4))
@@ -74,9 +74,43 @@ def test_compare_reports_speed_and_equality(mlp, rng):
     x = rng.standard_normal((8, 64)).astype(np.float32)
     fused = fuse_linear_activations(mlp)
     result = compare("fused", lambda: run(mlp, x), lambda: run(fused, x), warmup=1, repeats=3)
-    assert result.equal and result.max_abs_diff < 1e-5 and result.speedup > 0
+    assert result.equal and result.max_abs_diff < 1e-5
+    assert result.speedup == pytest.approx(result.baseline_ms / result.optimized_ms)
     wrong = compare("wrong", lambda: run(mlp, x), lambda: run(mlp, x) + 1, warmup=0, repeats=1)
     assert not wrong.equal and wrong.to_dict()["equal"] is False
+    assert wrong.max_abs_diff == pytest.approx(1.0)
+
+
+def test_compare_times_are_the_medians_the_clock_recorded(monkeypatch):
+    from tt_perf.timing import CLOCKS
+
+    now = [0.0]
+    costs = iter([0.003, 0.001] * 2 + [0.003, 0.001, 0.009, 0.001, 0.003, 0.002])  # 2 untimed pairs, 3 timed
+
+    def work(value):
+        def run_once():
+            now[0] += next(costs)
+            return np.full(3, value)
+        return run_once
+
+    monkeypatch.setitem(CLOCKS, "fake", lambda: now[0])
+    result = compare("fake", work(1.0), work(1.0), warmup=1, repeats=3, clock="fake")
+    # baseline took 3, 9, 3 ms (median 3); optimised 1, 1, 2 ms (median 1)
+    assert (result.baseline_ms, result.optimized_ms) == pytest.approx((3.0, 1.0))
+    assert result.speedup == pytest.approx(3.0) and result.to_dict()["speedup"] == pytest.approx(3.0)
+    assert result.equal and result.max_abs_diff == 0.0
+
+
+def test_compare_checks_its_clock_and_counts_before_running():
+    from tt_perf import TimingError
+
+    def never():
+        raise AssertionError("compare() ran a callable before checking its arguments")
+
+    with pytest.raises(TimingError, match="clock must be one of"):
+        compare("x", never, never, clock="gpu")
+    with pytest.raises(TimingError, match="repeats >= 1"):
+        compare("x", never, never, repeats=0)
 
 
 def test_blas_threads():
@@ -96,7 +130,6 @@ def test_identity():
 
 
 def test_folding_across_a_max_pool_only_with_positive_scales(rng):
-    tt_data = pytest.importorskip("tt_data")
     tt_core.manual_seed(0)
     model = tt_core.Sequential(tt_data.Conv2d(2, 3, 3, padding=1, bias=False), tt_data.MaxPool2d(2),
                                tt_data.BatchNorm2d(3), tt_core.ReLU())

@@ -2,8 +2,6 @@ import numpy as np
 import pytest
 import tt_core
 from tt_core import Tensor
-
-pytest.importorskip("tt_learn")
 from tt_learn.optim import Adam
 from tt_learn.train import batches
 from tt_perf.distill import distill, distillation_loss

@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
 import tt_core
-
-tt_language = pytest.importorskip("tt_language")
-
+import tt_language
 from tt_perf import CachedDecoder, kv_generate
 from tt_perf.kv_cache import one_at_a_time
 

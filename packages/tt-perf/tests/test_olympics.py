@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import tt_core
-from tt_core.plugins import Component
 from tt_perf import quantize_int8
 from tt_perf.olympics import ALL_AROUND, Arena, Scorecard, Submission, run_olympics
 
@@ -48,10 +47,8 @@ class ParameterCount:
         return float(submission.model.num_parameters())
 
 
-def test_plugin_events_join_the_games(mlp, arena, monkeypatch):
-    registry = tt_core.get_registry()
-    monkeypatch.setattr(registry, "_providers", dict(registry._providers))
-    registry.add(Component("olympics_event", "parameters", ParameterCount, "my-plugin"))
+def test_plugin_events_join_the_games(mlp, arena, plugin_component):
+    plugin_component("olympics_event", "parameters", ParameterCount)
     small = tt_core.Sequential(tt_core.Linear(64, 10))
     card = run_olympics(Submission("big", mlp), [Submission("small", small)], arena, events=[])
     assert [e["name"] for e in card.events] == ["parameters"]

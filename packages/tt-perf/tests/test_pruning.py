@@ -3,6 +3,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import tt_core
+import tt_data
 from tt_core import Tensor
 from tt_perf import Pruner, SparsitySchedule, prune, shrink
 
@@ -87,7 +88,6 @@ def test_bad_arguments(mlp):
 
 
 def test_structured_conv_channels_with_batchnorm_shrink_exactly(rng):
-    tt_data = pytest.importorskip("tt_data")
     tt_core.manual_seed(4)
     model = tt_core.Sequential(
         tt_data.Conv2d(2, 8, 3, padding=1), tt_data.BatchNorm2d(8), tt_core.ReLU(), tt_data.MaxPool2d(2),
@@ -109,7 +109,6 @@ def test_structured_conv_channels_with_batchnorm_shrink_exactly(rng):
 
 
 def test_prune_while_finetuning_follows_the_schedule_and_keeps_zeros(mlp, rng):
-    pytest.importorskip("tt_learn")
     from tt_learn.losses import CrossEntropyLoss
     from tt_learn.optim import Adam
     from tt_learn.train import batches

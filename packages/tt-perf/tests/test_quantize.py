@@ -1,10 +1,12 @@
 import os
+import warnings
 
 import numpy as np
 import pytest
 import tt_core
-from tt_core import Tensor
-from tt_perf import QuantizedLinear, quantize_int8
+import tt_data
+from tt_core import Module, Tensor
+from tt_perf import CalibrationError, CalibrationWarning, QuantizedLinear, quantize_int8
 from tt_perf.quantize import RangeObserver, dequantize_per_channel, quantize_activation, quantize_per_channel
 
 
@@ -91,7 +93,6 @@ def test_errors(mlp):
 
 
 def test_quantized_conv_matches_integer_reference_and_float(rng):
-    tt_data = pytest.importorskip("tt_data")
     tt_core.manual_seed(0)
     model = tt_core.Sequential(tt_data.Conv2d(3, 8, 3, padding=1), tt_core.ReLU(), tt_data.Conv2d(8, 4, 3, stride=2))
     x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
@@ -112,3 +113,95 @@ def test_quantized_conv_matches_integer_reference_and_float(rng):
     assert np.abs(out - reference).max() < 0.03 * np.abs(reference).max()
     dequantized = quantize_int8(model, x, mode="dequantize")(Tensor(x)).data
     assert np.abs(dequantized - reference).max() < 0.02 * np.abs(reference).max()
+
+
+# -- calibration data that cannot calibrate -------------------------------------------------
+
+
+def _empty_generator():
+    yield from ()
+
+
+REAL = np.random.default_rng(7).random((8, 64), dtype=np.float32)
+
+
+@pytest.mark.parametrize("calibration, message", [
+    (None, "needs calibration data"),
+    ([], "holds no batches"),
+    (_empty_generator(), "holds no batches"),
+    (np.zeros((0, 64), np.float32), r"is empty \(shape \(0, 64\)\)"),
+    ([REAL, np.zeros((0, 64), np.float32)], r"calibration batch 1 is empty"),
+    (np.zeros((32, 64), np.float32), "every value of the calibration data is 0"),
+    ([np.zeros((4, 64)), (Tensor(np.zeros((4, 64))), np.arange(4))], "every value of the calibration data is 0"),
+    (np.full((4, 64), np.inf, np.float32), r"holds 256 non-finite value\(s\) \(NaN or inf\) among 256"),
+    ([REAL, (np.where(REAL > 0.5, np.nan, REAL), None)], r"calibration batch 1 holds \d+ non-finite"),
+    (np.full((2, 64), "x"), r"is not numbers \(dtype <U1\)"),
+    ("calibration.npy", "must be an array, a Tensor or an iterable of batches, got str"),
+    (3, "got int"),
+])
+def test_bad_calibration_data_is_refused_and_the_model_is_left_alone(mlp, calibration, message):
+    reference = mlp(Tensor(REAL)).data
+    with pytest.raises(CalibrationError, match=message) as caught:
+        quantize_int8(mlp, calibration, inplace=True)
+    assert isinstance(caught.value, tt_core.TinyTorchError) and "calibrat" in str(caught.value)
+    assert [type(m).__name__ for m in mlp] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    np.testing.assert_array_equal(mlp(Tensor(REAL)).data, reference)
+
+
+class Blowup(Module):
+    """Turns one activation into inf, as an overflowing float model would."""
+
+    def forward(self, x):
+        out = x.data.copy()
+        out[0, 0] = np.inf
+        return Tensor(out)
+
+
+def test_a_layer_input_that_becomes_non_finite_is_named():
+    tt_core.manual_seed(0)
+    model = tt_core.Sequential(tt_core.Linear(4, 3), Blowup(), tt_core.Linear(3, 2))
+    with pytest.raises(CalibrationError, match=r"input of layer '2' took non-finite values.*skip"):
+        quantize_int8(model, np.ones((2, 4), np.float32))
+    with np.errstate(invalid="ignore"):  # the float layer multiplies the inf: NaN, as its user asked
+        quantized = quantize_int8(model, np.ones((2, 4), np.float32), skip=["2"])  # keeping it in float works
+    assert [type(m).__name__ for m in quantized] == ["QuantizedLinear", "Blowup", "Linear"]
+
+
+def test_a_layer_that_sees_only_zeros_warns_and_the_result_stays_right(rng):
+    tt_core.manual_seed(0)
+    model = tt_core.Sequential(tt_core.Linear(4, 3), tt_core.ReLU(), tt_core.Linear(3, 2))
+    model[0].weight.data[:] = -1.0  # positive inputs never get past the ReLU
+    model[0].bias.data[:] = -1.0
+    x = rng.random((16, 4), dtype=np.float32)
+    with pytest.warns(CalibrationWarning, match=r"layer '2' saw only zeros.*skip=\['2'\]"):
+        quantized = quantize_int8(model, x)
+    np.testing.assert_allclose(quantized(Tensor(x)).data, model(Tensor(x)).data, atol=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an informative range gives no warning
+        quantize_int8(tt_core.Sequential(tt_core.Linear(4, 2)), x)
+
+
+class TwoPaths(Module):
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = tt_core.Linear(4, 2), tt_core.Linear(4, 2)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_a_layer_that_never_ran_is_named_with_the_way_out(rng):
+    x = rng.random((4, 4), dtype=np.float32)
+    with pytest.raises(CalibrationError, match=r"layer 'unused' never ran during calibration.*skip=\['unused'\]"):
+        quantize_int8(TwoPaths(), x)
+    assert type(quantize_int8(TwoPaths(), x, skip=["unused"]).used).__name__ == "QuantizedLinear"
+
+
+def test_calibration_batches_may_be_a_generator_of_pairs(mlp, rng):
+    x = rng.random((64, 64), dtype=np.float32)
+    from_array = quantize_int8(mlp, x)
+    from_pairs = quantize_int8(mlp, ((x[i:i + 16], None) for i in range(0, 64, 16)))
+    for a, b in zip(from_array.modules(), from_pairs.modules()):
+        if isinstance(a, QuantizedLinear):
+            assert float(a.input_scale.data) == pytest.approx(float(b.input_scale.data), rel=1e-6)
+            assert float(a.input_zero_point.data) == float(b.input_zero_point.data)

@@ -3,13 +3,10 @@
 import re
 from pathlib import Path
 
-import pytest
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_examples_run(tmp_path, monkeypatch):
-    pytest.importorskip("tt_language")
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 3

@@ -23,7 +23,9 @@ another distribution only when it reads nothing the kernel does not save.
 
 :func:`apply` is the one function through which every differentiable operation runs: it looks
 the op up in :data:`OP_TABLE` (a dict lookup), runs the kernel, and, when an input needs a
-gradient, records a :class:`Node` on the result for tt-learn's ``backward``.
+gradient, records a :class:`Node` on the result for tt-learn's ``backward``. A tool that needs
+to see every op call (tt-learn's ``detect_anomaly``) installs a wrapper with :func:`set_wrapper`,
+which changes what the table holds, not what ``apply`` does: with no wrapper, no call pays for it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from .errors import GradientRuleError, ShapeError, TinyTorchError
 
 __all__ = [
     "STANDARD_CONTEXT", "BoundOp", "Context", "GradRule", "Node", "OP_TABLE", "Op", "apply", "autograd_engine",
-    "bind", "is_grad_enabled", "ops_used", "reset_dispatch", "set_grad_enabled",
+    "bind", "get_wrapper", "is_grad_enabled", "ops_used", "reset_dispatch", "set_grad_enabled", "set_wrapper",
 ]
 
 STANDARD_CONTEXT = ("inputs", "out", "attrs", "needs")
@@ -310,9 +312,13 @@ class Node:
         self.op, self.ctx, self.parents = op, ctx, parents
 
 
+_wrapper: Callable[[BoundOp], BoundOp] | None = None
+
+
 class _OpTable(dict):
     """``name -> BoundOp``, filled from the loaded plugins on the first call of each op (so a
-    call costs one dict lookup, and the table's keys are the ops used since the last reset)."""
+    call costs one dict lookup, and the table's keys are the ops used since the last reset).
+    While a wrapper is set (:func:`set_wrapper`), each entry is the wrapper's version of the op."""
 
     def __missing__(self, name: str) -> BoundOp:
         system = plugins.get_plugin_system()
@@ -320,6 +326,8 @@ class _OpTable(dict):
         if bound is None:
             known = ", ".join(sorted(system.bound_ops))
             raise TinyTorchError(f"unknown op {name!r}: no installed plugin registers it (known ops: {known})")
+        if _wrapper is not None:
+            bound = _wrapper(bound)
         self[name] = bound
         return bound
 
@@ -331,6 +339,56 @@ OP_TABLE = _OpTable()
 def reset_dispatch() -> None:
     """Forget the op table; the next call of each op looks it up in the plugins again."""
     OP_TABLE.clear()
+
+
+def get_wrapper() -> Callable[[BoundOp], BoundOp] | None:
+    """The wrapper :data:`OP_TABLE` applies to the ops it hands out (see :func:`set_wrapper`), or None."""
+    return _wrapper
+
+
+def set_wrapper(wrapper: Callable[[BoundOp], BoundOp] | None) -> Callable[[BoundOp], BoundOp] | None:
+    """Make :data:`OP_TABLE` hand out ``wrapper(op)`` instead of each plain op; ``None``: the plain ops.
+
+    The wrapper is called once per op (when the op is first looked up, and for every op
+    already in the table now), not once per call: :func:`apply` itself is unchanged, so with no
+    wrapper set nothing costs anything. Ops already in the table are re-bound at once (their
+    names stay in the table, so :func:`ops_used` still lists them). A Node recorded earlier keeps
+    the op it ran with.
+
+    Args:
+        wrapper: ``wrapper(op: BoundOp) -> BoundOp``; the op it returns should keep ``op``'s
+            name and distributions (``kernel_dist``, ``rule_dist``), which reports read. Build
+            it with :meth:`BoundOp.make`, so its context class refers to it.
+
+    Returns:
+        The wrapper that was set before (to restore it later).
+
+    Raises:
+        TinyTorchError: ``wrapper`` is neither callable nor None (nothing changes then).
+
+    Examples:
+        >>> calls = []
+        >>> def counting(op):
+        ...     def forward(ctx, *arrays, **attrs):
+        ...         calls.append(op.name)
+        ...         return op.forward(ctx, *arrays, **attrs)
+        ...     return BoundOp.make(op.name, forward, op.backward, op.saves, op.kernel_dist, op.rule_dist)
+        >>> import tt_core as tt
+        >>> previous = set_wrapper(counting)
+        >>> _ = tt.tensor([1.0]) * 2
+        >>> _ = set_wrapper(previous)
+        >>> calls
+        ['mul']
+    """
+    global _wrapper
+    if wrapper is not None and not callable(wrapper):
+        raise TinyTorchError(f"set_wrapper(wrapper): wrapper must be callable or None, got {wrapper!r}")
+    previous, _wrapper = _wrapper, wrapper
+    if OP_TABLE:  # the plugins are loaded: re-bind the ops in use from their plain versions
+        plain = plugins.get_plugin_system().bound_ops
+        for name in list(OP_TABLE):
+            OP_TABLE[name] = plain[name] if wrapper is None else wrapper(plain[name])
+    return previous
 
 
 def ops_used() -> dict[str, BoundOp]:

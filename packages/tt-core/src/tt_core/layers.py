@@ -53,7 +53,13 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0)."""
+    """max(x, 0).
+
+    Examples:
+        >>> from tt_core import tensor
+        >>> ReLU()(tensor([-1.0, 0.0, 2.0]))
+        tensor([0., 0., 2.])
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
@@ -102,7 +108,13 @@ class LogSoftmax(Softmax):
 
 
 class Dropout(Module):
-    """Zero elements with probability ``p`` in training; the identity in ``eval()``."""
+    """Zero elements with probability ``p`` in training; the identity in ``eval()``.
+
+    Examples:
+        >>> from tt_core import ones
+        >>> Dropout(0.5).eval()(ones(3))
+        tensor([1., 1., 1.])
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

@@ -12,14 +12,46 @@ from .errors import CheckpointError, TinyTorchError
 from .tensor import Tensor
 
 
-def _as_array(value) -> np.ndarray:
-    """A state-dict value (Tensor, array or nested list) as an array."""
-    return np.asarray(value.data if isinstance(value, Tensor) else value)
+_DTYPE_NAMES = {"U": "text", "S": "bytes", "O": "Python objects", "V": "raw records", "M": "dates",
+                "m": "time spans"}
+
+
+def describe_dtype(dtype: np.dtype) -> str:
+    """A dtype as a user reads it: ``float32``, ``bool``, ``text (<U5)``."""
+    name = _DTYPE_NAMES.get(dtype.kind)
+    return dtype.name if name is None else f"{name} ({dtype.str})"
+
+
+def state_array(value) -> np.ndarray:
+    """A state-dict value (Tensor, NumPy array or nested list of numbers) as an array.
+
+    Raises:
+        CheckpointError: the value cannot be an array (ragged nested lists, say).
+    """
+    try:
+        return np.asarray(value.data if isinstance(value, Tensor) else value)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"a {type(value).__name__} that is not an array ({error})") from None
+
+
+def loadable_dtype(source: np.dtype, target: np.dtype) -> bool:
+    """Whether values of dtype ``source`` may be loaded into a tensor of dtype ``target``:
+    numbers into numbers of the same kind or a wider one (integers into floating point,
+    float64 into float32, ...), booleans only into booleans. Never text, objects, complex
+    numbers into real ones, or floating point into integers (that would cut off the fraction)."""
+    if source.kind not in "biufc" or (source.kind == "b") != (target.kind == "b"):
+        return False
+    return bool(np.can_cast(source, target, casting="same_kind"))
 
 
 class Parameter(Tensor):
     """A Tensor that a Module learns: ``requires_grad`` is on, and assigning it to a
-    Module attribute registers it."""
+    Module attribute registers it.
+
+    Examples:
+        >>> Parameter([1.0, 2.0]).requires_grad
+        True
+    """
 
     __slots__ = ()
 
@@ -37,6 +69,20 @@ class Module:
     :meth:`register_buffer` for a buffer, so ``parameters()``, ``state_dict()`` and
     ``train()``/``eval()`` find it. A registered parameter can be replaced only by another
     Parameter (or None), a buffer only by a Tensor (or None).
+
+    Examples:
+        >>> from tt_core import Linear
+        >>> class Affine(Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = Parameter([2.0])
+        ...         self.inner = Linear(3, 1)
+        ...     def forward(self, x):
+        ...         return self.inner(x) * self.scale
+        >>> [name for name, _ in Affine().named_parameters()]
+        ['scale', 'inner.weight', 'inner.bias']
+        >>> {name: value.shape for name, value in Affine().state_dict().items()}
+        {'scale': (1,), 'inner.weight': (1, 3), 'inner.bias': (1,)}
     """
 
     def __init__(self) -> None:
@@ -191,37 +237,83 @@ class Module:
         """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
         return OrderedDict((key, np.array(t.data)) for key, t in self._named_tensors().items())
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> dict[str, list[str]]:
-        """Copy values into this module's parameters and buffers.
+    def check_state_dict(self, state: Mapping, strict: bool = True) -> dict[str, list[str]]:
+        """Check that :meth:`load_state_dict` would accept ``state``, changing nothing.
 
-        Every shape must fit, and with ``strict`` (the default) the keys must match too;
-        otherwise a :class:`CheckpointError` lists the missing keys, the unexpected keys and
-        the shape mismatches, and nothing is loaded. Values are copied and cast to each
-        parameter's dtype. Returns ``{"missing": [...], "unexpected": [...]}``.
+        Args:
+            state: ``{dotted name: Tensor, array or nested list}``, e.g. from :meth:`state_dict`.
+            strict: the keys must be exactly this module's (otherwise missing keys are kept
+                as they are and unexpected ones ignored).
+
+        Returns:
+            ``{"missing": [...], "unexpected": [...]}``: keys of this module that ``state``
+            lacks, and keys of ``state`` that this module does not have.
+
+        Raises:
+            CheckpointError: listing every problem at once: missing and unexpected keys (with
+                ``strict``), values that are not arrays, shape mismatches, and dtypes that
+                cannot be loaded (see :func:`loadable_dtype`).
         """
+        return self._prepare_load(state, strict)[1]
+
+    def _prepare_load(self, state: Mapping, strict: bool) -> tuple[list[tuple[Tensor, np.ndarray]], dict]:
+        """The ``(tensor, new value)`` pairs a load would assign, and the key report; raises
+        the :class:`CheckpointError` of :meth:`check_state_dict`."""
         if not isinstance(state, Mapping):
             raise CheckpointError(f"load_state_dict needs a dict of name -> array, got a {type(state).__name__}")
         targets = self._named_tensors()
         missing = [k for k in targets if k not in state]
-        unexpected = [k for k in state if k not in targets]
-        values = {key: _as_array(state[key]) for key in targets if key in state}
-        mismatched = [
-            f"{key}: checkpoint {value.shape} vs model {targets[key].shape}"
-            for key, value in values.items()
-            if value.shape != targets[key].shape
-        ]
-        if mismatched or (strict and (missing or unexpected)):
-            parts = []
-            if missing:
-                parts.append("missing keys: " + ", ".join(missing))
-            if unexpected:
-                parts.append("unexpected keys: " + ", ".join(unexpected))
-            if mismatched:
-                parts.append("shape mismatches: " + "; ".join(mismatched))
+        unexpected = [str(k) for k in state if k not in targets]
+        assignments, unreadable, mismatched, wrong_dtype = [], [], [], []
+        for key, target in targets.items():
+            if key not in state:
+                continue
+            try:
+                value = state_array(state[key])
+            except CheckpointError as error:
+                unreadable.append(f"{key}: {error}")
+                continue
+            if value.shape != target.shape:
+                mismatched.append(f"{key}: checkpoint {value.shape} vs model {target.shape}")
+            elif not loadable_dtype(value.dtype, target.dtype):
+                wrong_dtype.append(f"{key}: checkpoint {describe_dtype(value.dtype)} vs model {target.dtype}")
+            else:
+                assignments.append((target, value))
+        parts = []
+        if strict and missing:
+            parts.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            parts.append("unexpected keys: " + ", ".join(unexpected))
+        for title, problems in (("not arrays", unreadable), ("shape mismatches", mismatched),
+                                ("dtypes that cannot be loaded", wrong_dtype)):
+            if problems:
+                parts.append(f"{title}: " + "; ".join(problems))
+        if parts:
             raise CheckpointError(f"state dict does not fit {type(self).__name__}: " + " | ".join(parts))
-        for key, value in values.items():
-            targets[key].data = value.astype(targets[key].dtype, copy=True)
-        return {"missing": missing, "unexpected": unexpected}
+        return assignments, {"missing": missing, "unexpected": unexpected}
+
+    def load_state_dict(self, state: Mapping, strict: bool = True) -> dict[str, list[str]]:
+        """Copy values into this module's parameters and buffers, all or nothing.
+
+        Everything is checked first (see :meth:`check_state_dict`); only when every value
+        fits is anything changed. Values are copied and cast to each tensor's dtype.
+
+        Args:
+            state: ``{dotted name: Tensor, array or nested list}``, e.g. from :meth:`state_dict`.
+            strict: the keys must be exactly this module's (default); with ``strict=False``
+                missing keys keep their values and unexpected ones are ignored.
+
+        Returns:
+            ``{"missing": [...], "unexpected": [...]}``.
+
+        Raises:
+            CheckpointError: listing the missing keys, the unexpected keys (with ``strict``),
+                the shape mismatches and the dtypes that cannot be loaded; nothing is loaded.
+        """
+        assignments, report = self._prepare_load(state, strict)
+        for target, value in assignments:
+            target.data = value.astype(target.dtype, copy=True)
+        return report
 
     # -- printing ------------------------------------------------------------------------
     def extra_repr(self) -> str:

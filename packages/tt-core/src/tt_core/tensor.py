@@ -76,8 +76,10 @@ class Tensor:
 
     Examples:
         >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]])
-        >>> (x @ x.T).sum().item()
-        54.0
+        >>> (x @ x.T).sum().item()  # [[5, 11], [11, 25]] summed
+        52.0
+        >>> x.dtype, Tensor(np.arange(3)).dtype  # Python floats -> float32; int64 arrays stay int64
+        (dtype('float32'), dtype('int64'))
     """
 
     __slots__ = ("data", "requires_grad", "grad", "_node", "__weakref__")
@@ -412,28 +414,51 @@ def _shape(shape: Sequence) -> tuple[int, ...]:
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """``Tensor(data, requires_grad, dtype)`` (PyTorch's spelling)."""
+    """``Tensor(data, requires_grad, dtype)`` (PyTorch's spelling).
+
+    Examples:
+        >>> tensor([1, 2, 3])  # Python numbers become float32
+        tensor([1., 2., 3.])
+        >>> tensor([1, 2], dtype="int64")
+        tensor([1, 2], dtype=int64)
+    """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
 def zeros(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    """A tensor of zeros; the shape is given as ``zeros(2, 3)`` or ``zeros((2, 3))``.
+
+    Examples:
+        >>> zeros(2, 3).shape == zeros((2, 3)).shape == (2, 3)
+        True
+    """
     return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
+    """A tensor of ones, shaped like :func:`zeros`."""
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor) -> Tensor:
+    """Zeros of ``t``'s shape and dtype."""
     return Tensor(np.zeros_like(t.data))
 
 
 def ones_like(t: Tensor) -> Tensor:
+    """Ones of ``t``'s shape and dtype."""
     return Tensor(np.ones_like(t.data))
 
 
 def randn(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
-    """Standard normal samples from the global generator (see :func:`manual_seed`)."""
+    """Standard normal samples from the global generator (see :func:`manual_seed`).
+
+    Examples:
+        >>> from tt_core import manual_seed
+        >>> _ = manual_seed(0); a = randn(3)
+        >>> _ = manual_seed(0); bool((randn(3) == a).data.all())  # the same seed, the same draws
+        True
+    """
     return Tensor(generator().standard_normal(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
@@ -444,11 +469,24 @@ def rand(*shape, requires_grad: bool = False, dtype=DEFAULT_DTYPE) -> Tensor:
 
 def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     """Evenly spaced values in [start, stop), like ``np.arange``: int64 for integer
-    arguments (usable as indices), float32 otherwise."""
+    arguments (usable as indices), float32 otherwise.
+
+    Examples:
+        >>> arange(4)
+        tensor([0, 1, 2, 3], dtype=int64)
+        >>> arange(0.0, 1.0, 0.25)
+        tensor([0.  , 0.25, 0.5 , 0.75])
+    """
     return Tensor(np.arange(start, stop, step), dtype=dtype)
 
 
 def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis (their other axes must agree).
+
+    Examples:
+        >>> concatenate([ones(2), zeros(1)])
+        tensor([1., 1., 0.])
+    """
     tensors = tuple(tensors)
     if not tensors:
         raise TinyTorchError("concatenate() needs at least one tensor")
@@ -456,6 +494,12 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 
 def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis.
+
+    Examples:
+        >>> stack([ones(2), zeros(2)]).shape
+        (2, 2)
+    """
     tensors = tuple(tensors)
     if not tensors:
         raise TinyTorchError("stack() needs at least one tensor")
@@ -463,7 +507,13 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 
 def where(condition, a, b) -> Tensor:
-    """``a`` where ``condition`` holds, else ``b`` (gradients flow to ``a`` and ``b``)."""
+    """``a`` where ``condition`` holds, else ``b`` (gradients flow to ``a`` and ``b``).
+
+    Examples:
+        >>> x = tensor([1.0, -1.0, 2.0])
+        >>> where(x > 0, x, 0.0)
+        tensor([1., 0., 2.])
+    """
     if not isinstance(a, Tensor):
         a = b._operand(a) if isinstance(b, Tensor) else Tensor(a)
     a, b = _same_kind(a, a._operand(b))

@@ -1,4 +1,4 @@
-"""TinyTorch Act III: data sets, loaders, transforms, convolution and pooling"""
+"""TinyTorch Act III: data sets, loaders, transforms, convolution and pooling."""
 
 from .__about__ import __version__
 from .datasets import CATALOGUE, ImageDataset, MissingDataError, UnknownDatasetError, dataset, load_arrays, require
@@ -15,7 +15,7 @@ from .download import (
 from .layers import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from .loader import DataLoader, Dataset, LoaderError, TensorDataset, collate
 from .norm import batch_norm
-from .spatial import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
+from .spatial import adaptive_avg_pool2d, avg_pool2d, conv2d, conv2d_reference, max_pool2d
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
 __all__ = ["__version__"]
@@ -27,5 +27,5 @@ __all__ += [  # data: loading, transforms, catalogue, download, checks
 ]
 __all__ += [  # space: convolution, pooling, batch norm
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "MaxPool2d", "adaptive_avg_pool2d",
-    "avg_pool2d", "batch_norm", "conv2d", "max_pool2d",
+    "avg_pool2d", "batch_norm", "conv2d", "conv2d_reference", "max_pool2d",
 ]

@@ -1,5 +1,9 @@
 """Scratch arrays that convolution reuses from one call to the next.
 
+This is speed only, and can be skipped on first reading: with ``np.zeros`` in place of the
+pool the convolution computes the same numbers (:func:`tt_data.spatial.conv2d_reference` is
+the plain definition).
+
 The im2col matrix of a convolution (and the gradient of that matrix) is the largest
 temporary of a CNN step: tens of megabytes per layer. Writing into an array that already
 exists is several times faster than writing a fresh one, which page-faults on first touch,

@@ -38,6 +38,15 @@ class Dataset:
     Subclasses implement ``__len__`` and ``__getitem__``. A data set that can gather many
     samples at once overrides :meth:`get_batch`, which the ``DataLoader`` calls with an array
     of indices; the default gathers the samples one by one and stacks them.
+
+    Examples:
+        >>> class Squares(Dataset):
+        ...     def __len__(self):
+        ...         return 4
+        ...     def __getitem__(self, i):
+        ...         return np.float32(i), i * i
+        >>> [y.tolist() for _, y in DataLoader(Squares(), batch_size=2)]
+        [[0, 1], [4, 9]]
     """
 
     def __len__(self) -> int:
@@ -60,8 +69,8 @@ class TensorDataset(Dataset):
 
     Examples:
         >>> ds = TensorDataset(np.zeros((10, 3), np.float32), np.arange(10))
-        >>> len(ds), ds[2][1]
-        (10, 2)
+        >>> len(ds), int(ds[2][1]), ds.get_batch(np.array([1, 3]))[1].tolist()
+        (10, 2, [1, 3])
     """
 
     def __init__(self, *arrays) -> None:
@@ -92,6 +101,14 @@ def collate(samples: Sequence) -> tuple[np.ndarray, ...]:
     """Stack a list of samples into a batch: one array per field.
 
     A sample is a tuple/list of fields (arrays, Tensors or numbers) or a single field.
+
+    Raises:
+        TinyTorchError: no samples, or samples with different numbers of fields.
+
+    Examples:
+        >>> images, labels = collate([(np.zeros(3), 0), (np.ones(3), 1)])
+        >>> images.shape, labels.tolist()
+        ((2, 3), [0, 1])
     """
     if len(samples) == 0:
         raise TinyTorchError("cannot collate an empty list of samples")

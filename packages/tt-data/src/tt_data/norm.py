@@ -127,6 +127,18 @@ def batch_norm(
         training: use the batch's statistics (True) or the running ones (False).
         momentum: how far the running statistics move towards each batch's.
         eps: added to the variance before the square root.
+
+    Raises:
+        ShapeError: ``x`` has no channel axis, or a statistic or parameter is not ``(C,)``.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> x = tt.tensor([[1.0], [3.0]])  # two samples, one channel
+        >>> mean, var = tt.zeros(1), tt.ones(1)
+        >>> batch_norm(x, mean, var, training=True).data.round(3).ravel().tolist()
+        [-1.0, 1.0]
+        >>> round(mean.item(), 4), round(var.item(), 4)  # 10% of the way to the batch's mean 2 and variance 2
+        (0.2, 1.1)
     """
     if x.ndim < 2:
         raise ShapeError(f"batch_norm needs an input with a channel axis (N, C, ...), got shape {x.shape}")

@@ -12,6 +12,13 @@ separate matter, chosen for speed:
   its im2col matrix is built **channels-first**, ``(kernel offsets x channels, pixels)``, where
   every copy moves whole image rows; BLAS multiplies the transposed matrix just as fast.
 
+**The idea first.** :func:`conv2d_reference` is the convolution written plainly: every
+window of the padded input (a sliding-window view) times the weights, summed over channels
+and kernel positions in one ``einsum``. It computes the same values as the fast kernel (the
+tests hold them equal) and is the place to start reading. Everything below it — im2col into
+reused scratch buffers, the two memory layouts, col2im — is how the same numbers are made
+fast, and can be skipped on first reading.
+
 **im2col.** A convolution is one matrix product: each output pixel's receptive field, laid
 out as a row of ``kh * kw * C`` numbers, times the weights reshaped to ``(kh * kw * C, out)``.
 The matrix of receptive fields is filled with one slice copy per kernel offset (9 for 3x3) —
@@ -37,7 +44,9 @@ from tt_core.tensor import Tensor
 
 from ._scratch import SCRATCH
 
-__all__ = ["OPS", "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "max_pool2d"]
+__all__ = [
+    "OPS", "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "conv2d_reference", "max_pool2d", "sliding_windows",
+]
 
 
 # ----------------------------------------------------------------------------------------
@@ -124,7 +133,75 @@ def _empty_like_layout(like: np.ndarray, shape: tuple[int, ...], dtype=None, zer
 
 
 # ----------------------------------------------------------------------------------------
-# conv2d
+# conv2d, plainly: the reference to read first
+# ----------------------------------------------------------------------------------------
+
+
+def sliding_windows(x, kernel_size, stride=1, padding=0, dilation=1, fill: float = 0.0) -> np.ndarray:
+    """Every window a sliding kernel sees in a batch of images, as one array.
+
+    Args:
+        x: an ``(N, C, H, W)`` array (or Tensor).
+        kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair, as for :func:`conv2d`.
+        fill: the value of the padding border (0 for convolution, ``-inf`` for max pooling).
+
+    Returns:
+        A read-only ``(N, C, H_out, W_out, kh, kw)`` view of a padded copy of ``x``:
+        ``windows[n, c, y, x]`` is the ``kh x kw`` patch that output pixel ``(y, x)`` reads.
+
+    Examples:
+        >>> sliding_windows(np.arange(16.0).reshape(1, 1, 4, 4), 2, stride=2)[0, 0, 1, 0]
+        array([[ 8.,  9.],
+               [12., 13.]])
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ShapeError(f"sliding_windows needs a 4-D input (N, C, H, W), got shape {x.shape}")
+    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    (ph, pw), (dh, dw) = _pair(padding, "padding", 0), _pair(dilation, "dilation")
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    span = np.lib.stride_tricks.sliding_window_view(padded, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return span[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> np.ndarray:
+    """The convolution of :func:`conv2d`, written plainly on arrays and computed in float64::
+
+        out[n, o, y, x] = bias[o] + sum over c, i, j of
+                          weight[o, c, i, j] * padded[n, g * C/groups + c, y*s + i*d, x*s + j*d]
+
+    where ``g`` is the group of output channel ``o``. No gradient, no speed: this is the
+    definition that the fast kernel (im2col, below) must agree with.
+
+    Args:
+        x: ``(N, C, H, W)``; weight: ``(out_channels, C / groups, kh, kw)``; bias:
+            ``(out_channels,)`` or None (arrays or Tensors).
+        stride, padding, dilation, groups: as for :func:`conv2d`.
+
+    Returns:
+        A float64 array ``(N, out_channels, H_out, W_out)``.
+
+    Examples:
+        >>> x, w = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 2, 2))
+        >>> conv2d_reference(x, w, stride=2)[0, 0]  # the sum of each 2x2 block
+        array([[10., 18.],
+               [42., 50.]])
+    """
+    x, weight = np.asarray(x, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    out_channels, cg, kh, kw = weight.shape
+    windows = sliding_windows(x, (kh, kw), stride, padding, dilation)  # (N, C, H_out, W_out, kh, kw)
+    n, c, out_h, out_w = windows.shape[:4]
+    if c != cg * groups or out_channels % groups:
+        raise ShapeError(f"conv2d_reference: input shape {x.shape} does not fit weight shape {weight.shape} "
+                         f"with groups={groups}")
+    windows = windows.reshape(n, groups, cg, out_h, out_w, kh, kw)
+    per_group = weight.reshape(groups, out_channels // groups, cg, kh, kw)
+    out = np.einsum("ngchwij,gocij->ngohw", windows, per_group).reshape(n, out_channels, out_h, out_w)
+    return out if bias is None else out + np.asarray(bias, dtype=np.float64).reshape(-1, 1, 1)
+
+
+# ----------------------------------------------------------------------------------------
+# conv2d, fast: im2col with reused buffers (may be skipped on first reading)
 # ----------------------------------------------------------------------------------------
 
 
@@ -160,7 +237,8 @@ def _grouped_pixels(x: np.ndarray, groups: int) -> np.ndarray:
 
 
 def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments)."""
+    """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments): the values of
+    :func:`conv2d_reference`, made fast with im2col into a reused scratch buffer."""
     n = x.shape[0]
     out_channels, cg, kh, kw = weight.shape
     (out_h, out_w), steps = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
@@ -230,6 +308,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
     Returns:
         ``(N, out_channels, H_out, W_out)`` with ``H_out = (H + 2p - d(k-1) - 1) // s + 1``.
+        The values are those of :func:`conv2d_reference`, the plain definition.
+
+    Raises:
+        ShapeError: inputs that are not 4-D, or channels that do not fit the weight.
 
     Examples:
         >>> import tt_core as tt
@@ -405,6 +487,11 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
     1x1 is the global average (a mean over height and width). Other sizes must divide the
     input's height and width, so that the windows tile the image exactly.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> adaptive_avg_pool2d(tt.arange(16.0).reshape(1, 1, 4, 4), 1).data.ravel().tolist()
+        [7.5]
     """
     out_h, out_w = _pair(output_size, "output_size")
     if x.ndim != 4:

@@ -68,6 +68,10 @@ class Normalize:
         mean, std: one value per channel (or a single value for all channels).
 
     With a Tensor input the result is computed with Tensor operations, so gradients flow.
+
+    Examples:
+        >>> Normalize(mean=[0.5], std=[0.25])(np.ones((1, 1, 1, 2), np.float32)).tolist()
+        [[[[2.0, 2.0]]]]
     """
 
     def __init__(self, mean, std) -> None:
@@ -102,6 +106,10 @@ class RandomCrop(RandomTransform):
 
     Vectorised: the padded batch is viewed as all its windows (``sliding_window_view``, no
     copy), and one fancy-index picks window ``(top[n], left[n])`` for every image ``n``.
+
+    Examples:
+        >>> RandomCrop(4, padding=2, seed=0)(np.ones((8, 3, 4, 4), np.float32)).shape
+        (8, 3, 4, 4)
     """
 
     def __init__(self, size, padding: int = 0, *, seed: int | None = None,
@@ -134,7 +142,12 @@ class RandomCrop(RandomTransform):
 
 
 class RandomHorizontalFlip(RandomTransform):
-    """Mirror each image left-right with probability ``p`` (independently per image)."""
+    """Mirror each image left-right with probability ``p`` (independently per image).
+
+    Examples:
+        >>> RandomHorizontalFlip(p=1.0, seed=0)(np.arange(3.0).reshape(1, 1, 1, 3)).ravel().tolist()
+        [2.0, 1.0, 0.0]
+    """
 
     def __init__(self, p: float = 0.5, *, seed: int | None = None,
                  generator: np.random.Generator | None = None) -> None:
@@ -155,7 +168,13 @@ class RandomHorizontalFlip(RandomTransform):
 
 
 class Compose:
-    """Apply transforms one after another: ``Compose([t1, t2])(x) == t2(t1(x))``."""
+    """Apply transforms one after another: ``Compose([t1, t2])(x) == t2(t1(x))``.
+
+    Examples:
+        >>> flip_then_scale = Compose([RandomHorizontalFlip(p=1.0, seed=0), Normalize(0.0, 0.5)])
+        >>> flip_then_scale(np.arange(3.0).reshape(1, 1, 1, 3)).ravel().tolist()
+        [4.0, 2.0, 0.0]
+    """
 
     def __init__(self, transforms: Sequence[Callable]) -> None:
         self.transforms = list(transforms)

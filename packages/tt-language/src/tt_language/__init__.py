@@ -1,11 +1,11 @@
-"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT"""
+"""TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT."""
 
 from . import functional
 from .__about__ import __version__
-from .generation import generate, sample_next
+from .generation import SamplingError, generate, sample_next
 from .layers import MLP, Embedding, LayerNorm, MultiHeadAttention, PositionalEncoding, TransformerBlock
 from .model import GPT
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, TokenizerError
 
 __all__ = [
     "GPT",
@@ -16,7 +16,9 @@ __all__ = [
     "LayerNorm",
     "MultiHeadAttention",
     "PositionalEncoding",
+    "SamplingError",
     "Tokenizer",
+    "TokenizerError",
     "TransformerBlock",
     "__version__",
     "functional",

@@ -2,12 +2,99 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
 from tt_core import set_grad_enabled
 from tt_core.errors import TinyTorchError
 from tt_core.rng import generator
+
+
+class SamplingError(TinyTorchError, ValueError):
+    """A prompt, a stop id or a sampling option (temperature, top_k, top_p, ...) that cannot be used."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
+    """Check the options of :func:`sample_next` before any work is done.
+
+    Args:
+        temperature: a finite number >= 0.
+        top_k: None, or a whole number >= 1 (an ``int``: 2.5 or 2.0 are refused, not rounded).
+        top_p: None, or a number in (0, 1].
+
+    Raises:
+        SamplingError: naming the option, the value it got and the values it takes.
+    """
+    if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise SamplingError(
+            f"temperature must be a finite number >= 0 (0 is greedy, 1 samples the model's own "
+            f"probabilities), got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise SamplingError(f"top_k must be a whole number >= 1 (or None for no cut), got {top_k!r}")
+    if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
+        raise SamplingError(f"top_p must be a number in (0, 1] (or None for no cut), got {top_p!r}")
+
+
+def check_max_new_tokens(max_new_tokens) -> int:
+    """``max_new_tokens`` as an int, or a SamplingError when it is not a whole number >= 0."""
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        raise SamplingError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
+    return int(max_new_tokens)
+
+
+def private_generator(seed) -> np.random.Generator | None:
+    """A generator seeded with ``seed``, or None (use the global one) when ``seed`` is None.
+
+    Raises:
+        SamplingError: ``seed`` is not a whole number >= 0.
+    """
+    if seed is None:
+        return None
+    if not _is_int(seed) or seed < 0:
+        raise SamplingError(f"seed must be a whole number >= 0 (or None), got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def token_ids(values, what: str = "prompt_ids", vocab_size: int | None = None) -> np.ndarray:
+    """``values`` (a sequence, array or Tensor of ids) as an int64 array, checked.
+
+    Args:
+        values: the ids; an array of an integer dtype (what ``tokenizer.encode`` returns).
+        what: the argument's name, for the error message.
+        vocab_size: when given, every id must be below it.
+
+    Returns:
+        An int64 array of the same shape.
+
+    Raises:
+        SamplingError: no ids, ids that are not whole numbers (1.5 is refused rather than
+            truncated; 2.0 is taken as 2), or ids outside [0, vocab_size).
+    """
+    array = np.asarray(getattr(values, "data", values))
+    if array.size == 0:
+        raise SamplingError(f"{what} needs at least one id, shape (T,) or (B, T); got shape {array.shape}")
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)  # whole numbers (tt.tensor([1, 2]) is float32): nothing is truncated
+    if array.dtype.kind not in "iu":
+        example = array.reshape(-1)[:5].tolist() if array.dtype != object else "ragged or mixed values"
+        raise SamplingError(
+            f"{what} must be integer token ids, got dtype {array.dtype} ({example}); encode text with a "
+            "tokenizer, or convert whole numbers with .astype(np.int64)")
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or (vocab_size is not None and high >= vocab_size):
+        bound = f"[0, {vocab_size})" if vocab_size is not None else ">= 0"
+        raise SamplingError(f"{what} must be ids in {bound}, got values from {low} to {high}")
+    return array.astype(np.int64, copy=False)
 
 
 def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -17,13 +104,18 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
     ``temperature == 0`` is greedy (argmax). Otherwise the logits are divided by the
     temperature, cut to the ``top_k`` largest and to the smallest set whose probability
     reaches ``top_p`` (nucleus sampling), and one id is drawn from what is left.
+
+    Raises:
+        SamplingError: an option outside its range (see :func:`check_sampling`).
+
+    Examples:
+        >>> sample_next(np.array([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0]]), temperature=0).tolist()
+        [1, 0]
+        >>> rng = np.random.default_rng(0)
+        >>> sample_next(np.array([[0.0, 5.0, 1.0]]), top_k=1, rng=rng).tolist()  # only the best is left
+        [1]
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    check_sampling(temperature, top_k, top_p)
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return logits.argmax(axis=-1)
@@ -49,6 +141,21 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
     return np.minimum((np.cumsum(probs, axis=-1) < draws).sum(axis=-1), probs.shape[-1] - 1)
 
 
+def _stop_ids(stop, vocab_size: int | None) -> np.ndarray:
+    """The sorted unique stop ids of ``generate`` (empty when there are none)."""
+    if stop is None:
+        return np.zeros(0, dtype=np.int64)
+    if _is_int(stop):
+        values = [stop]
+    elif isinstance(stop, Iterable) and not isinstance(stop, (str, bytes)):
+        values = list(stop)
+    else:
+        raise SamplingError(f"stop must be a token id or an iterable of ids, got {stop!r}")
+    if not values:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(token_ids(np.array(values), "stop", vocab_size))
+
+
 def generate(
     model,
     prompt_ids,
@@ -65,31 +172,50 @@ def generate(
         model: maps ids (B, T) to logits (B, T, V); if it has a ``block_size``, only the last
             ``block_size`` ids are fed (the context window slides).
         prompt_ids: one sequence (T,) or a batch (B, T) of integer ids; at least one id.
+        max_new_tokens: how many ids to add (a whole number >= 0).
         temperature: 0 for greedy decoding (always the most likely token); higher is more random.
         top_k, top_p: sample only among the k most likely tokens / the smallest set of tokens
             whose probabilities sum to p.
-        stop: an id (or ids) that ends generation: a sequence stops after producing one (the
-            stop id is kept), and generation ends when every sequence has stopped; finished
-            sequences are padded with their stop id.
+        stop: an id (or an iterable of ids) that ends generation: a sequence stops after
+            producing one (the stop id is kept), and generation ends when every sequence has
+            stopped; finished sequences are padded with their stop id.
         seed: seeds a private generator, so the same call gives the same text; without it the
             global generator (``tt_core.manual_seed``) is used.
 
     Returns:
         The prompt followed by the new ids: (T + n,) for one prompt, (B, T + n) for a batch.
 
+    Raises:
+        SamplingError: before anything runs, for ids that are not integers (they are never
+            truncated), ids outside the model's ``vocab_size``, an empty prompt, a
+            ``max_new_tokens`` or ``seed`` that is not a whole number >= 0, or sampling options
+            out of range (see :func:`check_sampling`).
+
     Examples:
-        >>> out = generate(model, tokenizer.encode("ROMEO:"), 100, temperature=0.8, top_k=40, seed=0)
-        >>> print(tokenizer.decode(out))  # doctest: +SKIP
+        >>> import tt_core as tt
+        >>> from tt_language import GPT, CharTokenizer
+        >>> tokenizer = CharTokenizer("ROMEO: what light through yonder window breaks")
+        >>> _ = tt.manual_seed(0)
+        >>> model = GPT(tokenizer.vocab_size, block_size=16, num_layers=1, num_heads=2, embed_dim=16)
+        >>> out = generate(model, tokenizer.encode("ROMEO:"), 20, temperature=0.8, top_k=5, seed=0)
+        >>> out.shape, tokenizer.decode(out)[:6]  # the prompt, then 20 new characters
+        ((26,), 'ROMEO:')
+        >>> bool((generate(model, tokenizer.encode("ROMEO:"), 20, temperature=0.8, top_k=5, seed=0) == out).all())
+        True
+        >>> generate(model, np.zeros((3, 2), dtype=np.int64), 4, temperature=0).shape  # a batch, greedy
+        (3, 6)
     """
-    ids = np.asarray(getattr(prompt_ids, "data", prompt_ids))
+    vocab_size = getattr(model, "vocab_size", None)
+    vocab_size = int(vocab_size) if _is_int(vocab_size) else None
+    ids = token_ids(prompt_ids, "generate()'s prompt_ids", vocab_size)
+    if ids.ndim not in (1, 2):
+        raise SamplingError(f"generate() takes one prompt (T,) or a batch (B, T) of ids, got shape {ids.shape}")
     single = ids.ndim == 1
-    ids = np.atleast_2d(ids).astype(np.int64)
-    if ids.ndim != 2 or ids.shape[1] == 0:
-        raise TinyTorchError(f"generate() needs a prompt of at least one id, shape (T,) or (B, T); got {ids.shape}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    stops = np.array(sorted({stop} if isinstance(stop, (int, np.integer)) else set(stop or ())), dtype=np.int64)
-    rng = np.random.default_rng(seed) if seed is not None else None
+    ids = np.atleast_2d(ids)
+    max_new_tokens = check_max_new_tokens(max_new_tokens)
+    check_sampling(temperature, top_k, top_p)
+    stops = _stop_ids(stop, vocab_size)
+    rng = private_generator(seed)
     window = getattr(model, "block_size", None)
     was_training = getattr(model, "training", False)
     model.eval()

@@ -138,6 +138,11 @@ class LayerNorm(Module):
 
     Shape:
         (*, normalized_shape) -> same.
+
+    Examples:
+        >>> y = LayerNorm(4)(Tensor([[1.0, 2.0, 3.0, 4.0]]))
+        >>> round(float(y.data.mean()), 4), round(float(y.data.var()), 3)
+        (0.0, 1.0)
     """
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5) -> None:
@@ -185,6 +190,16 @@ class MultiHeadAttention(Module):
         ShapeError: ``x`` is not (B, T, embed_dim).
         TinyTorchError: with ``return_attention``, the attention kernel in use saves no
             ``weights``.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> attn = MultiHeadAttention(8, num_heads=2, causal=True)
+        >>> x = tt.randn(2, 5, 8)
+        >>> later_changed = x.data.copy()
+        >>> later_changed[:, 3:] = 100.0
+        >>> a, b = attn(x), attn(Tensor(later_changed))
+        >>> a.shape, bool(np.allclose(a.data[:, :3], b.data[:, :3], atol=1e-6))  # causal: the past only
+        ((2, 5, 8), True)
     """
 
     def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0) -> None:

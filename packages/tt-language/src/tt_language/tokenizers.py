@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -35,6 +36,48 @@ SEPARATOR = -1  # between chunks in the flat training array: pairs never cross i
 MAX_PAIR_TABLE = 1 << 27  # entries of the dense pair-count table (int64: 1 GiB), ~11,500 tokens
 
 
+class TokenizerError(TinyTorchError, ValueError):
+    """A tokenizer built, trained, saved or used with input it cannot take."""
+
+
+def _check_text(text: str, what: str = "text") -> None:
+    """Raise a TokenizerError when ``text`` is not a str or holds a lone surrogate (a code point
+    that no UTF encoding can write: ``"\\ud800"`` from a file read with ``errors="surrogateescape"``)."""
+    if not isinstance(text, str):
+        raise TokenizerError(f"{what} must be a str, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise TokenizerError(
+            f"{what} holds the lone surrogate {text[error.start]!r} at position {error.start}, which is not valid "
+            "Unicode text: read files with encoding='utf-8' (add errors='replace' to substitute bad bytes)"
+        ) from None
+
+
+def _special_names(special_tokens) -> list[str]:
+    """The special token names, checked: non-empty strings, given as a list (not one string)."""
+    if isinstance(special_tokens, str):
+        raise TokenizerError(
+            f"special_tokens takes a list of names, got the string {special_tokens!r}: write [{special_tokens!r}]")
+    names = list(special_tokens)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TokenizerError(f"special token names must be non-empty strings, got {name!r}")
+        _check_text(name, "a special token name")
+    return list(dict.fromkeys(names))  # keep order, drop repeats
+
+
+def _spec_fields(spec, kind: str, required: tuple[str, ...]) -> None:
+    """Raise a TokenizerError naming the fields a saved ``kind`` tokenizer spec lacks."""
+    if not isinstance(spec, dict):
+        raise TokenizerError(f"a saved {kind} tokenizer is a dict, got {type(spec).__name__}")
+    missing = [name for name in required if name not in spec]
+    if missing:
+        raise TokenizerError(
+            f"the saved {kind} tokenizer lacks {', '.join(map(repr, missing))} (it has {sorted(spec)}): "
+            "save it again with tokenizer.save(path) or tokenizer.to_dict()")
+
+
 class Tokenizer:
     """The shared interface. ``encode`` returns a 1-D int64 array; ``decode`` takes any
     sequence of ids."""
@@ -46,7 +89,7 @@ class Tokenizer:
 
     # -- special tokens ------------------------------------------------------------------
     def _set_special_tokens(self, names: Iterable[str], first_id: int) -> None:
-        names = list(dict.fromkeys(names))  # keep order, drop repeats
+        names = _special_names(names)
         self.special_tokens = {name: first_id + i for i, name in enumerate(names)}
         self.special_ids = {i: name for name, i in self.special_tokens.items()}
         # the longest first, so "<|end|>" never shadows "<|endoftext|>"
@@ -63,9 +106,13 @@ class Tokenizer:
 
     def encode(self, text: str, allow_special: bool = True) -> np.ndarray:
         """Token ids of ``text``. With ``allow_special`` the special token strings (e.g.
-        ``"<|endoftext|>"``) become their single ids; without, they are encoded as plain text."""
-        if not isinstance(text, str):
-            raise TinyTorchError(f"encode() takes a str, got {type(text).__name__}")
+        ``"<|endoftext|>"``) become their single ids; without, they are encoded as plain text.
+
+        Raises:
+            TokenizerError: ``text`` is not a str or holds a lone surrogate; for a
+                :class:`CharTokenizer`, characters outside its alphabet (without ``unknown``).
+        """
+        _check_text(text, "encode()'s text")
         parts = [
             np.array([self.special_tokens[piece]], dtype=np.int64) if special else self._encode_plain(piece)
             for piece, special in self._split_special(text, allow_special)
@@ -75,7 +122,7 @@ class Tokenizer:
     def _ids(self, ids) -> np.ndarray:
         ids = np.asarray(getattr(ids, "data", ids)).reshape(-1)
         if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise TinyTorchError(f"decode() needs integer ids in [0, {self.vocab_size}), got {ids[:10]}...")
+            raise TokenizerError(f"decode() needs integer ids in [0, {self.vocab_size}), got {ids[:10]}...")
         return ids.astype(np.int64)
 
     # -- to implement ----------------------------------------------------------------------
@@ -108,11 +155,11 @@ class Tokenizer:
         try:
             spec = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise TinyTorchError(f"cannot read a tokenizer from {path}: {error}") from None
+            raise TokenizerError(f"cannot read a tokenizer from {path}: {error}") from None
         kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind not in kinds or (cls is not Tokenizer and not issubclass(cls, kinds[kind])):
-            raise TinyTorchError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
+            raise TokenizerError(f"{path} does not hold a {cls.kind} tokenizer (type {kind!r})")
         return (kinds[kind] if cls is Tokenizer else cls).from_dict(spec)
 
     def __len__(self) -> int:
@@ -134,6 +181,10 @@ class CharTokenizer(Tokenizer):
         unknown: a character to use for characters outside the alphabet; without it,
             encoding such text raises an error naming them.
 
+    Raises:
+        TokenizerError: an empty alphabet, an entry that is not one character (``["ab"]``),
+            a lone surrogate, an ``unknown`` outside the alphabet, or bad special tokens.
+
     Examples:
         >>> tok = CharTokenizer("hello world")
         >>> tok.vocab_size
@@ -145,16 +196,35 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     def __init__(self, chars: Iterable[str], special_tokens=(), unknown: str | None = None) -> None:
-        self.chars = sorted(set(chars))
+        if isinstance(chars, str):
+            _check_text(chars, "CharTokenizer's alphabet")
+            self.chars = sorted(set(chars))
+        else:
+            if not isinstance(chars, Iterable):
+                raise TokenizerError(
+                    f"CharTokenizer takes a string or an iterable of characters, got {type(chars).__name__}")
+            self.chars = sorted(set(self._single_characters(chars)))
         if not self.chars:
-            raise TinyTorchError("CharTokenizer needs at least one character")
+            raise TokenizerError("CharTokenizer needs at least one character: build it from a non-empty corpus")
         if unknown is not None and unknown not in self.chars:
-            raise TinyTorchError(f"the unknown character {unknown!r} must be in the alphabet")
+            raise TokenizerError(f"the unknown character {unknown!r} must be in the alphabet")
         self.unknown = unknown
         # code points, sorted, for vectorised lookup with searchsorted
         self._codes = np.array([ord(c) for c in self.chars], dtype=np.int64)
         self._set_special_tokens(special_tokens, len(self.chars))
         self._table = np.array(self.chars + list(self.special_tokens), dtype=object)
+
+    @staticmethod
+    def _single_characters(chars: Iterable) -> list[str]:
+        entries = list(chars)
+        for entry in entries:
+            if not isinstance(entry, str) or len(entry) != 1:
+                raise TokenizerError(
+                    f"every entry of CharTokenizer's alphabet must be one character, got {entry!r}: pass a string "
+                    "(its characters become the vocabulary) or a list of single characters; names such as "
+                    "'<pad>' go to special_tokens")
+            _check_text(entry, "CharTokenizer's alphabet")
+        return entries
 
     @classmethod
     def train(cls, text: str, special_tokens=(), unknown: str | None = None) -> CharTokenizer:
@@ -172,7 +242,7 @@ class CharTokenizer(Tokenizer):
         if unknown.any():
             if self.unknown is None:
                 missing = sorted({chr(c) for c in codes[unknown]})
-                raise TinyTorchError(
+                raise TokenizerError(
                     f"characters not in the vocabulary: {''.join(missing)[:40]!r}; build the "
                     "tokenizer from a corpus that has them, or pass unknown=<a known character>"
                 )
@@ -188,6 +258,8 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, spec: dict) -> CharTokenizer:
+        """The tokenizer :meth:`to_dict` described (a TokenizerError names missing fields)."""
+        _spec_fields(spec, "char", ("chars",))
         return cls(spec["chars"], special_tokens=spec.get("special_tokens", ()), unknown=spec.get("unknown"))
 
     def __repr__(self) -> str:
@@ -249,6 +321,11 @@ class BPETokenizer(Tokenizer):
     Args:
         merges: learned pairs ``[(left_id, right_id), ...]`` (see :meth:`train`).
         special_tokens: names of special tokens (e.g. ``"<|endoftext|>"``).
+        pattern: the regular expression that cuts text into chunks before merging.
+
+    Raises:
+        TokenizerError: a merge that is not a pair of ids or refers to a later token, a
+            pattern that does not compile, or bad special tokens.
 
     Examples:
         >>> tok = BPETokenizer.train("low lower lowest " * 50, num_merges=10)
@@ -260,12 +337,15 @@ class BPETokenizer(Tokenizer):
     kind = "bpe"
 
     def __init__(self, merges: Iterable[tuple[int, int]] = (), special_tokens=(), pattern: str = SPLIT_PATTERN) -> None:
-        self.merges = [(int(a), int(b)) for a, b in merges]
+        self.merges = self._checked_merges(merges)
         self.pattern = pattern
-        self._split = re.compile(pattern)
+        try:
+            self._split = re.compile(pattern)
+        except (re.error, TypeError) as error:
+            raise TokenizerError(f"the split pattern {pattern!r} is not a regular expression: {error}") from None
         for rank, (a, b) in enumerate(self.merges):
             if not (0 <= a < 256 + rank and 0 <= b < 256 + rank):
-                raise TinyTorchError(f"merge {rank} = ({a}, {b}) refers to a token that does not exist yet")
+                raise TokenizerError(f"merge {rank} = ({a}, {b}) refers to a token that does not exist yet")
         # the byte string of every token
         self._bytes = [bytes([i]) for i in range(256)]
         for a, b in self.merges:
@@ -273,6 +353,15 @@ class BPETokenizer(Tokenizer):
         self._base = 256 + len(self.merges)
         self._cache: dict[str, np.ndarray] = {}
         self._set_special_tokens(special_tokens, self._base)
+
+    @staticmethod
+    def _checked_merges(merges) -> list[tuple[int, int]]:
+        pairs = [tuple(pair) if isinstance(pair, (tuple, list)) else pair for pair in merges]
+        for rank, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2
+                    and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair)):
+                raise TokenizerError(f"merge {rank} must be a pair of token ids (left, right), got {pair!r}")
+        return [(int(a), int(b)) for a, b in pairs]
 
     # -- training --------------------------------------------------------------------------
     @classmethod
@@ -285,17 +374,31 @@ class BPETokenizer(Tokenizer):
         pattern: str = SPLIT_PATTERN,
     ) -> BPETokenizer:
         """Learn merges from ``text``: give ``num_merges``, or a ``vocab_size`` (256 bytes +
-        merges + special tokens). Stops early when no pair occurs twice."""
-        special_tokens = list(dict.fromkeys(special_tokens))
+        merges + special tokens). Stops early when no pair occurs twice.
+
+        Raises:
+            TokenizerError: both or neither of ``vocab_size`` and ``num_merges``; one that is
+                not a whole number (300.5 is refused, not rounded), or too small for the 256
+                bytes and the special tokens, or too large for the pair-count table; ``text``
+                that is not a str.
+        """
+        _check_text(text, "BPETokenizer.train()'s text")
+        special_tokens = _special_names(special_tokens)
         if (vocab_size is None) == (num_merges is None):
-            raise ValueError("give exactly one of vocab_size and num_merges")
+            raise TokenizerError("give exactly one of vocab_size and num_merges")
+        for name, value in (("vocab_size", vocab_size), ("num_merges", num_merges)):
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
+                raise TokenizerError(f"{name} must be a whole number (an int), got {value!r}")
         if num_merges is None:
-            num_merges = vocab_size - 256 - len(special_tokens)
+            num_merges = int(vocab_size) - 256 - len(special_tokens)
+        num_merges = int(num_merges)
         if num_merges < 0:
-            raise ValueError(f"vocab_size must be at least {256 + len(special_tokens)} (bytes + special tokens)")
+            raise TokenizerError(
+                f"vocab_size must be at least {256 + len(special_tokens)} (bytes + special tokens), got {vocab_size}"
+                if vocab_size is not None else f"num_merges must be >= 0, got {num_merges}")
         base = 256 + num_merges
         if base * base > MAX_PAIR_TABLE:
-            raise ValueError(
+            raise TokenizerError(
                 f"{num_merges} merges need a pair-count table of {base}² entries; this trainer handles "
                 f"vocabularies up to {math.isqrt(MAX_PAIR_TABLE)} tokens"
             )
@@ -384,6 +487,8 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, spec: dict) -> BPETokenizer:
+        """The tokenizer :meth:`to_dict` described (a TokenizerError names missing fields)."""
+        _spec_fields(spec, "bpe", ("merges",))
         return cls(spec["merges"], special_tokens=spec.get("special_tokens", ()), pattern=spec.get("pattern", SPLIT_PATTERN))
 
     def __repr__(self) -> str:

@@ -201,24 +201,33 @@ engine = _Engine()
 # ----------------------------------------------------------------------------------------
 
 
-class _GradMode:
-    """A context manager (and decorator) that sets graph recording to ``self.mode``."""
+class _Switch:
+    """A context manager (and decorator) that turns a setting on for a block, then restores it.
 
-    mode: bool
+    A subclass defines ``_set() -> previous`` and ``_restore(previous)``. One instance may be
+    entered re-entrantly (the previous values are kept on a stack), and the class works as a
+    decorator with or without parentheses (``@no_grad`` and ``@no_grad()``).
+    """
 
     def __new__(cls, func=None):
         self = super().__new__(cls)
-        self._previous = []  # a stack, so one instance may be entered re-entrantly
+        self._previous = []
         return self if func is None else self(func)  # bare ``@no_grad`` as well as ``@no_grad()``
 
+    def _set(self):
+        raise NotImplementedError
+
+    def _restore(self, previous) -> None:
+        raise NotImplementedError
+
     def __enter__(self) -> None:
-        self._previous.append(dispatch.set_grad_enabled(self.mode))
+        self._previous.append(self._set())
 
     def __exit__(self, *exc_info) -> None:
-        dispatch.set_grad_enabled(self._previous.pop())
+        self._restore(self._previous.pop())
 
     def __call__(self, func):
-        """Use as a decorator: ``@no_grad()`` runs ``func`` with recording switched."""
+        """Use as a decorator: ``@no_grad()``, ``@detect_anomaly()`` run ``func`` inside the block."""
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -226,6 +235,18 @@ class _GradMode:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+class _GradMode(_Switch):
+    """Sets graph recording to ``self.mode``."""
+
+    mode: bool
+
+    def _set(self) -> bool:
+        return dispatch.set_grad_enabled(self.mode)
+
+    def _restore(self, previous: bool) -> None:
+        dispatch.set_grad_enabled(previous)
 
 
 class no_grad(_GradMode):

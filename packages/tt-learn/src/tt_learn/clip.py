@@ -30,6 +30,19 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
     Returns:
         The joint norm before clipping, as a Python float.
+
+    Raises:
+        ValueError: ``max_norm`` is negative.
+        TinyTorchError: the norm is nan or inf and ``error_if_nonfinite`` is set.
+
+    Examples:
+        >>> from tt_core import tensor
+        >>> w = tensor([0.0, 0.0], requires_grad=True)
+        >>> w.grad = tensor([3.0, 4.0])
+        >>> clip_grad_norm_([w], max_norm=1.0)  # the norm before clipping
+        5.0
+        >>> w.grad  # now of norm 1 (to within the 1e-6 guard)
+        tensor([0.6, 0.8])
     """
     if max_norm < 0:
         raise ValueError(f"max_norm must be >= 0, got {max_norm}")
@@ -52,7 +65,16 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
-    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place."""
+    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place.
+
+    Examples:
+        >>> from tt_core import tensor
+        >>> w = tensor([0.0, 0.0], requires_grad=True)
+        >>> w.grad = tensor([-3.0, 0.5])
+        >>> clip_grad_value_([w], 1.0)
+        >>> w.grad
+        tensor([-1. ,  0.5])
+    """
     if clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value}")
     for g in _grads(parameters):

@@ -10,6 +10,11 @@ does not need one (``ctx.needs[i]`` is False), which saves the work::
 ``ctx.inputs`` are the input arrays, ``ctx.out`` the output array, ``ctx.attrs`` the keyword
 attributes of the call. Operands that were broadcast get their gradient summed back to their
 own shape (:func:`unbroadcast`). Every rule works on plain NumPy arrays.
+
+Ties of ``max`` and ``min``: the whole gradient of each reduced slice goes to one element, the
+first arg-max (arg-min) of the slice in row-major order of the reduced axes; the other tied
+elements get zero. ``torch.max(x, dim)`` also gives the gradient to a single element (the index
+it returns), while ``torch.max(x)`` without ``dim`` and ``torch.amax`` split it evenly among the ties.
 """
 
 from __future__ import annotations
@@ -97,10 +102,21 @@ def _swap(x):
 
 
 def _product_laid_out_like(left, right, like):
-    """``left @ right``, in the memory layout of ``like``. When ``like`` is a transposed view
-    (``linear`` multiplies by ``weight.T``), the product is computed as ``(rightᵀ @ leftᵀ)ᵀ``
-    — the same values — so that the gradient reaching the weight is C-contiguous again; the
-    optimizer's element-wise updates on a mixed-layout pair are several times slower."""
+    """``left @ right``, nothing else: the same values as the plain product. Only the memory
+    layout differs, and this can be skipped on first reading (read it as ``left @ right``).
+
+    The layout is that of ``like``. When ``like`` is a transposed view (``linear`` multiplies
+    by ``weight.T``), the product is computed as ``(rightᵀ @ leftᵀ)ᵀ`` — the same values — so
+    that the gradient reaching the weight is C-contiguous again; the optimizer's element-wise
+    updates on a mixed-layout pair are several times slower.
+
+    Examples:
+        >>> left, right = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+        >>> like = np.zeros((4, 2)).T  # a transposed view, as ``weight.T`` is
+        >>> out = _product_laid_out_like(left, right, like)
+        >>> bool((out == left @ right).all()), out.flags.c_contiguous, out.T.flags.c_contiguous
+        (True, False, True)
+    """
     if not like.flags.c_contiguous and _swap(like).flags.c_contiguous:
         return _swap(_swap(right) @ _swap(left))
     return left @ right
@@ -146,8 +162,8 @@ def mean(ctx, grad):
 
 
 def _to_one_extreme(ctx, grad, arg: Callable) -> tuple[np.ndarray]:
-    """max/min: the whole gradient of each reduced slice goes to one element — the first
-    arg-max (arg-min) of the slice, as PyTorch's ``max(dim)`` does for ties."""
+    """max/min: the whole gradient of each reduced slice goes to one element, the first
+    arg-max (arg-min) of the slice in row-major order (see the module's notes on ties)."""
     a = ctx.inputs[0]
     axis = ctx.attrs.get("axis")
     if axis is None:

@@ -62,7 +62,18 @@ def _check_same_shape(name: str, input: Tensor, target: Tensor) -> None:
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error ``(input - target)**2``, reduced."""
+    """Mean squared error ``(input - target)**2``, reduced.
+
+    Raises:
+        ShapeError: ``input`` and ``target`` differ in shape (no broadcasting).
+
+    Examples:
+        >>> from tt_core import tensor
+        >>> mse_loss(tensor([1.0, 2.0]), [0.0, 0.0])
+        tensor(2.5)
+        >>> mse_loss(tensor([1.0, 2.0]), [0.0, 0.0], reduction="none")
+        tensor([1., 4.])
+    """
     _check_reduction(reduction)
     target = _float_target(target, input)
     _check_same_shape("mse_loss", input, target)
@@ -105,6 +116,11 @@ def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "me
     for any ``x`` and with the exact gradient ``sigmoid(x) - t`` (the textbook
     ``max(x, 0) - x t + log(1 + exp(-|x|))`` built from ``relu`` and ``abs`` has a wrong
     gradient at ``x = 0``, where both kinks meet).
+
+    Examples:
+        >>> from tt_core import tensor
+        >>> binary_cross_entropy_with_logits(tensor([1000.0, -1000.0]), [0.0, 1.0], reduction="none")
+        tensor([1000., 1000.])
     """
     _check_reduction(reduction)
     target = _float_target(target, input)

@@ -26,6 +26,13 @@ def predictions(output, target_shape: tuple, threshold: float = 0.0) -> np.ndarr
     * integer or boolean outputs of the targets' shape: the labels themselves;
     * float outputs of the targets' shape (binary): ``output > threshold`` as 0/1
       (``threshold`` 0 for logits, 0.5 for probabilities).
+
+    Examples:
+        >>> import numpy as np
+        >>> predictions(np.array([[0.1, 0.9], [0.8, 0.2]]), (2,)).tolist()  # class scores
+        [1, 0]
+        >>> predictions(np.array([-0.5, 2.0]), (2,)).tolist()  # binary logits
+        [0, 1]
     """
     output = _array(output)
     if output.ndim == len(target_shape) + 1 and output.shape[:-1] == tuple(target_shape):

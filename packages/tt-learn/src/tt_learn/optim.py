@@ -19,17 +19,31 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from tt_core import CheckpointError, Tensor, TinyTorchError
+from tt_core.module import describe_dtype, loadable_dtype, state_array
+
+from . import _state
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _index(key) -> int | None:
+    """A parameter index of a state dict (an int, or its decimal string), or None."""
+    if isinstance(key, str) and key.isdecimal():
+        return int(key)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and key >= 0:
+        return int(key)
+    return None
 
 
 class Optimizer:
@@ -200,9 +214,10 @@ class Optimizer:
 
     # -- state dicts ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}`` as in
-        PyTorch, with parameters named by their position over all groups. The indices are
-        strings (PyTorch uses ints) so that ``tt_core.save`` can store the dict as it is."""
+        """``{"type": class name, "state": {index: {...}}, "param_groups": [{..., "params":
+        [index, ...]}]}`` as in PyTorch (plus the type), with parameters named by their
+        position over all groups. The indices are strings (PyTorch uses ints) so that
+        ``tt_core.save`` can store the dict as it is."""
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -215,40 +230,151 @@ class Optimizer:
             str(index[id(p)]): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
             for p, s in self.state.items()
         }
-        return {"state": state, "param_groups": groups}
+        return {"type": type(self).__name__, "state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyper-parameters and state saved by :meth:`state_dict` (from an optimizer
-        built over parameters of the same shapes, in the same order)."""
-        groups = state_dict["param_groups"]
+    def check_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Check that :meth:`load_state_dict` would accept ``state_dict``, changing nothing.
+
+        Raises:
+            CheckpointError: naming every problem found: the dict's own keys, an optimizer
+                type other than this one's, a different number of groups or of parameters
+                per group, missing hyper-parameters (listed with the group's other options),
+                hyper-parameters of the wrong type or out of range, and per-parameter state
+                without an entry that :meth:`init_state` creates, or with entries of the wrong
+                shape, type or a dtype that cannot be loaded. Options of a group that are not
+                hyper-parameters of this optimizer (what schedulers keep there, like
+                ``initial_lr``) and state entries beyond those of :meth:`init_state` are
+                carried over as saved.
+        """
+        self._prepare_load(state_dict)
+
+    def _prepare_load(self, state_dict: Mapping[str, Any]) -> tuple[list[dict], dict[Tensor, dict]]:
+        """The parameter groups and the state a load would install; raises the
+        :class:`CheckpointError` of :meth:`check_state_dict`."""
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping):
+            raise CheckpointError(f"{name}.load_state_dict needs the dict of Optimizer.state_dict(), "
+                                  f"got {_state.show(state_dict)}")
+        problems = _state.key_problems(state_dict, ("state", "param_groups"), optional=("type",))
+        if problems:
+            raise CheckpointError(f"not an optimizer state dict: {' | '.join(problems)}")
+        saved_type = state_dict.get("type", name)
+        if saved_type != name:
+            raise CheckpointError(f"the state dict was saved by an optimizer of type {saved_type}, this one is "
+                                  f"{name}: load it into {saved_type}, or start {name} afresh")
+        groups, saved_states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in groups):
+            raise CheckpointError(f"param_groups of the state dict should be a list of dicts, got {_state.show(groups)}")
+        if not isinstance(saved_states, Mapping):
+            raise CheckpointError(f"state of the state dict should be a dict, got {_state.show(saved_states)}")
         if len(groups) != len(self.param_groups):
             raise CheckpointError(
                 f"the state dict has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}"
             )
         params: dict[int, Tensor] = {}
-        for saved, group in zip(groups, self.param_groups):
-            if len(saved["params"]) != len(group["params"]):
-                raise CheckpointError(
-                    f"a parameter group holds {len(saved['params'])} parameters in the state dict, "
-                    f"{len(group['params'])} in this optimizer"
-                )
-            params.update(zip((int(i) for i in saved["params"]), group["params"]))
+        new_groups = [self._loaded_group(i, saved, group, params, problems)
+                      for i, (saved, group) in enumerate(zip(groups, self.param_groups))]
+        group_of = {id(p): group for group in new_groups for p in group["params"]}
+        groups_fit = not problems  # the state is checked against what a step with its group would create
         new_state: dict[Tensor, dict[str, Any]] = {}
-        for key, saved_state in state_dict["state"].items():
-            p = params[int(key)]
-            restored = {}
-            for name, value in saved_state.items():
-                if isinstance(value, (np.ndarray, Tensor)):
-                    value = np.array(value.data if isinstance(value, Tensor) else value, dtype=p.dtype)
-                    if value.shape != p.shape:
-                        raise CheckpointError(
-                            f"state {name!r} of parameter {key} has shape {value.shape}, the parameter {p.shape}"
-                        )
-                restored[name] = value
-            new_state[p] = restored
-        for saved, group in zip(groups, self.param_groups):
-            group.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k != "params"})
-        self.state = new_state
+        for key, saved in saved_states.items():
+            p = params.get(_index(key))
+            where = f"state of parameter {key}"
+            if p is None:
+                problems.append(f"{where}: this optimizer has no parameter {key!r} (its indices are 0 to {len(params) - 1})")
+            elif not isinstance(saved, Mapping):
+                problems.append(f"{where} should be a dict, got {_state.show(saved)}")
+            elif groups_fit:
+                new_state[p] = self._loaded_state(where, saved, p, group_of[id(p)], problems)
+        if problems:
+            raise CheckpointError(f"the state dict does not fit this {name}: " + "; ".join(problems))
+        return new_groups, new_state
+
+    def _loaded_group(self, i: int, saved: Mapping, group: dict, params: dict[int, Tensor],
+                      problems: list[str]) -> dict[str, Any]:
+        """Group ``i`` as a load would set it (``saved`` over ``group``); fills ``params``
+        (saved index -> parameter) and appends what does not fit to ``problems``."""
+        where = f"parameter group {i}"
+        ids = saved.get("params")
+        if not isinstance(ids, (list, tuple)):
+            problems.append(f"{where} has no list of parameter indices ('params')")
+        elif len(ids) != len(group["params"]):
+            problems.append(f"a parameter group holds {len(ids)} parameters in the state dict, "
+                            f"{len(group['params'])} in this optimizer")
+        else:
+            for saved_index, p in zip(ids, group["params"]):
+                index = _index(saved_index)
+                if index is None or index in params:
+                    problems.append(f"{where}: parameter index {saved_index!r} is not a new non-negative integer")
+                else:
+                    params[index] = p
+        options = {k: v for k, v in saved.items() if k != "params"}
+        found = len(problems)
+        # every hyper-parameter must be there; other keys (a scheduler's initial_lr, ...) are carried over
+        problems += [f"{where}: {m}" for m in _state.missing_problems(
+            options, self.defaults, group, "options", "the state dict of another optimizer?")]
+        for key, value in options.items():
+            if key in group:
+                problems += _state.mismatch(value, group[key], f"{where}: {key}")
+        filled = {**group, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items()}}
+        if len(problems) == found:
+            try:
+                self._validate(filled)
+            except (ValueError, TypeError) as error:
+                problems.append(f"{where}: {error}")
+        return filled
+
+    def _loaded_state(self, where: str, saved: Mapping, p: Tensor, group: dict, problems: list[str]) -> dict:
+        """The state of ``p`` as a load would set it, its entries checked against the state
+        a first step with ``group`` would create (entries beyond those are copied as saved);
+        appends what does not fit to ``problems``."""
+        template = self.init_state(p, group)
+        problems += [f"{where}: {m}" for m in _state.missing_problems(
+            saved, template, (), "entries", "the state of another optimizer or of other options?")]
+        restored: dict[str, Any] = {k: copy.deepcopy(v) for k, v in saved.items() if k not in template}
+        for entry, like in template.items():
+            if entry not in saved:
+                continue
+            value = saved[entry]
+            if like is None and value is None:
+                restored[entry] = None
+            elif isinstance(like, np.ndarray) or like is None:  # None: an array once created
+                try:
+                    array = state_array(value)
+                except CheckpointError as error:
+                    problems.append(f"{where}: {entry!r} is {error}")
+                    continue
+                if array.shape != p.shape:
+                    problems.append(f"{where}: {entry!r} has shape {array.shape}, the parameter {p.shape}")
+                elif not loadable_dtype(array.dtype, p.dtype):
+                    problems.append(f"{where}: {entry!r} has dtype {describe_dtype(array.dtype)}, "
+                                    f"which cannot be loaded into a {p.dtype} parameter")
+                else:
+                    restored[entry] = array.astype(p.dtype, copy=True)
+            elif isinstance(like, int) and not isinstance(like, bool):  # a step count
+                if _state.is_count(value):
+                    restored[entry] = int(value)
+                else:
+                    problems.append(f"{where}: {entry!r} should be a non-negative integer, got {_state.show(value)}")
+            else:
+                found = _state.mismatch(value, like, f"{where}: {entry!r}")
+                problems += found
+                if not found:
+                    restored[entry] = value
+        return restored
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyper-parameters and state saved by :meth:`state_dict` (from an optimizer
+        of the same type, built over parameters of the same shapes, in the same order), all
+        or nothing: everything is checked first (see :meth:`check_state_dict`).
+
+        Raises:
+            CheckpointError: the state dict does not fit; this optimizer is left unchanged.
+        """
+        groups, state = self._prepare_load(state_dict)
+        for group, loaded in zip(self.param_groups, groups):
+            group.update(loaded)
+        self.state = state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -322,6 +448,11 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     With ``amsgrad`` the denominator uses the running maximum of ``v``.
+
+    The update itself (``update``) runs in place on the state arrays and one reused scratch
+    array, which makes it hard to read and can be skipped on first reading:
+    :func:`adam_reference_step` is the same step written plainly, and the tests hold the two
+    equal.
 
     Args:
         lr: learning rate (default 1e-3).
@@ -464,3 +595,37 @@ class RMSprop(Optimizer):
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+
+
+def adam_reference_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int,
+                        lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                        weight_decay: float = 0.0, decoupled: bool = False):
+    """One Adam step written plainly, on new arrays: what :class:`Adam` (``decoupled=False``)
+    and :class:`AdamW` (``decoupled=True``) compute in place, without ``amsgrad``.
+
+    Args:
+        param, grad: the parameter's values and its gradient.
+        exp_avg, exp_avg_sq: the moment estimates ``m`` and ``v`` before this step (zeros
+            before the first).
+        step: the number of this step, counting from 1 (for the bias correction).
+        lr, betas, eps, weight_decay: as for :class:`Adam`.
+        decoupled: shrink the weights directly (AdamW) instead of adding the L2 gradient.
+
+    Returns:
+        ``(param, exp_avg, exp_avg_sq)`` after the step; the inputs are left unchanged.
+
+    Examples:
+        >>> p, m, v = adam_reference_step(np.array([1.0]), np.array([0.5]), np.zeros(1), np.zeros(1), step=1, lr=0.1)
+        >>> p.round(6).tolist()  # the first step moves by lr, whatever the gradient's size
+        [0.9]
+    """
+    beta1, beta2 = betas
+    if decoupled:
+        param = param * (1 - lr * weight_decay)
+    else:
+        grad = grad + weight_decay * param
+    exp_avg = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+    m_hat = exp_avg / (1 - beta1**step)  # bias correction: m and v start at 0
+    v_hat = exp_avg_sq / (1 - beta2**step)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), exp_avg, exp_avg_sq

@@ -24,9 +24,14 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from tt_core import CheckpointError
+
+from . import _state
 from .optim import Optimizer
 
 
@@ -38,7 +43,11 @@ def _positive_int(name: str, value) -> int:
 
 class LRScheduler:
     """Base class: remembers each group's initial learning rate (``base_lrs``) and the step
-    count ``last_epoch``; subclasses define ``lr_at(step) -> list of learning rates``."""
+    count ``last_epoch``; subclasses define ``lr_at(step) -> list of learning rates``, and
+    list in ``count_settings`` their settings that are counts (non-negative integers)."""
+
+    count_settings: tuple[str, ...] = ("last_epoch",)
+    not_state: tuple[str, ...] = ("optimizer",)  # attributes that state_dict() leaves out
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -68,16 +77,45 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
-        """Every setting and the step count (not the optimizer), plain values only."""
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+        """Every setting and the step count (not the optimizer), plain values only (copies:
+        changing the dict does not change the scheduler)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in self.not_state})
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Check that :meth:`load_state_dict` would accept ``state``, changing nothing.
+
+        Raises:
+            CheckpointError: naming every problem: missing and unexpected settings (a state
+                dict of another kind of schedule has other ones), and settings whose type does
+                not fit (a number for a number, the same number of per-group values, ...).
+        """
+        name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"{name}.load_state_dict needs the dict of state_dict(), got {_state.show(state)}")
+        current = self.state_dict()
+        problems = _state.key_problems(state, current)
+        for key in current:
+            if key in state:
+                problems += _state.mismatch(state[key], current[key], key)
+        problems += _state.count_problems(state, self.count_settings)
+        if problems:
+            raise CheckpointError(f"the state dict does not fit this {name}: " + "; ".join(problems))
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the settings and step count of :meth:`state_dict`, all or nothing.
+
+        Raises:
+            CheckpointError: see :meth:`check_state_dict`; the scheduler is left unchanged.
+        """
+        self.check_state_dict(state)
+        self.__dict__.update(copy.deepcopy(dict(state)))
 
 
 class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` steps:
     ``lr = base_lr * gamma ** (step // step_size)``."""
+
+    count_settings = ("last_epoch", "step_size")
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _positive_int("step_size", step_size)
@@ -92,6 +130,8 @@ class CosineAnnealingLR(LRScheduler):
     """Half a cosine from the base learning rate down to ``eta_min`` over ``T_max`` steps
     (SGDR without restarts): ``eta_min + (base_lr - eta_min) * (1 + cos(pi * step / T_max)) / 2``.
     Past ``T_max`` the cosine continues (back up), as in PyTorch."""
+
+    count_settings = ("last_epoch", "T_max")
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _positive_int("T_max", T_max)
@@ -117,6 +157,9 @@ class LinearWarmup(LRScheduler):
 
     Without ``after`` this is PyTorch's ``LinearLR(opt, start_factor, 1.0, warmup_steps)``.
     """
+
+    count_settings = ("last_epoch", "warmup_steps")
+    not_state = ("optimizer", "after")  # the schedule after the warmup saves its own state
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, start_factor: float = 0.01,
                  after: LRScheduler | None = None) -> None:
@@ -148,12 +191,32 @@ class LinearWarmup(LRScheduler):
         state["after"] = None if self.after is None else self.after.state_dict()
         return state
 
+    def check_state_dict(self, state):
+        if not isinstance(state, Mapping) or "after" not in state:
+            return super().check_state_dict(state)  # names what is missing
+        own = {k: v for k, v in state.items() if k != "after"}
+        after, problems = state["after"], []
+        try:
+            super().check_state_dict({**own, "after": self.state_dict()["after"]})
+        except CheckpointError as error:
+            problems.append(str(error))
+        if (after is None) != (self.after is None):
+            saved = "no schedule follows" if after is None else "a schedule follows"
+            problems.append(f"in the state dict {saved} the warmup, in this LinearWarmup "
+                            + ("none does" if self.after is None else f"a {type(self.after).__name__} does"))
+        elif after is not None:
+            try:
+                self.after.check_state_dict(after)
+            except CheckpointError as error:
+                problems.append(f"the schedule after the warmup: {error}")
+        if problems:
+            raise CheckpointError("; ".join(problems))
+
     def load_state_dict(self, state):
+        self.check_state_dict(state)
         state = dict(state)
         after = state.pop("after")
-        if (after is None) != (self.after is None):
-            raise ValueError("the saved warmup and this one differ in whether a schedule follows the warmup")
-        super().load_state_dict(state)
+        self.__dict__.update(copy.deepcopy(state))
         if after is not None:
             self.after.load_state_dict(after)
 
@@ -178,6 +241,8 @@ class OneCycleLR(LRScheduler):
         final_div_factor: final lr = initial lr / final_div_factor (default 1e4).
         three_phase: use the three-phase variant (default False).
     """
+
+    count_settings = ("last_epoch", "total_steps")
 
     def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
                  steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",

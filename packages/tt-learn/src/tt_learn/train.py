@@ -1,6 +1,9 @@
 """The training loop: :class:`Trainer`, with progress, evaluation, early stopping, checkpoints
 and bit-identical resume; and :func:`batches`, a minimal loader over in-memory arrays.
 
+With ``track_gradients=True`` the Trainer also records how the gradients flow: per epoch and per
+parameter, the gradient norm and the update-to-weight ratio (``Trainer.gradient_stats``).
+
 A *loader* is anything that yields ``(x, y)`` batches on each pass (a list of pairs,
 :func:`batches`, tt-data's ``DataLoader``). If it has a ``generator`` attribute (a NumPy
 ``Generator`` used for shuffling), its state goes into checkpoints with the global one.
@@ -28,20 +31,25 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tt_core
-from tt_core import CheckpointError, Module, Tensor
+from tt_core import CheckpointError, Module, Tensor, TinyTorchError
 
+from . import _state
 from .autograd import no_grad
 from .clip import clip_grad_norm_
 from .optim import Optimizer
 from .schedulers import LRScheduler
+from .watch import GradientWatch
 
 CHECKPOINT_FORMAT = "tt-learn-trainer-1"
+CHECKPOINT_KEYS = ("format", "epoch", "model", "optimizer", "scheduler", "rng", "loader_rng", "trainer")
+TRAINER_KEYS = ("history", "best", "bad_epochs")
+TRAINER_OPTIONAL_KEYS = ("gradient_stats",)  # absent from checkpoints written before it existed
 
 __all__ = ["Trainer", "batches"]
 
@@ -79,6 +87,15 @@ def batches(x, y, batch_size: int, shuffle: bool = False, generator: np.random.G
         batch_size: samples per batch (the last one may be smaller unless ``drop_last``).
         shuffle: a new random order on every pass (epoch).
         generator: the NumPy Generator that shuffles (default: tt-core's global one).
+
+    Raises:
+        ShapeError: ``x`` and ``y`` hold different numbers of samples.
+
+    Examples:
+        >>> import numpy as np
+        >>> loader = batches(np.zeros((5, 2)), np.arange(5), batch_size=2)
+        >>> [(tuple(x.shape), y.tolist()) for x, y in loader]
+        [((2, 2), [0, 1]), ((2, 2), [2, 3]), ((1, 2), [4])]
     """
     return _ArrayBatches(x, y, batch_size, shuffle, generator, drop_last)
 
@@ -103,6 +120,15 @@ class _Running:
         return {name: total / max(self.samples, 1) for name, total in self.totals.items()}
 
 
+_EMPTY_HINT = ("it holds no samples, or fewer than one batch with drop_last=True, or it is a one-shot "
+               "iterator that an earlier pass used up (pass a list, batches(...) or a DataLoader)")
+
+
+def _require_samples(running: _Running, what: str) -> None:
+    if running.samples == 0:
+        raise TinyTorchError(f"{what} yielded no samples: {_EMPTY_HINT}")
+
+
 class Trainer:
     """Fit a model: the training loop with progress, evaluation, early stopping and checkpoints.
 
@@ -117,17 +143,27 @@ class Trainer:
         max_grad_norm: clip the gradients' joint norm to this before each step (default off).
         progress: show a rich progress bar with loss, metrics and speed (default True).
         console: the rich Console to draw on (default: a new one).
+        track_gradients: record, per epoch and per parameter, the gradient norm and the
+            update-to-weight ratio in ``gradient_stats`` (default False: nothing is measured).
 
     Attributes:
         history: one dict per finished epoch: ``epoch``, ``loss``, the metrics, ``val_loss``
             and ``val_<metric>`` when there is a validation loader, ``lr``, ``seconds`` and
             ``samples_per_s``.
         epoch: the number of finished epochs.
+        gradient_stats: with ``track_gradients``, one dict per parameter per finished epoch
+            (``epoch``, ``parameter`` -- its name in ``model.named_parameters()`` --, ``shape``,
+            ``grad_norm`` and ``grad_norm_last``: the mean over the epoch's steps and the last
+            step's ``||grad||``, measured before clipping; ``update_ratio`` and
+            ``update_ratio_last``: the same for ``||Δw|| / ||w||`` across the optimizer step;
+            ``weight_norm`` and ``steps``), as :class:`~tt_learn.watch.GradientWatch` writes
+            them; an empty list without it.
     """
 
     def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable, scheduler: LRScheduler | None = None,
                  metrics: dict[str, Callable] | None = None, scheduler_interval: str = "epoch",
-                 max_grad_norm: float | None = None, progress: bool = True, console=None) -> None:
+                 max_grad_norm: float | None = None, progress: bool = True, console=None,
+                 track_gradients: bool = False) -> None:
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss_fn, scheduler
@@ -140,6 +176,12 @@ class Trainer:
         self.best: float | None = None
         self.bad_epochs = 0
         self._loader_rng: dict | None = None
+        self._watch = GradientWatch(model) if track_gradients else None
+
+    @property
+    def gradient_stats(self) -> list[dict[str, Any]]:
+        """The per-epoch, per-parameter gradient records (empty unless ``track_gradients``)."""
+        return [] if self._watch is None else self._watch.records
 
     # -- one step and one pass -----------------------------------------------------------
     def _measure(self, output: Tensor, y, loss: Tensor) -> dict[str, float]:
@@ -151,16 +193,21 @@ class Trainer:
         loss = self.loss_fn(output, y)
         self.optimizer.zero_grad()
         loss.backward()
-        if self.max_grad_norm is not None:
-            clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        self.optimizer.step()
+        with nullcontext() if self._watch is None else self._watch.step():
+            if self.max_grad_norm is not None:
+                clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
         return self._measure(output, y, loss)
 
     @no_grad()
     def evaluate(self, loader) -> dict[str, float]:
-        """The mean loss and metrics over ``loader`` in eval mode, without recording a graph."""
+        """The mean loss and metrics over ``loader`` in eval mode, without recording a graph.
+
+        Raises:
+            TinyTorchError: ``loader`` yielded no samples (a mean of nothing is no result).
+        """
         was_training = self.model.training
         self.model.eval()
         running = _Running(self.metrics)
@@ -170,6 +217,7 @@ class Trainer:
                 running.add(_batch_size(y), self._measure(output, y, self.loss_fn(output, y)))
         finally:
             self.model.train(was_training)
+        _require_samples(running, "the evaluation loader")
         return running.means()
 
     def _train_epoch(self, loader, bar) -> dict[str, float]:
@@ -180,6 +228,7 @@ class Trainer:
             running.add(_batch_size(y), self.train_step(x, y))
             if bar is not None:
                 bar(running.means(), running.samples / max(time.perf_counter() - started, 1e-9))
+        _require_samples(running, f"the training loader (epoch {self.epoch + 1})")
         seconds = time.perf_counter() - started
         return {**running.means(), "seconds": seconds, "samples_per_s": running.samples / max(seconds, 1e-9)}
 
@@ -202,7 +251,14 @@ class Trainer:
 
         Returns:
             ``history``, one dict per epoch.
+
+        Raises:
+            ValueError: a bad ``monitor``, ``mode`` or ``patience``.
+            TinyTorchError: a loader that yields no samples (an empty one, or an iterator the
+                previous epoch used up); the epochs finished before stay in ``history``.
         """
+        if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+            raise TinyTorchError(f"the training loader is empty: {_EMPTY_HINT}")
         monitor = monitor or ("val_loss" if val_loader is not None else "loss")
         mode = mode or ("min" if monitor.endswith("loss") else "max")
         if mode not in ("min", "max"):
@@ -222,6 +278,8 @@ class Trainer:
                 if val_loader is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
                 row["lr"] = lr
+                if self._watch is not None and self._watch.steps:
+                    self._watch.end_epoch(self.epoch + 1)
                 if self.scheduler is not None and self.scheduler_interval == "epoch":
                     self.scheduler.step()
                 self.history.append(row)
@@ -283,7 +341,8 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self, train_loader=None) -> dict[str, Any]:
         """Everything needed to continue exactly: model, optimizer, scheduler, the global RNG
-        and the loader's generator, the epoch count, history and early-stopping state."""
+        and the loader's generator, the epoch count, history, early-stopping state and
+        ``gradient_stats``."""
         generator = getattr(train_loader, "generator", None)
         return {
             "format": CHECKPOINT_FORMAT,
@@ -293,7 +352,8 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "rng": tt_core.get_rng_state(),
             "loader_rng": generator.bit_generator.state if isinstance(generator, np.random.Generator) else None,
-            "trainer": {"history": self.history, "best": self.best, "bad_epochs": self.bad_epochs},
+            "trainer": {"history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
+                        "gradient_stats": self.gradient_stats},
         }
 
     def save_checkpoint(self, path: str | Path, train_loader=None) -> Path:
@@ -304,13 +364,24 @@ class Trainer:
         """Load a checkpoint written by :meth:`save_checkpoint` into this trainer's model,
         optimizer and scheduler, restore the RNG state and the epoch count; the training
         loader's generator is restored when ``fit`` starts. Then ``fit(..., epochs=N)``
-        continues the run as if it had never stopped."""
+        continues the run as if it had never stopped.
+
+        All or nothing: every part of the checkpoint is checked before anything changes.
+
+        Returns:
+            This trainer.
+
+        Raises:
+            CheckpointError: the file is not an intact Trainer checkpoint, or it does not fit
+                this trainer (the message lists every part that does not, e.g. the model's
+                missing keys and the optimizer's type); the trainer is left unchanged.
+        """
         state = tt_core.load(path)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a Trainer checkpoint (format {CHECKPOINT_FORMAT!r})")
-        if (state["scheduler"] is None) != (self.scheduler is None):
-            saved = "without" if state["scheduler"] is None else "with"
-            raise CheckpointError(f"{path} was saved {saved} a scheduler, this trainer differs")
+        problems = self._checkpoint_problems(state)
+        if problems:
+            raise CheckpointError(f"{path} does not fit this trainer (nothing was loaded): " + "; ".join(problems))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -320,7 +391,44 @@ class Trainer:
         self.epoch = int(state["epoch"])
         trainer = state["trainer"]
         self.history, self.best, self.bad_epochs = list(trainer["history"]), trainer["best"], int(trainer["bad_epochs"])
+        if self._watch is not None:
+            self._watch.records[:] = [dict(row, shape=tuple(row["shape"])) for row in trainer.get("gradient_stats", [])]
         return self
+
+    def _checkpoint_problems(self, state: dict) -> list[str]:
+        """Every reason why :meth:`resume` cannot load ``state`` (empty when it can)."""
+        problems = _state.key_problems(state, CHECKPOINT_KEYS)
+        if problems:
+            return [f"not a complete Trainer checkpoint ({' | '.join(problems)})"]
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            saved = "without" if state["scheduler"] is None else "with"
+            problems.append(f"it was saved {saved} a scheduler, this trainer differs")
+        parts = [("model", self.model), ("optimizer", self.optimizer)]
+        parts += [("scheduler", self.scheduler)] if not problems and self.scheduler is not None else []
+        for name, part in parts:
+            try:
+                part.check_state_dict(state[name])
+            except CheckpointError as error:
+                problems.append(f"{name}: {error}")
+        problems += _state.count_problems(state, ["epoch"])
+        problems += _state.bit_generator_problems(state["rng"], "rng", tt_core.get_rng_state()["bit_generator"])
+        if state["loader_rng"] is not None:
+            problems += _state.bit_generator_problems(state["loader_rng"], "loader_rng")
+        trainer = state["trainer"]
+        if not isinstance(trainer, dict):
+            return problems + [f"trainer should be a dict, got {_state.show(trainer)}"]
+        problems += [f"trainer: {p}" for p in _state.key_problems(trainer, TRAINER_KEYS, TRAINER_OPTIONAL_KEYS)]
+        history = trainer.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            problems.append(f"trainer.history should be a list of dicts, got {_state.show(history)}")
+        best = trainer.get("best")
+        if best is not None and not _state.is_number(best):
+            problems.append(f"trainer.best should be a number or None, got {_state.show(best)}")
+        problems += _state.count_problems(trainer, ["bad_epochs"], where="trainer.")
+        stats = trainer.get("gradient_stats", [])
+        if not isinstance(stats, list) or not all(isinstance(row, dict) and "shape" in row for row in stats):
+            problems.append(f"trainer.gradient_stats should be a list of gradient records, got {_state.show(stats)}")
+        return problems
 
     def _restore_loader_rng(self, train_loader) -> None:
         if self._loader_rng is None:
@@ -328,5 +436,9 @@ class Trainer:
         generator = getattr(train_loader, "generator", None)
         if not isinstance(generator, np.random.Generator):
             raise CheckpointError("the checkpoint holds the state of the loader's generator, but this loader has none")
+        problems = _state.bit_generator_problems(self._loader_rng, "the checkpoint's loader_rng",
+                                                 type(generator.bit_generator).__name__)
+        if problems:
+            raise CheckpointError(f"{problems[0]} (the loader's generator)")
         generator.bit_generator.state = self._loader_rng
         self._loader_rng = None

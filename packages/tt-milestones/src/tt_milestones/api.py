@@ -12,13 +12,23 @@ A milestone's run function lives in a module of its own and is named in the spec
         ...
         ctx.save_figure(fig, "decision_boundary.png", "The plane coloured by the model's answer.")
 
-The milestone reached its target when every ``check`` passed.
+The milestone reached its target when every ``check`` passed. A run of several parts marks
+each one as a phase, so that ``report.json`` is rewritten as each part completes and a run
+stopped later (Ctrl-C, an error, a full disk) keeps everything measured until then::
+
+    with ctx.phase("mnist"):
+        ...
+
+A plot that cannot be saved does not stop the run: it is listed in the report's
+``plot_errors``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +43,12 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class Requirement:
-    """A component a milestone needs, and the distribution that provides it."""
+    """A component a milestone needs, and the distribution that provides it.
+
+    Examples:
+        >>> str(Requirement("layer", "Linear", "tt-core"))
+        'layer:Linear'
+    """
 
     kind: str
     name: str
@@ -83,13 +98,25 @@ class Check:
 
 @dataclass
 class RunContext:
-    """Everything a milestone run needs, and where it puts what it measured."""
+    """Everything a milestone run needs, and where it puts what it measured.
+
+    Examples:
+        >>> from tt_core.plugins import ComponentRegistry
+        >>> ctx = RunContext(registry=ComponentRegistry(), out=Path("runs/example"))
+        >>> ctx.record("accuracy_before", 0.5)
+        0.5
+        >>> ctx.check("accuracy", 0.99, ">=", 0.98)
+        True
+        >>> ctx.reached, ctx.metrics
+        (True, {'accuracy_before': 0.5, 'accuracy': 0.99})
+    """
 
     registry: ComponentRegistry
     out: Path
     quick: bool = False
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # BLAS threads for the run (None: as the process started)
     console: Any = None  # a rich Console
     declared: tuple[Requirement, ...] | None = None  # the spec's requires + optional; None: any
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +127,10 @@ class RunContext:
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out
+    phases: list[dict[str, Any]] = field(default_factory=list)  # {"name", "status", "seconds"[, "error"]}
+    plot_errors: list[dict[str, str]] = field(default_factory=list)  # {"plot", "error"}
+    on_phase_end: Callable[[], None] | None = None  # called when a phase completes (writes report.json)
+    report_path: Path | None = None  # report.json, once this run has written it
 
     # -- components ----------------------------------------------------------------------
     def component(self, kind: str, name: str) -> Any:
@@ -124,8 +155,14 @@ class RunContext:
 
     # -- reporting -----------------------------------------------------------------------
     def log(self, message: str) -> None:
+        """Print ``message`` (rich markup) on the run's console."""
         if self.console is not None:
             self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """Print ``message`` as it is (no markup), in yellow, on the run's console."""
+        if self.console is not None:
+            self.console.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def record(self, name: str, value: Any) -> Any:
         """A measured figure with no target (accuracy before training, wall time, ...)."""
@@ -160,6 +197,31 @@ class RunContext:
     def reached(self) -> bool:
         return bool(self.checks) and all(c.reached for c in self.checks)
 
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """One part of the run (a data set, a model): ``with ctx.phase("mnist"): ...``.
+
+        The phase is listed in the report's ``phases`` with its status (``running``, then
+        ``completed``, ``interrupted`` or ``failed`` with the error) and its duration; when it
+        completes, :attr:`on_phase_end` is called, which rewrites ``report.json``.
+        """
+        entry: dict[str, Any] = {"name": name, "status": "running", "seconds": None}
+        self.phases.append(entry)
+        start = time.perf_counter()
+        try:
+            yield
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            raise
+        except BaseException as error:
+            entry.update(status="failed", error=f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            entry["seconds"] = round(time.perf_counter() - start, 3)
+        entry["status"] = "completed"
+        if self.on_phase_end is not None:
+            self.on_phase_end()
+
     # -- progress and plots --------------------------------------------------------------
     def progress(self, total: int, description: str):
         """A rich progress bar: ``with ctx.progress(n, "training") as advance: advance()``."""
@@ -176,8 +238,9 @@ class RunContext:
 
         return plt.subplots(*args, **kwargs)
 
-    def save_figure(self, fig, name: str, description: str = "") -> Path:
-        """Write ``fig`` to ``out/name`` (PNG at 110 dpi) and close it.
+    def save_figure(self, fig, name: str, description: str = "") -> Path | None:
+        """Save ``fig`` as ``out/name`` (PNG at 110 dpi) and close it; the name goes into the
+        report's ``plots``, and name and description into its ``figures``.
 
         Args:
             fig: a matplotlib figure (from :meth:`figure`).
@@ -186,15 +249,25 @@ class RunContext:
                 (``figures``: ``{"file", "description"}``) can be read without opening it.
 
         Returns:
-            The path written.
+            The path written, or None when the plot could not be saved (a full disk, a
+            rendering error): the run goes on, and the report's ``plot_errors`` says why.
         """
         import matplotlib.pyplot as plt
 
         path = self.out / name
-        self.out.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        except Exception as error:  # a plot is not worth the measurements of the run
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no half-written image
+            reason = f"{type(error).__name__}: {error}"
+            self.plot_errors.append({"plot": name, "error": reason})
+            self.warn(f"  could not save {name}: {reason}")
+            return None
+        finally:
+            plt.close(fig)
         self.plots.append(name)
         self.figures.append({"file": name, "description": description})
         return path

@@ -5,10 +5,25 @@ learner's ``check`` and ``status`` (:mod:`tt_milestones.learner`).
 answer at once; ``run`` imports rich, matplotlib and the milestone's run module. ``run ID --use
 DIST`` runs on every component distribution DIST implements, the rest built-in; the run header
 names every component that is not built-in, and ``report.json`` records every provider used.
+``run ID --graph`` draws the autograd graph of the run's first training step into the report
+folder, ``run ID --detect-anomaly`` stops at the first NaN or inf (both any milestone, with
+tt-learn installed: :mod:`tt_milestones.diagnostics`).
 ``new DIR --act ACT`` writes a learner's package of stubs for one Act.
 
-Exit codes: 0 the milestone reached its target (or the command succeeded), 1 it ran but
-missed, 2 a usage error, an unknown id or a locked milestone (with the reason, no traceback).
+Before a run trains, ``--out`` is checked (a folder, or one that can be created, that can be
+written) and locked, so a second run into the same folder is refused; ``report.json`` is then
+rewritten as each phase completes and marked ``completed``, ``interrupted`` or ``failed``
+(:mod:`tt_milestones.runner`).
+
+``TT_DISABLE_PLUGINS`` naming no installed plugin gets a warning (stderr, one line) on every
+command, and a milestone locked because its package is blocked there says so.
+
+Exit codes (:data:`EXIT_CODES`): 0 the milestone reached its target (or the command
+succeeded), 1 it ran but missed (``check``: a component failed), 2 a usage error, an unknown id,
+a locked milestone, bad or missing data, a file that cannot be read or written, or an unusable
+``--out`` (with the reason, no traceback), 3 an unexpected internal error (one line, and the
+traceback in a log file, :data:`tt_milestones.files.ERROR_LOG`, in ``--out`` or else in the user
+cache directory), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,19 +33,29 @@ import difflib
 import json
 import sys
 import textwrap
+import traceback
+from importlib import metadata
 from pathlib import Path
 
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import (
-    CORE_DISTRIBUTION, Component, ComponentRegistry, choose, disabled_plugins, normalize_dist,
+    CORE_DISTRIBUTION, ENTRY_POINT_GROUP, Component, ComponentRegistry, choose, disabled_plugins, normalize_dist,
 )
 
 from .__about__ import __version__
 from .api import MilestoneSpec
+from .files import RunLock, cache_dir, describe_os_error, prepare_out, write_error_log
 from .registry import Catalogue, get_catalogue
 from .scaffold import ACTS as SCAFFOLD_ACTS
 
-EXIT_REACHED, EXIT_MISSED, EXIT_USAGE = 0, 1, 2
+EXIT_REACHED, EXIT_MISSED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_REACHED: "the milestone reached its target (any other command: it succeeded)",
+    EXIT_MISSED: "the milestone ran but missed its target (check: a component failed)",
+    EXIT_USAGE: "a usage error: unknown id, locked milestone, bad or missing data, unusable --out",
+    EXIT_INTERNAL: "an unexpected internal error: one line here, the traceback in a log file",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a run's report.json is marked interrupted",
+}
 ACTS = ("tt-core", "tt-learn", "tt-data", "tt-language", "tt-perf", "tt-milestones")
 
 
@@ -38,12 +63,88 @@ class UsageError(TinyTorchError):
     """A command that cannot run as typed (locked milestone, option it does not take, ...)."""
 
 
+# -- TT_DISABLE_PLUGINS -----------------------------------------------------------------
+
+
+def installed_plugins() -> dict[str, str]:
+    """Every installed TinyTorch plugin, loaded or blocked: its normalised entry-point name and
+    distribution name, each -> its distribution."""
+    names = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = normalize_dist(ep.dist.name if ep.dist is not None else ep.name)
+        names[normalize_dist(ep.name)] = names[dist] = dist
+    return names
+
+
+def disabled_problems() -> list[str]:
+    """The names in ``TT_DISABLE_PLUGINS`` that block nothing, each with why: no installed
+    plugin is called so (with the close names), or it names tt-core, which cannot be blocked."""
+    installed = installed_plugins()
+    problems = []
+    for name in sorted(disabled_plugins()):
+        if name == CORE_DISTRIBUTION:
+            problems.append(f"{name!r} (tt-core cannot be blocked)")
+        elif name not in installed:
+            close = difflib.get_close_matches(name, installed, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{name!r} (no installed plugin is called so{guess})")
+    return problems
+
+
+def warn_about_disabled() -> None:
+    """One line on stderr when ``TT_DISABLE_PLUGINS`` names something that blocks nothing."""
+    problems = disabled_problems()
+    if problems:
+        installed = sorted(set(installed_plugins().values()) - {CORE_DISTRIBUTION})
+        print(
+            f"tt-milestones: warning: TT_DISABLE_PLUGINS blocks nothing with {', '.join(problems)}; "
+            f"the plugins that can be blocked: {', '.join(installed) or 'none'}",
+            file=sys.stderr,
+        )
+
+
+def unlock_steps(spec: MilestoneSpec, catalogue: Catalogue) -> dict[str, list[str]]:
+    """The packages that would unlock ``spec``, by what they need: ``"install"`` every package
+    providing a missing component, ``"blocked"`` those of them that are installed but blocked
+    by ``TT_DISABLE_PLUGINS``, ``"failed"`` those that are installed but failed to load."""
+    installed = installed_plugins()
+    blocked = {installed[name] for name in disabled_plugins() if name in installed}
+    failed = {info.dist for info in catalogue.plugins if info.error}
+    packages = spec.install_hint(catalogue.registry)
+    return {
+        "install": packages,
+        "blocked": [p for p in packages if normalize_dist(p) in blocked],
+        "failed": [p for p in packages if normalize_dist(p) in failed],
+    }
+
+
+def package_step(package: str, steps: dict[str, list[str]]) -> str:
+    """What unlocks one package of :func:`unlock_steps`: ``"install tt-learn"``, or why it is
+    installed yet provides nothing."""
+    if package in steps["blocked"]:
+        return f"{package} is installed but blocked by TT_DISABLE_PLUGINS"
+    if package in steps["failed"]:
+        return f"{package} is installed but failed to load (see tt-milestones plugins)"
+    return f"install {package}"
+
+
+def unlock_text(steps: dict[str, list[str]]) -> str:
+    """``"install tt-data; tt-learn is installed but blocked by TT_DISABLE_PLUGINS (...)"``."""
+    to_install = [p for p in steps["install"] if p not in steps["blocked"] + steps["failed"]]
+    parts = [f"install {', '.join(to_install)}"] if to_install else []
+    parts += [package_step(p, steps) for p in steps["install"] if p not in to_install]
+    return "; ".join(parts)
+
+
 # -- list -------------------------------------------------------------------------------
 
 
 def milestone_row(spec: MilestoneSpec, catalogue: Catalogue) -> dict:
-    """What ``list --json`` says about one milestone."""
+    """What ``list --json`` says about one milestone: ``install`` names the packages providing
+    its missing components, ``blocked`` and ``failed`` those of them installed but blocked by
+    ``TT_DISABLE_PLUGINS`` or failed to load, and ``unlock`` says what to do, in words."""
     registry = catalogue.registry
+    steps = unlock_steps(spec, catalogue)
     return {
         "id": spec.id,
         "slug": spec.slug,
@@ -51,7 +152,8 @@ def milestone_row(spec: MilestoneSpec, catalogue: Catalogue) -> dict:
         "title": spec.title,
         "status": spec.status(registry),
         "missing": [str(r) for r in spec.missing(registry)],
-        "install": spec.install_hint(registry),
+        **steps,
+        "unlock": unlock_text(steps),
         "target": spec.target,
         "provider": catalogue.origin[spec.id],
     }
@@ -67,7 +169,7 @@ def cmd_list(args: argparse.Namespace, catalogue: Catalogue) -> int:
     for row in rows:
         status = row["status"]
         if row["missing"]:
-            status += f" - install {', '.join(row['install'])} (missing {', '.join(row['missing'])})"
+            status += f" - {row['unlock']} (missing {', '.join(row['missing'])})"
         print(f"{row['id']:<4}{row['year']:<6}{row['title']:<{width + 2}}{status}")
     return EXIT_REACHED
 
@@ -94,13 +196,14 @@ def cmd_info(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
     registry = catalogue.registry
     missing = set(spec.missing(registry))
+    steps = unlock_steps(spec, catalogue)
     print(f"{spec.id} {spec.slug}: {spec.title} ({spec.year})")
     print(textwrap.fill(spec.history, width=88, initial_indent="  ", subsequent_indent="  "))
     print("requires:")
     width = max(len(str(r)) for r in spec.requires) if spec.requires else 0
     for req in spec.requires:
         if req in missing:
-            print(f"  [missing] {str(req):<{width}}  install {req.package}")
+            print(f"  [missing] {str(req):<{width}}  {package_step(req.package, steps)}")
         else:
             print(f"  [  ok   ] {str(req):<{width}}  from {chosen_provider(registry, req.kind, req.name)}")
     print(f"target: {spec.target}")
@@ -110,7 +213,7 @@ def cmd_info(args: argparse.Namespace, catalogue: Catalogue) -> int:
         print("options: " + " ".join(f"--{o}" for o in spec.options))
     print(f"provided by: {catalogue.origin[spec.id]}")
     if missing:
-        print(f"status: locked - install {', '.join(spec.install_hint(registry))}")
+        print(f"status: locked - {unlock_text(steps)}")
     else:
         print(f"status: runnable - tt-milestones run {spec.id}  (add --quick for a fast check)")
     return EXIT_REACHED
@@ -225,6 +328,19 @@ def check_use(dists: list[str], catalogue: Catalogue) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+def out_folder(text: str | None, spec: MilestoneSpec) -> Path:
+    """The folder of ``run --out TEXT`` (default ``runs/<id>-<slug>``).
+
+    Raises:
+        UsageError: ``TEXT`` is empty or blank (it would mean the current folder).
+    """
+    if text is None:
+        return Path("runs") / f"{spec.id}-{spec.slug}"
+    if not text.strip():
+        raise UsageError(f"--out is empty: name a folder, or drop --out to write into runs/{spec.id}-{spec.slug}/")
+    return Path(text)
+
+
 def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     spec = catalogue.find(args.milestone)
     use = check_use(args.use, catalogue)
@@ -234,35 +350,49 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     if spec.missing(registry):
         raise UsageError(
             f"milestone {spec.id} ({spec.slug}) is locked: it needs "
-            f"{', '.join(map(str, spec.missing(registry)))} - install {', '.join(spec.install_hint(registry))}"
+            f"{', '.join(map(str, spec.missing(registry)))} - {unlock_text(unlock_steps(spec, catalogue))}"
         )
     options = {name: True for name in ("chat",) if getattr(args, name)}
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise UsageError(f"milestone {spec.id} ({spec.slug}) has no option {', '.join('--' + o for o in unknown)}")
+    from .diagnostics import DIAGNOSTICS, unavailable
+
+    options.update({name: True for name in DIAGNOSTICS if getattr(args, name)})  # any milestone takes these
+    missing = unavailable(registry, options)
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        needs = ", ".join(":".join(DIAGNOSTICS[name]) for name in missing)
+        raise UsageError(f"{flags} needs tt-learn, which is not installed (it provides {needs}): pip install tt-learn")
+    out = out_folder(args.out, spec)
 
     from rich.console import Console
     from rich.table import Table
 
     from .api import RunContext
-    from .runner import not_builtin, planned_providers, resolve, run_milestone
+    from .runner import default_threads, not_builtin, planned_providers, resolve, run_milestone
     from .systems import systems_table
 
     run = resolve(spec, catalogue.origin[spec.id])
-    console = Console()
-    out = Path(args.out) if args.out else Path("runs") / f"{spec.id}-{spec.slug}"
-    console.rule(f"[bold]{spec.id} {spec.title} ({spec.year})")
-    console.print(spec.history, style="italic")
-    console.print(f"target: {spec.target}" + ("   [yellow](quick)[/]" if args.quick else ""))
-    plugin_dists = {info.dist: info.version for info in catalogue.plugins}
-    yours = not_builtin(planned_providers(spec, catalogue.system, plugin_dists))
-    whose = f"your code: {', '.join(yours)}" if yours else "all components built-in"
-    console.print(whose, highlight=False, soft_wrap=True)
-    ctx = RunContext(
-        registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
-        declared=spec.requires + spec.optional,
-    )
-    report = run_milestone(spec, ctx, plugin_dists, run)
+    prepare_out(out)
+    args.out_dir = out  # where main() writes the log of an unexpected error
+    with RunLock(out):
+        console = Console()
+        console.rule(f"[bold]{spec.id} {spec.title} ({spec.year})")
+        console.print(spec.history, style="italic")
+        console.print(f"target: {spec.target}" + ("   [yellow](quick)[/]" if args.quick else ""))
+        plugin_dists = {info.dist: info.version for info in catalogue.plugins}
+        yours = not_builtin(planned_providers(spec, catalogue.system, plugin_dists))
+        whose = f"your code: {', '.join(yours)}" if yours else "all components built-in"
+        console.print(whose, highlight=False, soft_wrap=True)
+        threads = args.threads or default_threads()
+        console.print(f"BLAS threads: {threads}" + ("" if args.threads else " (every core; --threads N to change)"))
+        ctx = RunContext(
+            registry=registry, out=out, quick=args.quick, seed=args.seed, options=options, console=console,
+            declared=spec.requires + spec.optional, threads=threads,
+        )
+        args.context = ctx  # for main(): where the report of an unfinished run is
+        report = run_milestone(spec, ctx, plugin_dists, run)
 
     table = Table("check", "value", "target", "reached", title=f"{spec.id} {spec.slug}")
     for check in report["checks"]:
@@ -277,6 +407,9 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
     ran = not_builtin(report["providers"])
     if ran:
         console.print(f"ran on your code: {', '.join(ran)}", highlight=False, soft_wrap=True)
+    if report["plot_errors"]:
+        console.print(f"{len(report['plot_errors'])} plot(s) could not be saved: see plot_errors in the report",
+                      style="yellow", highlight=False)
     verdict = "[bold green]target reached[/]" if report["reached"] else "[bold red]target missed[/]"
     console.print(f"{verdict} in {report['wall_time_s']:.1f} s; report and plots in {out}/")
     return EXIT_REACHED if report["reached"] else EXIT_MISSED
@@ -306,6 +439,12 @@ def cmd_new(args: argparse.Namespace, catalogue: Catalogue) -> int:
 # -- entry ------------------------------------------------------------------------------
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
@@ -320,9 +459,15 @@ def add_use_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def exit_codes_help() -> str:
+    """The exit codes, as the epilog of ``--help``."""
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tt-milestones", description="Replay the history of deep learning with the installed TinyTorch Acts."
+        prog="tt-milestones", description="Replay the history of deep learning with the installed TinyTorch Acts.",
+        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -335,12 +480,23 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("milestone", metavar="ID", help="id or slug, e.g. 01 or perceptron")
     info.set_defaults(handler=cmd_info)
 
-    run = commands.add_parser("run", help="run a milestone; writes report.json and PNG plots")
+    run = commands.add_parser(
+        "run", help="run a milestone; writes report.json and PNG plots",
+        description="Run a milestone. --out is checked and locked before anything trains; report.json is "
+        "rewritten as each phase completes, with its status (running, completed, interrupted, failed).",
+        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("milestone", metavar="ID", help="id or slug, e.g. 01 or perceptron")
     run.add_argument("--quick", action="store_true", help="a fast run (seconds) that still checks learning")
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<id>-<slug>/)")
     run.add_argument("--chat", action="store_true", help="talk to the trained model (milestone 05)")
+    run.add_argument("--threads", type=positive_int, metavar="N",
+                     help="BLAS threads for the run (default: every core); recorded in report.json")
+    run.add_argument("--graph", action="store_true",
+                     help="draw the autograd graph of the first training step (graph.png, graph.svg; needs tt-learn)")
+    run.add_argument("--detect-anomaly", action="store_true",
+                     help="stop at the first NaN or inf, naming the op and the line that ran it (needs tt-learn)")
     add_use_option(run)
     run.set_defaults(handler=cmd_run)
 
@@ -360,13 +516,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_note(args: argparse.Namespace) -> str:
+    """``"; the report of what was measured so far: runs/03-mlp/report.json"`` once a run has
+    written one, else empty."""
+    ctx = getattr(args, "context", None)
+    path = getattr(ctx, "report_path", None)
+    return f"; the report of what was measured so far: {path}" if path is not None else ""
+
+
+def internal_error(args: argparse.Namespace, error: Exception) -> int:
+    """Say in one line that something unexpected failed, with the log file holding the
+    traceback (in ``--out`` when a run got that far, else in the user cache directory)."""
+    text = traceback.format_exc()
+    folders = [args.out_dir] if getattr(args, "out_dir", None) is not None else []
+    log = write_error_log(text, [*folders, cache_dir()])
+    if log is None:  # nowhere to write it: the traceback is better here than lost
+        print(text, file=sys.stderr, end="")
+    message = (str(error).strip().splitlines() or [""])[0]
+    where = f"the traceback is in {log}" if log is not None else "the traceback is above"
+    print(
+        f"tt-milestones: internal error: {type(error).__name__}{': ' + message if message else ''} "
+        f"({where}){report_note(args)}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (module docstring). Nothing a command raises
+    ends in a traceback: an error is one line on stderr."""
     args = build_parser().parse_args(argv)
     try:
+        warn_about_disabled()
         return args.handler(args, get_catalogue())
-    except TinyTorchError as error:  # the user's mistake or missing data: the message, no traceback
-        print(f"tt-milestones: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("tt-milestones: interrupted", file=sys.stderr)
-        return 130
+        print(f"tt-milestones: interrupted{report_note(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TinyTorchError as error:  # the user's mistake or missing data: the message, no traceback
+        print(f"tt-milestones: error: {error}{report_note(args)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        if isinstance(error, OSError) and error.filename:  # a file that cannot be read or written
+            print(f"tt-milestones: error: {describe_os_error(error)}{report_note(args)}", file=sys.stderr)
+            return EXIT_USAGE
+        return internal_error(args, error)

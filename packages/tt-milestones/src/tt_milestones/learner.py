@@ -17,7 +17,6 @@ distribution, nothing to check).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import hashlib
 import importlib.util
@@ -25,7 +24,6 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -47,7 +45,10 @@ from .cli import (
     check_use,
     non_negative_int,
     provider_label,
+    unlock_steps,
+    unlock_text,
 )
+from .files import write_atomic
 from .registry import Catalogue
 
 STATE_ENV = "TT_STATE_DIR"
@@ -411,20 +412,7 @@ def save_state(state: dict, path: Path | None = None) -> Path:
     Raises:
         OSError: the folder cannot be created or written.
     """
-    path = path or state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(state, file, indent=2, sort_keys=True, default=str)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+    return write_atomic(path or state_path(), json.dumps(state, indent=2, sort_keys=True, default=str))
 
 
 @dataclass(frozen=True)
@@ -603,18 +591,23 @@ def component_status(registry: ComponentRegistry, kind: str, name: str, package:
     return row
 
 
-def milestone_status(spec: MilestoneSpec, registry: ComponentRegistry) -> dict:
+def milestone_status(spec: MilestoneSpec, catalogue: Catalogue) -> dict:
     """Whether a milestone runs, and how many of the components it uses are yours.
 
     Returns:
-        ``{"id", "slug", "title", "status", "missing", "components", "yours"}``: the counts are
-        over the components of its ``requires`` and ``optional`` that are installed.
+        ``{"id", "slug", "title", "status", "missing", "install", "unlock", "components",
+        "yours", "your_components"}``: ``unlock`` says what unlocks a locked one
+        (:func:`tt_milestones.cli.unlock_text`); the counts are over the components of its
+        ``requires`` and ``optional`` that are installed.
     """
+    registry = catalogue.registry
+    steps = unlock_steps(spec, catalogue)
     present = [r for r in dict.fromkeys(spec.requires + spec.optional) if registry.has(r.kind, r.name)]
     yours = [str(r) for r in present if not registry.is_builtin(registry.chosen(r.kind, r.name).dist)]
     return {
         "id": spec.id, "slug": spec.slug, "title": spec.title, "status": spec.status(registry),
-        "missing": [str(r) for r in spec.missing(registry)], "install": spec.install_hint(registry),
+        "missing": [str(r) for r in spec.missing(registry)], "install": steps["install"],
+        "unlock": unlock_text(steps),
         "components": len(present), "yours": len(yours), "your_components": yours,
     }
 
@@ -639,7 +632,7 @@ def status_report(catalogue: Catalogue, state: dict | None = None) -> dict:
                 unused.setdefault(row["learner"], []).append(row["component"])
     return {
         "acts": [{"act": act, "components": by_act[act]} for act in sorted(by_act, key=act_key)],
-        "milestones": [milestone_status(spec, registry) for spec in catalogue.all()],
+        "milestones": [milestone_status(spec, catalogue) for spec in catalogue.all()],
         "unused": unused,
     }
 
@@ -674,7 +667,7 @@ def print_status(report: dict) -> None:
         console.print(table)
     console.print(Text("milestones", style="bold"))
     for item in report["milestones"]:
-        state = item["status"] + (f" (install {', '.join(item['install'])})" if item["install"] else "")
+        state = item["status"] + (f" ({item['unlock']})" if item["unlock"] else "")
         console.print(f"  {item['id']} {item['slug']}: {state}, {item['yours']} of {item['components']} components yours")
     for dist, names in report["unused"].items():
         console.print(Text(

@@ -29,7 +29,12 @@ from rich.text import Text
 
 
 def format_value(value: Any) -> str:
-    """Floats with four significant digits, everything else as ``str``."""
+    """Floats with four significant digits, everything else as ``str``.
+
+    Examples:
+        >>> format_value(0.693147), format_value(12), format_value("ok")
+        ('0.6931', '12', 'ok')
+    """
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

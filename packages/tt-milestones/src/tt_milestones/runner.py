@@ -13,13 +13,25 @@ every component the run used (``"kind:name"``) to the distribution that provided
 The components are those the run asked for through ``ctx.component`` and every op it ran
 (an op's entry names its kernel's provider, and under ``rule`` its gradient rule's, or
 ``null`` when the op ran without one).
+
+``report.json`` is written when the run starts, again as each phase of the milestone
+completes (``ctx.phase``), and when it ends, each time atomically. Its ``status`` is
+``running``, ``completed``, ``interrupted`` (Ctrl-C) or ``failed`` (with the error in
+``error``), so a run that stops early leaves a report of everything measured until then;
+``phases`` lists the phases with their status and duration, ``plot_errors`` the plots that
+could not be saved. ``reached`` is true only for a completed run whose checks all passed.
+
+The options ``graph`` and ``detect_anomaly`` (``run --graph``, ``--detect-anomaly``) wrap the
+run in what :mod:`tt_milestones.diagnostics` provides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
+import os
 import platform
 import time
 import traceback
@@ -34,7 +46,12 @@ from tt_core import dispatch
 from tt_core.errors import TinyTorchError
 from tt_core.plugins import ComponentRegistry, PluginSystem
 
+from . import diagnostics
 from .api import MilestoneSpec, RunContext
+from .files import OutDirError, describe_os_error, write_atomic
+
+RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
+REPORT_NAME = "report.json"
 
 
 class RunPathError(TinyTorchError):
@@ -176,32 +193,94 @@ def not_builtin(providers: dict[str, dict[str, Any]]) -> list[str]:
 
 def build_report(
     spec: MilestoneSpec, ctx: RunContext, wall_time: float, versions: dict[str, str],
-    providers: dict[str, dict[str, Any]],
+    providers: dict[str, dict[str, Any]], status: str = COMPLETED, error: str | None = None,
 ) -> dict:
+    """The content of ``report.json`` (module docstring) for ``ctx`` as it stands."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return {
         "id": spec.id,
         "slug": spec.slug,
         "year": spec.year,
         "title": spec.title,
         "target": spec.target,
-        "reached": ctx.reached,
+        "status": status,
+        "error": error,
+        "reached": status == COMPLETED and ctx.reached,
         "checks": [
             {"name": c.name, "value": c.value, "op": c.op, "target": c.target, "reached": c.reached}
             for c in ctx.checks
         ],
         "metrics": ctx.metrics,
+        "phases": ctx.phases,
         "configuration": ctx.config,
         "seed": ctx.seed,
         "quick": ctx.quick,
         "options": ctx.options,
+        "threads": ctx.threads,
         "wall_time_s": round(wall_time, 3),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "updated": now,
+        "finished": None if status == RUNNING else now,
         "versions": versions,
         "providers": providers,
         "plots": ctx.plots,
         "figures": ctx.figures,
+        "plot_errors": ctx.plot_errors,
         "systems": ctx.systems,
     }
+
+
+class ReportWriter:
+    """Writes ``report.json`` of one run, whenever asked, from the run's context as it stands."""
+
+    def __init__(self, spec: MilestoneSpec, ctx: RunContext, plugin_dists: dict[str, str]) -> None:
+        self.spec, self.ctx, self.plugin_dists = spec, ctx, plugin_dists
+        self.versions = installed_versions(plugin_dists)
+        self.path = ctx.out / REPORT_NAME
+        self.start = time.perf_counter()
+        self.warned = False
+
+    def report(self, status: str, error: str | None = None) -> dict:
+        providers = used_providers(self.ctx, self.plugin_dists)
+        wall_time = time.perf_counter() - self.start
+        return build_report(self.spec, self.ctx, wall_time, self.versions, providers, status, error)
+
+    def write(self, status: str, error: str | None = None) -> dict:
+        """Write the report with ``status``; returns it.
+
+        Raises:
+            OSError: ``report.json`` cannot be written (its previous content is unchanged).
+        """
+        report = self.report(status, error)
+        write_atomic(self.path, json.dumps(report, indent=2, default=_plain) + "\n")
+        self.ctx.report_path = self.path
+        return report
+
+    def write_or_warn(self, status: str, error: str | None = None) -> None:
+        """Write the report; a failure (a full disk) is said once on the console, and the run
+        goes on (the next write tries again)."""
+        try:
+            self.write(status, error)
+        except OSError as problem:
+            if not self.warned:
+                self.ctx.warn(f"could not update the report ({describe_os_error(problem)}); the run goes on")
+                self.warned = True
+
+
+def default_threads() -> int:
+    """Every core this process may use (what ``run`` gives BLAS unless ``--threads`` says otherwise)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None):
+    """BLAS (OpenBLAS, MKL, ...) limited to ``count`` threads inside the block; None: unchanged."""
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
 
 
 def run_milestone(
@@ -210,25 +289,48 @@ def run_milestone(
     plugin_dists: dict[str, str],
     run: Callable[[RunContext], None] | None = None,
 ) -> dict:
-    """Seed, run ``spec`` in ``ctx``, and write ``ctx.out / "report.json"``; returns the report.
+    """Seed, run ``spec`` in ``ctx``, and write ``ctx.out / "report.json"`` as it goes (module
+    docstring); returns the final report.
 
     Args:
         spec: the milestone.
-        ctx: where it runs and what it records.
+        ctx: where it runs and what it records. ``ctx.out`` should exist and be writable
+            (:func:`tt_milestones.files.prepare_out`).
         plugin_dists: distribution -> version of every loaded plugin.
         run: ``spec``'s run function, if already resolved (else :func:`resolve` finds it).
 
     Raises:
         RunPathError: ``spec.run`` does not resolve.
+        OutDirError: ``report.json`` cannot be written, at the start (then nothing ran) or at
+            the end (then the checks were shown on the console, and the last report written
+            during the run is left).
+        BaseException: whatever the run raised (KeyboardInterrupt included), after the report
+            was written with status ``interrupted`` or ``failed``.
     """
     run = run if run is not None else resolve(spec)
+    writer = ReportWriter(spec, ctx, plugin_dists)
     tt_core.manual_seed(ctx.seed)
     dispatch.reset_dispatch()  # so that ops_used() is this run's
-    start = time.perf_counter()
-    run(ctx)
-    wall_time = time.perf_counter() - start
-    providers = used_providers(ctx, plugin_dists)
-    report = build_report(spec, ctx, wall_time, installed_versions(plugin_dists), providers)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    (ctx.out / "report.json").write_text(json.dumps(report, indent=2, default=_plain) + "\n")
-    return report
+    try:
+        writer.write(RUNNING)
+    except OSError as error:
+        raise OutDirError(f"cannot write {writer.path} ({describe_os_error(error)}); choose another --out") from None
+    ctx.on_phase_end = lambda: writer.write_or_warn(RUNNING)
+    try:
+        with blas_threads(ctx.threads), diagnostics.watching(ctx):
+            run(ctx)
+    except KeyboardInterrupt:
+        writer.write_or_warn(INTERRUPTED, "interrupted (Ctrl-C)")
+        raise
+    except BaseException as error:
+        writer.write_or_warn(FAILED, f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        ctx.on_phase_end = None
+    try:
+        return writer.write(COMPLETED)
+    except OSError as error:
+        raise OutDirError(
+            f"the run finished, but {writer.path} could not be written ({describe_os_error(error)}); "
+            "the checks are shown above"
+        ) from None

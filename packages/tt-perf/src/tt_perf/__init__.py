@@ -1,24 +1,27 @@
-"""TinyTorch Act V: profiling, compression, KV cache, acceleration and the Olympics"""
+"""TinyTorch Act V: profiling, compression, KV cache, acceleration and the Olympics."""
 
 from .__about__ import __version__
 from .accelerate import FusedLinear, Identity, blas_threads, compare, fold_batchnorms, fuse_linear_activations
 from .distill import distill, distillation_loss
 from .kv_cache import CachedDecoder, KVCache, kv_generate
 from .olympics import Arena, Scorecard, Submission, run_olympics
-from .profiler import LayerStats, Profile, profile
+from .profiler import LayerStats, Profile, ProfileError, profile
 from .pruning import Pruner, SparsitySchedule, prune, prune_finetune, shrink
-from .quantize import QuantizedConv2d, QuantizedLinear, quantize_int8
+from .quantize import CalibrationError, CalibrationWarning, QuantizedConv2d, QuantizedLinear, quantize_int8
 from .storage import load_compressed, save_compressed, saved_size
-from .timing import Timing, measure
+from .timing import Timing, TimingError, measure
 
 __all__ = [
     "Arena",
     "CachedDecoder",
+    "CalibrationError",
+    "CalibrationWarning",
     "FusedLinear",
     "Identity",
     "KVCache",
     "LayerStats",
     "Profile",
+    "ProfileError",
     "Pruner",
     "QuantizedConv2d",
     "QuantizedLinear",
@@ -26,6 +29,7 @@ __all__ = [
     "SparsitySchedule",
     "Submission",
     "Timing",
+    "TimingError",
     "__version__",
     "blas_threads",
     "compare",

@@ -27,7 +27,7 @@ import tt_core
 from tt_core import Module, Parameter, Tensor
 
 from .kernels import ACTIVATIONS
-from .timing import measure
+from .timing import check_counts, clock_function, measure
 
 
 class Identity(Module):
@@ -253,7 +253,16 @@ def compare(name: str, baseline: Callable[[], object], optimized: Callable[[], o
     load from other processes hits both alike; the medians are compared. ``clock="cpu"``
     (process CPU time) is the steadier measure on a shared machine; a comparison of thread
     counts needs ``clock="wall"``. The tolerance is on the largest absolute difference.
+
+    Returns:
+        A :class:`Comparison`: the median times of both, their largest output difference.
+
+    Raises:
+        TimingError: an unknown ``clock``, or counts that are not whole numbers in range
+            (before either callable runs).
     """
+    clock_function(clock)
+    check_counts(warmup, repeats)
     previous = tt_core.set_grad_enabled(False)
     try:
         difference = float(np.max(np.abs(_array(baseline()) - _array(optimized()))))

@@ -40,7 +40,14 @@ from dataclasses import dataclass
 import numpy as np
 import tt_core
 from tt_core import Module
-from tt_language.generation import sample_next
+from tt_language.generation import (
+    SamplingError,
+    check_max_new_tokens,
+    check_sampling,
+    private_generator,
+    sample_next,
+    token_ids,
+)
 
 from .kernels import gelu_, normalize
 
@@ -128,8 +135,16 @@ class CachedDecoder:
             changes to the model's weights are not seen: build a new decoder after training.
 
     Examples:
+        >>> import numpy as np
+        >>> import tt_core as tt
+        >>> from tt_language import GPT, generate
+        >>> _ = tt.manual_seed(0)
+        >>> model = GPT(vocab_size=20, block_size=16, num_layers=1, num_heads=2, embed_dim=16)
+        >>> prompt = np.array([3, 1, 4])
         >>> decoder = CachedDecoder(model)
-        >>> decoder.generate(prompt_ids, 100)            # greedy, with the KV cache
+        >>> out = decoder.generate(prompt, 10)  # greedy, with the KV cache
+        >>> out.shape, bool((out == generate(model, prompt, 10, temperature=0)).all())  # as without it
+        ((13,), True)
     """
 
     def __init__(self, model: Module) -> None:
@@ -245,10 +260,17 @@ class CachedDecoder:
         Returns:
             Like the input: (T + n,) for one prompt, (B, T + n) for an array, a list of
             (T_i + n,) arrays for a list.
+
+        Raises:
+            SamplingError: before any work, for ids that are not integers (never truncated)
+                or lie outside the vocabulary, an empty prompt, a ``max_new_tokens`` that is
+                not a whole number >= 0, a bad ``seed``, or sampling options out of range.
+            TinyTorchError: prompt and new tokens longer than the model's ``block_size``.
         """
-        rows, single, as_list = _prompt_rows(prompts)
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        rows, single, as_list = _prompt_rows(prompts, self.wte.shape[0])
+        max_new_tokens = check_max_new_tokens(max_new_tokens)
+        check_sampling(temperature, top_k, top_p)
+        rng = private_generator(seed)
         lengths = np.array([len(r) for r in rows])
         width = int(lengths.max())
         batch, total = len(rows), width + max_new_tokens
@@ -259,7 +281,6 @@ class CachedDecoder:
         positions = np.maximum(np.arange(total)[None, :] - pad[:, None], 0)
         cache = self.new_cache(batch, total)
         cache.valid[:, :width] = np.arange(width)[None, :] >= pad[:, None]
-        rng = np.random.default_rng(seed) if seed is not None else None
         for t in range(width, total):
             begin = cache.length if use_cache else 0  # without the cache: the whole sequence again
             cache.length = begin
@@ -272,18 +293,23 @@ class CachedDecoder:
         return ids
 
 
-def _prompt_rows(prompts) -> tuple[list[np.ndarray], bool, bool]:
-    """Prompts as a list of 1-D int arrays, and whether the input was one prompt / a list."""
+def _prompt_rows(prompts, vocab_size: int) -> tuple[list[np.ndarray], bool, bool]:
+    """Prompts as a list of 1-D int64 arrays of checked ids (see ``tt_language.generation.token_ids``),
+    and whether the input was one prompt / a list."""
     if isinstance(prompts, (list, tuple)) and prompts and np.ndim(prompts[0]) == 1:
-        rows, single, as_list = [np.asarray(p, dtype=np.int64) for p in prompts], False, True
-    else:
-        array = np.asarray(getattr(prompts, "data", prompts), dtype=np.int64)
-        if array.ndim not in (1, 2):
-            raise tt_core.TinyTorchError(f"prompts must be ids (T,), (B, T) or a list of 1-D arrays, got shape {array.shape}")
-        rows, single, as_list = list(np.atleast_2d(array)), array.ndim == 1, False
-    if not rows or min(len(r) for r in rows) == 0:
-        raise tt_core.TinyTorchError("every prompt needs at least one id")
-    return rows, single, as_list
+        if any(np.size(p) == 0 for p in prompts):
+            raise SamplingError("every prompt needs at least one id")
+        rows = [token_ids(p, f"prompt {i}", vocab_size) for i, p in enumerate(prompts)]
+        if any(r.ndim != 1 for r in rows):
+            raise SamplingError("a list of prompts holds 1-D id arrays, one per prompt")
+        return rows, False, True
+    array = np.asarray(getattr(prompts, "data", prompts))
+    if array.size == 0:
+        raise SamplingError(f"every prompt needs at least one id, got shape {array.shape}")
+    array = token_ids(array, "prompts", vocab_size)
+    if array.ndim not in (1, 2):
+        raise SamplingError(f"prompts must be ids (T,), (B, T) or a list of 1-D arrays, got shape {array.shape}")
+    return list(np.atleast_2d(array)), array.ndim == 1, False
 
 
 def _choose(logits: np.ndarray, temperature: float, top_k, top_p, rng) -> np.ndarray:

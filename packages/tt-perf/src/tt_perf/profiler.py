@@ -27,7 +27,11 @@ from tt_core import Module, Tensor
 
 from .flops import FlopCounter, find_counter
 from .hooks import input_arrays, wrapped_forwards
-from .timing import CLOCKS, Timing, measure
+from .timing import Timing, check_counts, clock_function, measure
+
+
+class ProfileError(tt_core.TinyTorchError, ValueError):
+    """A model or an example input that :func:`profile` cannot run."""
 
 
 @dataclass
@@ -203,7 +207,7 @@ class _Recorder:
 
     def __init__(self, model: Module, counters: dict[str, FlopCounter] | None, clock: str = "wall") -> None:
         self.counters = counters
-        self.clock = CLOCKS[clock]
+        self.clock = clock_function(clock)
         self.stack: list[float] = []  # time spent in children of each open call
         self.names: dict[int, str] = {}
         self.modules: dict[str, Module] = {}
@@ -288,8 +292,30 @@ def state_bytes(model: Module) -> int:
 
 
 def _as_inputs(example) -> tuple:
+    """The arguments ``model(...)`` is called with: arrays and lists of numbers become Tensors.
+
+    Raises:
+        ProfileError: text, non-numeric or ragged data, or no array-like argument at all.
+    """
     items = example if isinstance(example, tuple) else (example,)
-    return tuple(x if isinstance(x, Tensor) else Tensor(x) if isinstance(x, (np.ndarray, list)) else x for x in items)
+    hint = "pass what model(...) takes: a Tensor, a NumPy array, or a tuple of arguments"
+    inputs = []
+    for position, item in enumerate(items):
+        where = "the example input" if len(items) == 1 else f"argument {position} of the example input"
+        if isinstance(item, (str, bytes)):
+            raise ProfileError(f"{where} is text ({item[:20]!r}), not numbers: {hint} (encode text with a tokenizer)")
+        if isinstance(item, (np.ndarray, list)):
+            try:
+                array = np.asarray(item)
+            except ValueError as error:  # ragged nested lists
+                raise ProfileError(f"{where} is not a rectangular array ({error}): {hint}") from None
+            if array.dtype.kind not in "biuf":
+                raise ProfileError(f"{where} is not numbers (dtype {array.dtype}): {hint}")
+            item = Tensor(array)
+        inputs.append(item)
+    if not any(isinstance(x, Tensor) for x in inputs):
+        raise ProfileError(f"profile() needs an example input to run the model on, got {type(example).__name__}: {hint}")
+    return tuple(inputs)
 
 
 def _plugin_counters() -> dict[str, FlopCounter]:
@@ -313,7 +339,26 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
         A :class:`Profile`. Rows are the layers that were called and are leaves, own
         parameters, or have a FLOP counter (e.g. multi-head attention's own score/softmax
         work); per-layer latency is the median *self* time over ``repeats`` instrumented passes.
+
+    Raises:
+        ProfileError: ``model`` is not a Module, or the example input is text, not numbers,
+            ragged, or holds no array at all.
+        TimingError: an unknown ``clock``, or ``warmup`` / ``repeats`` that are not whole
+            numbers >= 0 / >= 1. Both are raised before the model runs.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> report = profile(model, tt.randn(8, 16), warmup=0, repeats=2)
+        >>> report.total_params  # 16*32 + 32 + 32*4 + 4
+        676
+        >>> report.total_flops  # 2 FLOPs per multiply-add, plus biases and one per ReLU output
+        10784
     """
+    if not isinstance(model, Module):
+        raise ProfileError(f"profile() takes a tt_core.Module, got {type(model).__name__}")
+    clock_function(clock)
+    check_counts(warmup, repeats)
     inputs = _as_inputs(example_input)
     all_counters = {**_plugin_counters(), **(counters or {})}
     previous = tt_core.set_grad_enabled(False)
@@ -322,11 +367,11 @@ def profile(model: Module, example_input: Any, *, warmup: int = 3, repeats: int 
             for _ in range(warmup):
                 model(*inputs)
             recorder.record_shapes = True
-            for _ in range(max(repeats, 1)):
+            for _ in range(repeats):
                 recorder.begin_pass()
                 model(*inputs)
                 recorder.end_pass()
-        latency = measure(lambda: model(*inputs), warmup=1, repeats=max(repeats, 1), clock=clock)
+        latency = measure(lambda: model(*inputs), warmup=1, repeats=repeats, clock=clock)
     finally:
         tt_core.set_grad_enabled(previous)
 

@@ -150,7 +150,17 @@ class Pruner:
 
 def prune(model: Module, sparsity: float, *, structured: bool = False, scope: str = "global",
           skip: Iterable[str] = ()) -> Pruner:
-    """Magnitude-prune ``model`` in place to ``sparsity``; returns the :class:`Pruner` (its masks)."""
+    """Magnitude-prune ``model`` in place to ``sparsity``; returns the :class:`Pruner` (its masks).
+
+    Examples:
+        >>> import numpy as np
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> _ = prune(model, 0.8)  # the 80% smallest weights, over all layers, become zeros
+        >>> weights = np.concatenate([model[0].weight.data.ravel(), model[2].weight.data.ravel()])
+        >>> round(float((weights == 0).mean()), 2)
+        0.8
+    """
     return Pruner(model, structured=structured, scope=scope, skip=skip).prune(sparsity)
 
 

@@ -23,6 +23,8 @@ Quantized layers are for inference: they record no graph. The int8 codes are buf
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -35,6 +37,15 @@ from .hooks import input_arrays, wrapped_forwards
 QMAX = 127  # int8 weight codes are symmetric: [-127, 127]
 ACTIVATION_LEVELS = 255  # uint8 activation codes: 0..255
 MODES = ("integer", "dequantize")
+
+
+class CalibrationError(tt_core.TinyTorchError, ValueError):
+    """Calibration data that cannot give activation ranges: missing, empty, not numbers,
+    non-finite, all zeros, or a layer it never reached."""
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration that worked but left a layer with an uninformative input range."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -73,20 +84,49 @@ def dequantize_per_channel(codes: np.ndarray, scales: np.ndarray, axis: int = 0)
 
 
 class RangeObserver:
-    """Tracks the smallest and largest value a layer input takes during calibration."""
+    """Tracks the smallest and largest value a layer input takes during calibration.
 
-    def __init__(self) -> None:
+    Args:
+        name: the layer's dotted name, for error messages.
+    """
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
         self.low, self.high, self.batches = np.inf, -np.inf, 0
 
+    @property
+    def only_zeros(self) -> bool:
+        """Every value observed was 0 (the range is no information about real inputs)."""
+        return self.batches > 0 and self.low == self.high == 0.0
+
     def observe(self, array: np.ndarray) -> None:
-        self.low = min(self.low, float(array.min()))
-        self.high = max(self.high, float(array.max()))
+        """Widen the range to ``array``'s values (an empty array tells nothing and is ignored).
+
+        Raises:
+            CalibrationError: ``array`` holds NaN or inf (the range would be unusable).
+        """
+        if array.size == 0:
+            return
+        low, high = float(array.min()), float(array.max())  # NaN propagates through both
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise CalibrationError(
+                f"the input of layer {self.name or '(unnamed)'!r} took non-finite values (NaN or inf) during "
+                "calibration although the calibration data is finite: the float model overflows on it; check its "
+                "weights (e.g. after training with a too large learning rate), or skip=[that layer]")
+        self.low, self.high = min(self.low, low), max(self.high, high)
         self.batches += 1
 
     def qparams(self) -> tuple[float, float]:
-        """``(scale, zero_point)`` mapping ``[low, high]`` (widened to include 0) onto 0..255."""
+        """``(scale, zero_point)`` mapping ``[low, high]`` (widened to include 0) onto 0..255.
+
+        Raises:
+            CalibrationError: nothing was observed.
+        """
         if not self.batches:
-            raise tt_core.TinyTorchError("this layer never ran during calibration: feed it some data")
+            name = f"layer {self.name!r}" if self.name else "this layer"
+            raise CalibrationError(
+                f"{name} never ran during calibration: feed data that reaches it, or keep it in float32 "
+                f"with skip=[{self.name or '<its name>'!r}]")
         low, high = min(self.low, 0.0), max(self.high, 0.0)
         scale = (high - low) / ACTIVATION_LEVELS if high > low else 1.0
         zero_point = float(np.clip(np.rint(-low / scale), 0, ACTIVATION_LEVELS))
@@ -239,16 +279,79 @@ def _kind(module) -> str | None:
 # ----------------------------------------------------------------------------------------
 
 
-def _batches(calibration) -> Iterable:
-    """Calibration data: one array/Tensor, or an iterable of batches (``(x, y)`` pairs allowed)."""
+CALIBRATION_HINT = ("calibrate with a few hundred real inputs, e.g. a slice of the training set: one array or Tensor, "
+                    "or batches / (x, y) pairs from a DataLoader")
+
+
+def calibration_inputs(calibration) -> list[Tensor]:
+    """The model input of every calibration batch, checked, as Tensors.
+
+    Args:
+        calibration: one array or Tensor, or an iterable of batches (arrays, Tensors, or
+            ``(x, y)`` pairs whose first item is the input). A generator is read once.
+
+    Returns:
+        One Tensor per batch.
+
+    Raises:
+        CalibrationError: ``None``, no batches, an empty batch, a batch that is not numbers,
+            a batch holding NaN or inf, or data whose every value is 0 (no information about
+            the range of real inputs: a model calibrated on it silently gives worse predictions).
+    """
+    if calibration is None:
+        raise CalibrationError(f"quantize_int8 needs calibration data to measure each layer's input range: "
+                               f"{CALIBRATION_HINT}")
     if isinstance(calibration, (np.ndarray, Tensor)):
-        return [calibration]
-    return calibration
+        batches = [calibration]
+    elif isinstance(calibration, Iterable) and not isinstance(calibration, (str, bytes, dict)):
+        batches = list(calibration)
+    else:
+        raise CalibrationError(f"calibration data must be an array, a Tensor or an iterable of batches, got "
+                               f"{type(calibration).__name__}: {CALIBRATION_HINT}")
+    if not batches:
+        raise CalibrationError(f"the calibration data holds no batches: {CALIBRATION_HINT}")
+    inputs = []
+    for index, batch in enumerate(batches):
+        x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+        array = x.data if isinstance(x, Tensor) else np.asarray(x)
+        where = f"calibration batch {index}" if len(batches) > 1 else "the calibration data"
+        if array.dtype.kind not in "biuf":
+            raise CalibrationError(f"{where} is not numbers (dtype {array.dtype}): {CALIBRATION_HINT}")
+        if array.size == 0:
+            raise CalibrationError(f"{where} is empty (shape {array.shape}): {CALIBRATION_HINT}")
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise CalibrationError(
+                f"{where} holds {bad} non-finite value(s) (NaN or inf) among {array.size}: the measured ranges would "
+                "be infinite and every quantized output NaN; drop or clean those samples")
+        inputs.append(x if isinstance(x, Tensor) else Tensor(array))
+    if not any(np.any(x.data) for x in inputs):
+        raise CalibrationError(
+            "every value of the calibration data is 0: ranges measured on it say nothing about real inputs (the "
+            f"quantized model would silently disagree with the float one); {CALIBRATION_HINT}")
+    return inputs
 
 
 def calibrate(model: Module, calibration, layers: Iterable[Module]) -> dict[Module, RangeObserver]:
-    """Run ``model`` on the calibration batches and record the input range of each of ``layers``."""
-    observers = {layer: RangeObserver() for layer in layers}
+    """Run ``model`` on the calibration batches and record the input range of each of ``layers``.
+
+    Args:
+        model: the float model (its layers are observed, not changed).
+        calibration: as :func:`calibration_inputs` takes it.
+        layers: sub-modules of ``model`` whose first input is observed.
+
+    Returns:
+        One :class:`RangeObserver` per layer, named by the layer's dotted name in ``model``.
+
+    Raises:
+        CalibrationError: bad calibration data (see :func:`calibration_inputs`), or a layer
+            input that became NaN or inf.
+    """
+    inputs = calibration_inputs(calibration)
+    names = {}
+    for name, module in model.named_modules():
+        names.setdefault(id(module), name)
+    observers = {layer: RangeObserver(names.get(id(layer), type(layer).__name__)) for layer in layers}
 
     def watching(layer):
         def wrap(original):
@@ -263,9 +366,8 @@ def calibrate(model: Module, calibration, layers: Iterable[Module]) -> dict[Modu
     previous = tt_core.set_grad_enabled(False)
     try:
         with wrapped_forwards({layer: watching(layer) for layer in observers}):
-            for batch in _batches(calibration):
-                x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                model(x if isinstance(x, Tensor) else Tensor(x))
+            for x in inputs:
+                model(x)
     finally:
         tt_core.set_grad_enabled(previous)
     return observers
@@ -285,6 +387,24 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
 
     Returns:
         The quantized model; ``tt_core.save(q.state_dict(), path)`` stores int8 weights.
+
+    Raises:
+        ValueError: an unknown ``mode``.
+        TinyTorchError: no Linear or Conv2d layer to quantize.
+        CalibrationError: ``calibration`` is ``None``, empty, not numbers, holds NaN or inf
+            or only zeros; a layer input became NaN or inf; a layer never ran. No layer is
+            replaced (with ``inplace=True`` either) when it is raised.
+
+    Warns:
+        CalibrationWarning: a layer saw only zeros at its input (e.g. after a ReLU that never
+            fired on this data): its inputs are quantized with scale 1.0.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Sequential(tt.Linear(16, 32), tt.ReLU(), tt.Linear(32, 4))
+        >>> q = quantize_int8(model, tt.randn(64, 16))
+        >>> type(q[0]).__name__, q.state_dict()["0.weight_int8"].dtype
+        ('QuantizedLinear', dtype('int8'))
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -300,6 +420,13 @@ def quantize_int8(model: Module, calibration, *, mode: str = "integer", inplace:
     if not targets:
         raise tt_core.TinyTorchError(f"{type(model).__name__} has no Linear or Conv2d layer to quantize")
     observers = calibrate(model, calibration, [layer for _, _, layer in targets])
-    for parent, attr, layer in targets:
-        setattr(parent, attr, QUANTIZED[_kind(layer)].from_float(layer, observers[layer], mode))
+    quantized = [QUANTIZED[_kind(layer)].from_float(layer, observers[layer], mode) for _, _, layer in targets]
+    for observer in observers.values():
+        if observer.only_zeros:
+            warnings.warn(
+                f"layer {observer.name!r} saw only zeros at its input during calibration (a ReLU before it never "
+                "fired on this data?): its inputs are quantized with scale 1.0; calibrate with more varied data, "
+                f"or keep it in float32 with skip=[{observer.name!r}]", CalibrationWarning, stacklevel=2)
+    for (parent, attr, _), layer in zip(targets, quantized):
+        setattr(parent, attr, layer)
     return model

@@ -14,11 +14,17 @@ the computation needs. (With several threads it is their sum: time thread counts
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from tt_core.errors import TinyTorchError
+
+
+class TimingError(TinyTorchError, ValueError):
+    """A clock that does not exist, or warm-up / repeat counts that are not whole numbers."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,29 @@ def summarise(seconds, warmup: int = 0) -> Timing:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def clock_function(clock: str) -> Callable[[], float]:
+    """The function that reads ``clock`` (a name in :data:`CLOCKS`), in seconds.
+
+    Raises:
+        TimingError: an unknown clock name, naming the ones there are.
+    """
+    if not isinstance(clock, str) or clock not in CLOCKS:
+        raise TimingError(
+            f"clock must be one of {sorted(CLOCKS)}, got {clock!r}: 'wall' is elapsed time, 'cpu' this process's CPU "
+            "time (steadier on a shared machine); there is no GPU here, NumPy runs on the CPU")
+    return CLOCKS[clock]
+
+
+def check_counts(warmup, repeats) -> None:
+    """Raise a :class:`TimingError` unless ``warmup`` is a whole number >= 0 and ``repeats`` one >= 1."""
+    def whole(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not (whole(warmup) and whole(repeats)) or warmup < 0 or repeats < 1:
+        raise TimingError(f"timing needs whole numbers warmup >= 0 and repeats >= 1, got warmup={warmup!r}, "
+                          f"repeats={repeats!r}")
+
+
 def measure(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, min_time: float = 0.0,
             clock: str = "wall") -> Timing:
     """Time ``fn()``: ``warmup`` unmeasured calls, then at least ``repeats`` measured ones.
@@ -72,15 +101,18 @@ def measure(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, min
         min_time: keep repeating (beyond ``repeats``) until this many seconds were measured,
             so very fast functions still get a stable median.
         clock: ``"wall"`` (elapsed time) or ``"cpu"`` (this process's CPU time).
+
+    Returns:
+        The :class:`Timing` of the measured calls.
+
+    Raises:
+        TimingError: an unknown clock, or counts that are not whole numbers in range.
     """
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"measure() needs warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    now = clock_function(clock)
+    check_counts(warmup, repeats)
     for _ in range(warmup):
         fn()
     times: list[float] = []
-    now = CLOCKS[clock]
     while len(times) < repeats or sum(times) < min_time:
         start = now()
         fn()

@@ -14,8 +14,9 @@ answer tolerant to small shifts. Two runs:
    training on a 2-core CPU. The number of epochs is planned from the measured speed of a
    few training steps, so that training fits the budget on a slower or busier machine.
 
-The report holds the learning curves, per-class accuracy, the confusion matrix and a grid of
-test images with their predicted labels, for each data set.
+The report holds the learning curves, per-class accuracy, the confusion matrix, a grid of
+test images with their predicted labels and the gradient flow (the gradient norm and
+update-to-weight ratio of every filter bank and weight matrix, per epoch), for each data set.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tt_core import Tensor
 
 from ..api import RunContext
 from ..systems import count, record_systems, step_seconds_from_history
+from .gradient_flow import report_gradient_flow
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
 
@@ -119,7 +121,8 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoothing: float = 0.0):
-    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule."""
+    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule, recording
+    the gradient flow."""
     optimizer = ctx.component("optimizer", "SGD")(
         model.parameters(), lr=settings["max_lr"], momentum=settings["momentum"], nesterov=True,
         weight_decay=settings["weight_decay"],
@@ -129,7 +132,7 @@ def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoot
     accuracy = ctx.component("metric", "accuracy")
     return ctx.component("trainer", "Trainer")(
         model, optimizer, loss_fn, scheduler, metrics={"accuracy": accuracy}, scheduler_interval="batch",
-        console=ctx.console, progress=ctx.console is not None,
+        console=ctx.console, progress=ctx.console is not None, track_gradients=True,
     )
 
 
@@ -191,6 +194,7 @@ def run_lenet(ctx: RunContext) -> None:
     history = trainer.fit(train_loader, test_loader, epochs=settings["epochs"])
     ctx.record("tinydigits_training_seconds", time.perf_counter() - start)
     report(ctx, "tinydigits", digits.classes, model, test_loader, test, history)
+    report_gradient_flow(ctx, "tinydigits", trainer.gradient_stats, "LeNet on TinyDigits")
     what_it_learned(ctx, "tinydigits", "LeNet", model, train_loader, test_loader, test, history, digits.classes)
 
 
@@ -213,8 +217,9 @@ def run_cifar(ctx: RunContext) -> None:
     minutes = (time.perf_counter() - start) / 60
     ctx.check("cifar10_training_minutes", minutes, "<=", settings["budget_minutes"])
     ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
-    tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
+    report_gradient_flow(ctx, "cifar10", trainer.gradient_stats, "CNN on CIFAR-10")
+    tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")  # after the checks: a failed save keeps them
     what_it_learned(ctx, "cifar10", "CIFAR-10 CNN", model, train_loader, test_loader, test, history, cifar.classes)
 
 
@@ -448,6 +453,8 @@ def run(ctx: RunContext) -> None:
     # every data file this run reads is checked (or downloaded) before the first training step,
     # and all that are missing or corrupt are named at once (TinyDigits is embedded: nothing to check)
     ctx.component("function", "require_data")("tinydigits", *(() if ctx.quick else ("cifar10",)))
-    run_lenet(ctx)
+    with ctx.phase("tinydigits"):
+        run_lenet(ctx)
     if not ctx.quick:
-        run_cifar(ctx)
+        with ctx.phase("cifar10"):
+            run_cifar(ctx)

@@ -17,6 +17,11 @@ Three experiments:
 
 ``--quick`` runs (1) and a short TinyTalks run whose loss must fall.
 
+Every training loop here is the milestone's own; each records the gradient flow with tt-learn's
+``GradientWatch`` (the gradient norm and update-to-weight ratio of every parameter, averaged
+over each tenth of training, or every 200 steps for Shakespeare), drawn in the report for the
+reversal transformer, TinyTalks and Shakespeare.
+
 Besides the checks, the report shows what attention learned (each head's weights on one
 reversal sequence, where the anti-diagonal ``output t <- input 7 - t`` appears; the last
 layer's heads on a TinyTalks pair and on a line of Shakespeare), the systems figures of every
@@ -34,22 +39,34 @@ from pathlib import Path
 
 import numpy as np
 from tt_core import Module, ModuleList, Tensor, load, save
+from tt_core.errors import CheckpointError, TinyTorchError
 
 from ..api import RunContext
 from ..systems import median_seconds, peak_bytes, record_systems, size
+from .gradient_flow import report_gradient_flow
 
 CHECKPOINT = "tinytalks_gpt.npz"
+CHAT_ENTRIES = {
+    "config": "the GPT's constructor arguments",
+    "state": "its weights, model.state_dict()",
+    "tokenizer": "the tokenizer, tokenizer.to_dict()",
+}
+"""What a TinyTalks chat checkpoint holds (each a dict), and what each entry is."""
 
 
 def run(ctx: RunContext) -> None:
     if ctx.options.get("chat"):
         chat(ctx)
         return
-    attention_proof(ctx)
-    tinytalks(ctx)
+    with ctx.phase("reversal"):
+        attention_proof(ctx)
+    with ctx.phase("tinytalks"):
+        tinytalks(ctx)
     if not ctx.quick:
-        shakespeare(ctx)
-    context_scaling(ctx, CONTEXT_LENGTHS[:3] if ctx.quick else CONTEXT_LENGTHS)
+        with ctx.phase("shakespeare"):
+            shakespeare(ctx)
+    with ctx.phase("context_scaling"):
+        context_scaling(ctx, CONTEXT_LENGTHS[:3] if ctx.quick else CONTEXT_LENGTHS)
 
 
 # ----------------------------------------------------------------------------------------
@@ -72,15 +89,23 @@ def _lm_loss(ctx: RunContext, model, x: np.ndarray, y: np.ndarray) -> Tensor:
     return ctx.component("loss", "CrossEntropyLoss")()(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def _train_step(ctx: RunContext, model, opt, x, y, lr: float) -> float:
+def _train_step(ctx: RunContext, model, opt, x, y, lr: float, watch) -> float:
+    """One clipped AdamW step at learning rate ``lr``, measured by ``watch`` (a GradientWatch)."""
     for group in opt.param_groups:
         group["lr"] = lr
     loss = _lm_loss(ctx, model, x, y)
     opt.zero_grad()
     loss.backward()
-    ctx.component("function", "clip_grad_norm_")(model.parameters(), 1.0)
-    opt.step()
+    with watch.step():
+        ctx.component("function", "clip_grad_norm_")(model.parameters(), 1.0)
+        opt.step()
     return loss.item()
+
+
+def _close_period(watch, step: int, every: int) -> None:
+    """End ``watch``'s period after every ``every`` steps, recorded under the step count."""
+    if (step + 1) % every == 0:
+        watch.end_epoch(step + 1)
 
 
 def _eval_loss(ctx: RunContext, model, ids: np.ndarray, block_size: int, batch_size: int = 64) -> float:
@@ -162,6 +187,7 @@ class MLPBlock(Module):
 def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
     opt = _optimizer(ctx, model, lr=3e-3, weight_decay=0.0)
     loss_fn = ctx.component("loss", "CrossEntropyLoss")()
+    watch = ctx.component("function", "GradientWatch")(model)
     started = time.perf_counter()
     for step in range(steps):
         x = rng.integers(0, DIGITS, (128, LENGTH))
@@ -170,7 +196,9 @@ def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
         loss = loss_fn(model(x).reshape(-1, DIGITS), x[:, ::-1].reshape(-1))
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        with watch.step():
+            opt.step()
+        _close_period(watch, step, max(1, steps // 10))
         advance(loss=loss.item())
     step_seconds = (time.perf_counter() - started) / steps
     test = np.random.default_rng(12345).integers(0, DIGITS, (2000, LENGTH))
@@ -178,7 +206,7 @@ def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
         predicted = model(test).data.argmax(-1)
     right = predicted == test[:, ::-1]
     return {"digits": float(right.mean()), "sequences": float(right.all(axis=1).mean()), "loss": loss.item(),
-            "step_seconds": step_seconds}
+            "step_seconds": step_seconds, "gradients": watch.records}
 
 
 def attention_proof(ctx: RunContext) -> None:
@@ -202,6 +230,8 @@ def attention_proof(ctx: RunContext) -> None:
         results[name]["seconds"] = time.perf_counter() - start
         ctx.log(f"  {name} ({model.num_parameters()} parameters): {results[name]['sequences']:.1%} of sequences, "
                 f"{results[name]['digits']:.1%} of digits right after {results[name]['seconds']:.1f} s")
+    report_gradient_flow(ctx, "reversal_transformer", results["transformer"]["gradients"],
+                         "Reversal transformer", xlabel="training step")
     ctx.record("reversal_mlp_sequence_accuracy", results["mlp"]["sequences"])
     ctx.record("reversal_mlp_digit_accuracy", results["mlp"]["digits"])
     ctx.record("reversal_transformer_seconds", round(results["transformer"]["seconds"], 2))
@@ -258,11 +288,13 @@ def tinytalks(ctx: RunContext) -> tuple:
     block = config["block_size"]
     first = _eval_loss(ctx, model, train_ids, block)
     val_curve = []  # (step, held-out loss): 210 pairs are memorised long before the answers read well
+    watch = ctx.component("function", "GradientWatch")(model)
     start = time.perf_counter()
     with ctx.progress(steps, "TinyTalks") as advance:
         for step in range(steps):
             x, y = windows(train_ids, block, batch, rng)
-            loss = _train_step(ctx, model, opt, x, y, _cosine(step / steps, lr))
+            loss = _train_step(ctx, model, opt, x, y, _cosine(step / steps, lr), watch)
+            _close_period(watch, step, max(1, steps // 10))
             advance(loss=loss)
             if not ctx.quick and (step + 1) % 100 == 0:
                 val_curve.append((step + 1, round(_eval_loss(ctx, model, val_ids, block), 4)))
@@ -271,6 +303,7 @@ def tinytalks(ctx: RunContext) -> tuple:
     ctx.record("tinytalks_initial_train_loss", round(first, 4))
     ctx.record("tinytalks_val_loss", round(val_loss, 4))
     ctx.record("tinytalks_train_seconds", round(seconds, 1))
+    report_gradient_flow(ctx, "tinytalks", watch.records, "TinyTalks GPT", xlabel="training step")
     if val_curve:
         ctx.record("tinytalks_val_curve", val_curve)
         ctx.record("tinytalks_lowest_val_loss", min(val_curve, key=lambda item: item[1]))
@@ -293,13 +326,49 @@ def tinytalks(ctx: RunContext) -> tuple:
     return model, tokenizer
 
 
+def load_chat_checkpoint(path: Path) -> dict:
+    """The TinyTalks checkpoint at ``path``, checked before anything is built from it.
+
+    Returns:
+        A dict with the entries of :data:`CHAT_ENTRIES` (``config``, ``state``, ``tokenizer``).
+
+    Raises:
+        CheckpointError: the file is not a TinyTorch checkpoint, or it lacks one of those
+            entries or holds one that is not a dict; the message names every such entry and
+            how to make a new checkpoint.
+    """
+    saved = load(path)
+    remedy = "delete it (or choose another --out) and run `tt-milestones run 05 --chat` to train and save a new one"
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} is not a TinyTalks chat checkpoint (it holds a {type(saved).__name__}, not a "
+                              f"dict with {', '.join(CHAT_ENTRIES)}): {remedy}")
+    missing = [f"{key} ({meaning})" for key, meaning in CHAT_ENTRIES.items() if key not in saved]
+    not_dicts = [f"{key} (a {type(saved[key]).__name__})" for key in CHAT_ENTRIES
+                 if key in saved and not isinstance(saved[key], dict)]
+    if missing or not_dicts:
+        problems = ([f"it lacks {', '.join(missing)}"] if missing else []) + (
+            [f"these entries are not dicts: {', '.join(not_dicts)}"] if not_dicts else [])
+        raise CheckpointError(f"{path} is not a complete TinyTalks chat checkpoint: {'; '.join(problems)}; {remedy}")
+    return saved
+
+
 def chat(ctx: RunContext) -> None:
     """Load the TinyTalks checkpoint (training it first if there is none) and answer
-    questions typed at the prompt until end of input (Ctrl-D)."""
+    questions typed at the prompt until end of input (Ctrl-D). A question that cannot be
+    answered (text the tokenizer refuses) gets the reason, and the chat goes on.
+
+    Raises:
+        CheckpointError: the checkpoint is incomplete (see :func:`load_chat_checkpoint`) or
+            its ``config`` does not fit the GPT.
+    """
     path = Path(ctx.out) / CHECKPOINT
     if path.is_file():
-        saved = load(path)
-        model = ctx.component("model", "GPT")(**saved["config"])
+        saved = load_chat_checkpoint(path)
+        try:
+            model = ctx.component("model", "GPT")(**saved["config"])
+        except TypeError as error:
+            raise CheckpointError(f"the config in {path} does not fit the GPT ({error}): delete the checkpoint and "
+                                  "run `tt-milestones run 05 --chat` to train and save a new one") from None
         model.load_state_dict(saved["state"])
         tokenizer = ctx.component("tokenizer", "char").from_dict(saved["tokenizer"])
         ctx.log(f"loaded {path}")
@@ -313,8 +382,12 @@ def chat(ctx: RunContext) -> None:
         except (EOFError, KeyboardInterrupt):
             print()
             break
-        if question:
+        if not question:
+            continue
+        try:
             print(f"bot> {_answer(ctx, model, tokenizer, question)}")
+        except TinyTorchError as error:  # e.g. text that is not valid Unicode: say so, keep chatting
+            print(f"bot> (cannot answer that: {error})")
 
 
 # ----------------------------------------------------------------------------------------
@@ -336,18 +409,23 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     rng = np.random.default_rng(ctx.seed)
     ctx.configure(shakespeare=dict(config, batch=batch, lr=lr, budget_s=budget_s, parameters=model.num_parameters(),
                                    schedule="warm-up 5% then cosine to 10%, over wall-clock time"))
+    watch = ctx.component("function", "GradientWatch")(model)
     start, step, losses = time.perf_counter(), 0, []
     with ctx.progress(int(budget_s), "Shakespeare (seconds)") as advance:
         while (elapsed := time.perf_counter() - start) < budget_s:
             x, y = windows(train_ids, config["block_size"], batch, rng)
-            losses.append(_train_step(ctx, model, opt, x, y, _cosine(elapsed / budget_s, lr)))
+            losses.append(_train_step(ctx, model, opt, x, y, _cosine(elapsed / budget_s, lr), watch))
+            _close_period(watch, step, 200)
             step += 1
             advance(int(time.perf_counter() - start) - int(elapsed), loss=float(np.mean(losses[-20:])), step=step)
     seconds = time.perf_counter() - start
+    if watch.steps:  # the steps after the last full period of 200
+        watch.end_epoch(step)
     val_loss = _eval_loss(ctx, model, val_ids, config["block_size"])
     ctx.record("shakespeare_steps", step)
     ctx.record("shakespeare_train_seconds", round(seconds, 1))
     ctx.record("shakespeare_final_train_loss", round(float(np.mean(losses[-50:])), 4))
+    report_gradient_flow(ctx, "shakespeare", watch.records, "Tiny Shakespeare GPT", xlabel="training step")
     ctx.check("shakespeare_val_loss", val_loss, "<=", 1.80)
     generate = ctx.component("function", "generate")
     sample = tokenizer.decode(generate(model, tokenizer.encode("\n"), 500, temperature=0.8, top_k=40, seed=ctx.seed))
