@@ -40,6 +40,9 @@ class GPT(Module):
         >>> model = GPT(vocab_size=65, block_size=32, num_layers=2, num_heads=2, embed_dim=32)
         >>> model(np.zeros((4, 16), dtype=np.int64)).shape
         (4, 16, 65)
+        >>> logits, attention = model(np.zeros((4, 16), dtype=np.int64), return_attention=True)
+        >>> len(attention), attention[0].shape  # one map per block: (batch, heads, queries, keys)
+        (2, (4, 2, 16, 16))
     """
 
     def __init__(

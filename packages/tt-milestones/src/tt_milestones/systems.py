@@ -138,7 +138,12 @@ def peak_bytes(fn: Callable[[], Any]) -> int:
 
 
 def count(value: float) -> str:
-    """``1234567`` -> ``"1.23 M"``."""
+    """A count with an SI prefix.
+
+    Examples:
+        >>> count(1234567), count(65)
+        ('1.23 M', '65')
+    """
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {unit}"
@@ -146,7 +151,12 @@ def count(value: float) -> str:
 
 
 def size(value: float) -> str:
-    """Bytes, in B, KB, MB or GB."""
+    """Bytes, in B, KB, MB or GB (powers of 1024).
+
+    Examples:
+        >>> size(3 * 2**20), size(40)
+        ('3.0 MB', '40 B')
+    """
     for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
         if value >= scale:
             return f"{value / scale:.1f} {unit}"
