@@ -82,11 +82,13 @@ def test_cnn_quick_writes_filters_feature_maps_and_weight_sharing(quick_report):
         assert name in report["plots"] and (out / name).read_bytes()[:8] == PNG
     sharing = report["metrics"]["tinydigits_weight_sharing"]
     first, second = sharing["layers"]
-    # conv 1 -> 6 (3x3, bias) on 8x8 maps; conv 6 -> 16 (3x3, bias) on 4x4 maps, by hand
-    assert first == {"layer": first["layer"], "shared": 6 * 9 + 6, "locally_connected": 64 * 6 * 9 + 6 * 64,
+    # by hand: conv 1 -> 6 (3x3, padding 1, bias) on 8x8 maps, conv 6 -> 16 on 4x4 maps. Unshared,
+    # each output position has a weight for every input pixel it sees: along an axis of n
+    # positions a 3-tap window with padding 1 sees 3n - 2 pixels in all (the edges miss one)
+    assert first == {"layer": first["layer"], "shared": 6 * 9 + 6, "locally_connected": 6 * 1 * 22 * 22 + 6 * 64,
                      "fully_connected": 64 * (6 * 64) + 6 * 64}
     assert second["shared"] == 16 * 6 * 9 + 16
-    assert second["locally_connected"] == 16 * (16 * 6 * 9) + 16 * 16
+    assert second["locally_connected"] == 16 * 6 * 10 * 10 + 16 * 16
     assert second["fully_connected"] == (6 * 16) * (16 * 16) + 16 * 16
     totals = sharing["network_totals"]
     assert totals["shared"] == report["configuration"]["lenet"]["parameters"]

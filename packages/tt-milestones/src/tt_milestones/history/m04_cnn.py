@@ -398,10 +398,23 @@ def plot_feature_maps(ctx: RunContext, name: str, steps: list[tuple], image: np.
                     "maps each, bright = strong activation).")
 
 
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
+
+
+def _taps_inside(size_in: int, size_out: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Along one axis: the kernel taps that fall inside the input (not on padding), summed
+    over the output positions."""
+    taps = (np.arange(size_out) * stride - padding)[:, None] + np.arange(kernel)[None, :] * dilation
+    return int(np.count_nonzero((taps >= 0) & (taps < size_in)))
+
+
 def weight_sharing(steps: list[tuple]) -> list[dict]:
-    """Per convolution: its parameters, those of a locally connected layer with the same
-    receptive fields but its own weights at every output position, and those of a fully
-    connected layer from the same input to the same output."""
+    """Per convolution: its parameters; those of a locally connected layer with the same
+    receptive fields but its own weights at every output position (one per input value each
+    position sees; padding needs none); and those of a fully connected layer from the same
+    input to the same output. Stride, padding and dilation are read from the layer (1, 0, 1
+    when it has none of these attributes)."""
     rows = []
     for layer, x, out in steps:
         if not _is_conv(layer):
@@ -410,12 +423,15 @@ def weight_sharing(steps: list[tuple]) -> list[dict]:
         bias = getattr(layer, "bias", None)
         units = int(np.prod(out.shape[1:]))  # output channels x positions
         biases = units if bias is not None else 0
-        shared = weight.size + (bias.size if bias is not None else 0)
+        stride, padding, dilation = (_pair(getattr(layer, name, default))
+                                     for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)))
+        seen = np.prod([_taps_inside(x.shape[2 + a], out.shape[2 + a], weight.shape[2 + a], stride[a], padding[a],
+                                     dilation[a]) for a in (0, 1)])
         rows.append({
             "layer": f"conv {weight.shape[1]}->{weight.shape[0]}, {weight.shape[2]}x{weight.shape[3]}, "
                      f"{out.shape[2]}x{out.shape[3]} out",
-            "shared": int(shared),
-            "locally_connected": int(out.shape[2] * out.shape[3] * weight.size + biases),
+            "shared": int(weight.size + (bias.size if bias is not None else 0)),
+            "locally_connected": int(weight.shape[0] * weight.shape[1] * seen + biases),
             "fully_connected": int(np.prod(x.shape[1:]) * units + biases),
         })
     return rows
