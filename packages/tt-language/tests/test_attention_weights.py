@@ -78,7 +78,7 @@ def test_cached_pass_returns_the_new_queries_rows():
     with no_grad():
         _, full = attn(tt.Tensor(x), return_attention=True)
         _, past = attn(tt.Tensor(x[:, :4]), use_cache=True)
-        out, present, last = attn(tt.Tensor(x[:, 4:]), past=past, use_cache=True, return_attention=True)
+        _, present, last = attn(tt.Tensor(x[:, 4:]), past=past, use_cache=True, return_attention=True)
     assert present[0].shape == (1, 2, 5, 4) and last.shape == (1, 2, 1, 5)
     np.testing.assert_allclose(last[:, :, 0], full[:, :, 4], rtol=1e-4, atol=1e-6)
 

@@ -30,6 +30,7 @@ from tt_core import Module, Tensor
 
 from .api import RunContext
 
+
 def profiler(ctx: RunContext) -> Callable | None:
     """tt-perf's ``profile`` function when it is installed, else None (the spec must declare
     ``perf:profile``, in ``requires`` or ``optional``)."""
@@ -77,7 +78,7 @@ def record_systems(ctx: RunContext, label: str, model: Module, example: Any, *, 
         figures["profiler"] = "not installed: install tt-perf for FLOPs and activation memory"
     else:
         report = profiled if profiled is not None else _profile_in_eval_mode(profile, model, example)
-        figures["forward_flops_per_example"] = int(round(report.total_flops / batch))
+        figures["forward_flops_per_example"] = round(report.total_flops / batch)
         figures["activation_bytes_per_batch"] = int(report.activation_bytes)
         figures["forward_ms_per_batch"] = round(report.latency.median_ms, 4)
         if report.unknown:

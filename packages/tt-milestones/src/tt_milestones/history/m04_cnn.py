@@ -29,7 +29,8 @@ import tt_core
 from tt_core import Tensor
 
 from ..api import RunContext
-from ..systems import count, record_systems, step_seconds_from_history
+from ..systems import count as si_count
+from ..systems import record_systems, step_seconds_from_history
 from .gradient_flow import report_gradient_flow
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
@@ -456,8 +457,8 @@ def plot_weight_sharing(ctx: RunContext, name: str, model, steps: list[tuple]) -
         ax.bar(positions + offset, values, width=0.27, label=label, color=colour)
     ax.set_xticks(positions, labels, fontsize=7)
     ax.set(yscale="log", ylabel="parameters (log scale)",
-           title=f"{name}: {count(totals['shared'])} parameters with weight sharing, "
-                 f"{count(totals['locally_connected'])} without")
+           title=f"{name}: {si_count(totals['shared'])} parameters with weight sharing, "
+                 f"{si_count(totals['locally_connected'])} without")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ctx.save_figure(fig, f"{name}_weight_sharing.png", f"{name}: parameters of each convolution and of the whole "

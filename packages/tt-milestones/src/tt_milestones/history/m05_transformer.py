@@ -559,8 +559,9 @@ def context_scaling(ctx: RunContext, lengths: tuple[int, ...], width: int = 128,
             x = Tensor(rng.standard_normal((batch, length, width)).astype(np.float32))
             row = {"length": length}
             for name, layer in layers.items():
-                row[f"{name}_ms"] = round(1e3 * median_seconds(lambda: layer(x), repeats), 4)
-                row[f"{name}_bytes"] = peak_bytes(lambda: layer(x))
+                forward = lambda layer=layer, x=x: layer(x)
+                row[f"{name}_ms"] = round(1e3 * median_seconds(forward, repeats), 4)
+                row[f"{name}_bytes"] = peak_bytes(forward)
             rows.append(row)
     ctx.record("context_scaling", {"width": width, "heads": heads, "batch": batch, "rows": rows})
     first, last = rows[0], rows[-1]
