@@ -322,3 +322,52 @@ def test_a_function_without_a_check_or_reference_is_no_reference(grade_mine):
     result = grade_mine("function", "shuffle_rows", lambda x: x)
     assert result.status == NO_REFERENCE
     assert [c.status for c in result.cases] == [PASSED, SKIPPED]
+
+
+# -- GradientWatch ----------------------------------------------------------------------------
+
+
+class MyWatch:
+    """A learner's GradientWatch: gradient norms on entry, the weights' change on exit relative to
+    the weights before the step."""
+
+    def __init__(self, model, relative=True):
+        self.named = list(model.named_parameters())
+        self.records, self.relative = [], relative
+        self._grads, self._updates = [], []
+
+    def step(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def measured():
+            self._grads.append([float(np.linalg.norm(p.grad.data)) for _, p in self.named])
+            before = [p.data.copy() for _, p in self.named]
+            yield
+            self._updates.append([
+                float(np.linalg.norm(p.data - b)) / (float(np.linalg.norm(b)) if self.relative else 1.0)
+                for (_, p), b in zip(self.named, before)
+            ])
+
+        return measured()
+
+    def end_epoch(self, epoch=None):
+        grads, updates = np.mean(self._grads, axis=0), np.mean(self._updates, axis=0)
+        rows = [{"epoch": epoch, "parameter": name, "grad_norm": g, "update_ratio": u}
+                for (name, _), g, u in zip(self.named, grads, updates)]
+        self.records += rows
+        self._grads, self._updates = [], []
+        return rows
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_correct_gradient_watch_passes(seed, grade_mine, assert_passes):
+    assert_passes(grade_mine("function", "GradientWatch", MyWatch, seed))
+
+
+def test_an_update_ratio_not_divided_by_the_weight_norm_fails(grade_mine, assert_fails):
+    def absolute(model):
+        return MyWatch(model, relative=False)
+
+    assert_fails(grade_mine("function", "GradientWatch", absolute), "records of two periods",
+                 "update_ratio of 0.weight in period 0 differs")

@@ -63,5 +63,6 @@ FUNCTION_CHECKS = {
     "clip_grad_norm_": grading_training.check_clip_grad_norm,
     "clip_grad_value_": grading_training.check_clip_grad_value,
     "batches": grading_training.check_batches,
+    "GradientWatch": grading_training.check_gradient_watch,
 }
 """The check of each of tt-learn's functions, by the function's name."""

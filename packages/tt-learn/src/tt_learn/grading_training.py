@@ -393,6 +393,49 @@ def check_clip_grad_norm(grader: Grader, yours, reference, name: str) -> None:
     grader.time(lambda: _clipped(yours, grads, 0.5), lambda: _clipped(reference, grads, 0.5))
 
 
+def _watched(cls, rng_seed: int, periods: int = 2, steps: int = 3) -> list[dict]:
+    """The records of ``cls`` watching a small MLP trained by plain SGD steps on fixed data."""
+    rng = np.random.default_rng(rng_seed)
+    model = Sequential(Linear(4, 3), Linear(3, 2))
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape).astype(np.float32)
+    x, y = Tensor(rng.standard_normal((8, 4)).astype(np.float32)), rng.standard_normal((8, 2)).astype(np.float32)
+    watch = cls(model)
+    for period in range(periods):
+        for _ in range(steps):
+            for p in model.parameters():
+                p.grad = None
+            ((model(x) - Tensor(y)) * (model(x) - Tensor(y))).mean().backward()
+            with watch.step():
+                for p in model.parameters():
+                    p.data -= 0.1 * p.grad.data
+        watch.end_epoch(period)
+    return watch.records
+
+
+def check_gradient_watch(grader: Grader, yours, reference, name: str) -> None:
+    """The check of ``function:GradientWatch``: on a two-layer model trained for two periods
+    of three SGD steps, one record per parameter per period, with the reference's names,
+    gradient norms (on entering the step) and update ratios (``||w_after - w_before|| /
+    ||w_before||``), each the mean over the period's steps."""
+    if reference is None:
+        grader.skip("records", "no built-in GradientWatch to compare with")
+        return
+    seed = int(grader.rng.integers(2**31))
+    with grader.case("records of two periods of three steps: names, gradient norms, update ratios"):
+        got, expected = _watched(yours, seed), _watched(reference, seed)
+        expect(len(got) == len(expected), f"{len(got)} records, the reference writes {len(expected)} "
+                                           "(one per parameter per period)")
+        for mine, theirs in zip(got, expected):
+            for key in ("epoch", "parameter", "grad_norm", "update_ratio"):
+                expect(key in mine, f"a record has no {key!r} (it has {', '.join(mine)})")
+            expect(mine["parameter"] == theirs["parameter"],
+                   f"parameter {mine['parameter']!r} where the reference has {theirs['parameter']!r}")
+            for key in ("grad_norm", "update_ratio"):
+                grader.compare(np.float64(mine[key]), np.float64(theirs[key]), what=f"{key} of {theirs['parameter']} "
+                               f"in period {theirs['epoch']}", rtol=1e-4, check_dtype=False)
+
+
 def check_clip_grad_value(grader: Grader, yours, reference, name: str) -> None:
     """The check of ``function:clip_grad_value_``: ``clip_grad_value_(parameters, clip_value)``.
 
