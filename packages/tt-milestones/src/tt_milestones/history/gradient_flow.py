@@ -131,4 +131,5 @@ def report_gradient_flow(ctx: RunContext, name: str, rows: list[dict[str, Any]],
     draw_depth_bars(bars, {title: rows})
     bars.set_title("gradient norm by depth, end of training")
     fig.suptitle(f"{title}: gradient flow")
-    ctx.save_figure(fig, f"{name}_gradient_flow.png")
+    ctx.save_figure(fig, f"{name}_gradient_flow.png", f"{title}: the gradient norm and the update-to-weight ratio "
+                    f"of every weight matrix over training ({xlabel}), and the gradient norms by depth at the end.")

@@ -36,6 +36,7 @@ import numpy as np
 from tt_core import Sequential, Tensor, manual_seed, save
 
 from ..api import RunContext
+from ..systems import record_systems, step_seconds_from_history
 from .gradient_flow import draw_depth_bars, draw_lines, report_gradient_flow, summary, weight_names
 
 
@@ -122,7 +123,8 @@ def train_task(ctx: RunContext, task: Task) -> dict:
     ctx.check(f"{name}_test_accuracy", float(np.mean(predicted == y_test)), ">=", task.target)
     save(model.state_dict(), ctx.out / f"{name}_mlp.npz")  # milestone 06 compresses this model
     return {"task": task, "history": history, "images": x_test, "labels": y_test, "predicted": predicted,
-            "shape": source.image_shape, "classes": source.classes, "gradients": trainer.gradient_stats}
+            "shape": source.image_shape, "classes": source.classes, "gradients": trainer.gradient_stats,
+            "model": model, "train_images": len(train)}
 
 
 def first_layer_gradient(rows: list[dict]) -> float:
@@ -160,6 +162,70 @@ def vanishing_gradients(ctx: RunContext) -> None:
     plot_vanishing(ctx, results)
 
 
+# -- what it costs --------------------------------------------------------------------------
+
+SWEEP_WIDTHS = (16, 64, 256, 1024, 4096)
+SWEEP_EPOCHS = 5
+
+
+def systems(ctx: RunContext, result: dict) -> None:
+    """The systems figures of one task's trained MLP (a training batch of test images)."""
+    task = result["task"]
+    steps_per_epoch = -(-result["train_images"] // task.batch_size)
+    record_systems(ctx, task.dataset, result["model"], result["images"][:task.batch_size],
+                   step_seconds=step_seconds_from_history(result["history"], steps_per_epoch),
+                   what=f"MLP {'-'.join(map(str, [result['images'].shape[1], *task.hidden, 10]))}")
+
+
+def width_sweep(ctx: RunContext, widths: tuple[int, ...] = SWEEP_WIDTHS, epochs: int = SWEEP_EPOCHS) -> list[dict]:
+    """TinyDigits MLPs of one hidden layer of each width, trained for a few epochs as the
+    TinyDigits task is: test accuracy, parameters and measured seconds per training step
+    against the width. Records ``width_sweep`` and draws ``width_sweep.png``."""
+    task = TINYDIGITS
+    source = ctx.component("dataset", task.dataset)
+    train, test = source("train", flatten=True), source("test", flatten=True)
+    x_test, y_test = test.arrays
+    DataLoader = ctx.component("loader", "DataLoader")
+    rows = []
+    for width in widths:
+        model = build_mlp(ctx, x_test.shape[1], (width,), 0.0, len(source.classes))
+        optimizer = ctx.component("optimizer", "Adam")(model.parameters(), lr=task.lr)
+        trainer = ctx.component("trainer", "Trainer")(
+            model, optimizer, ctx.component("loss", "CrossEntropyLoss")(), progress=False)
+        loader = DataLoader(train, task.batch_size, shuffle=True)
+        history = trainer.fit(loader, epochs=epochs)
+        accuracy = float(np.mean(predict(ctx, model, x_test) == y_test))
+        rows.append({"width": width, "parameters": model.num_parameters(), "test_accuracy": round(accuracy, 4),
+                     "step_ms": round(1e3 * step_seconds_from_history(history, len(loader)), 4)})
+        ctx.log(f"  width {width}: {rows[-1]['parameters']:,} parameters, test accuracy {accuracy:.1%} after "
+                f"{epochs} epochs, {rows[-1]['step_ms']:.2f} ms per step")
+    ctx.record("width_sweep", {"epochs": epochs, "batch_size": task.batch_size, "rows": rows})
+    plot_width_sweep(ctx, rows, epochs)
+    return rows
+
+
+def plot_width_sweep(ctx: RunContext, rows: list[dict], epochs: int) -> None:
+    widths = [row["width"] for row in rows]
+    fig, (acc_ax, time_ax) = ctx.figure(1, 2, figsize=(10, 4))
+    acc_ax.plot(widths, [row["test_accuracy"] for row in rows], marker="o")
+    for row in rows:
+        acc_ax.annotate(f"{row['parameters']:,} params", (row["width"], row["test_accuracy"]), fontsize=7,
+                        textcoords="offset points", xytext=(0, 7), ha="center")
+    acc_ax.set(xscale="log", xlabel="hidden width", ylabel="test accuracy",
+               title=f"TinyDigits after {epochs} epochs: accuracy by width")
+    time_ax.plot(widths, [row["step_ms"] for row in rows], marker="o", color="tab:orange")
+    time_ax.set(xscale="log", xlabel="hidden width", ylabel="ms per training step", ylim=(0, None),
+                title=f"measured time of one training step (batch {TINYDIGITS.batch_size})")
+    acc_ax.margins(x=0.12, y=0.2)
+    for ax in (acc_ax, time_ax):
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    ctx.save_figure(fig, "width_sweep.png", f"One-hidden-layer MLPs of widths {', '.join(map(str, widths))} on "
+                    f"TinyDigits, {epochs} epochs each: test accuracy (with parameter counts) and measured time per "
+                    "training step against the width.")
+
+
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -178,7 +244,8 @@ def plot_curves(ctx: RunContext, result: dict) -> None:
     for ax in (loss_ax, acc_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    ctx.save_figure(fig, f"{name}_curves.png")
+    ctx.save_figure(fig, f"{name}_curves.png", f"{result['task'].title}: training and test loss (log scale) and "
+                    "accuracy per epoch, with the target accuracy dashed.")
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
@@ -198,7 +265,8 @@ def plot_confusion(ctx: RunContext, result: dict) -> None:
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
            xlabel="predicted", ylabel="true", title=f"{result['task'].title}: confusion matrix (test)")
     fig.colorbar(image, ax=ax, label="log(1 + count)")
-    ctx.save_figure(fig, f"{result['task'].dataset}_confusion.png")
+    ctx.save_figure(fig, f"{result['task'].dataset}_confusion.png", f"{result['task'].title}: how many test images "
+                    "of each true class (rows) got each predicted class (columns).")
 
 
 def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int = 8) -> None:
@@ -214,7 +282,8 @@ def plot_misclassified(ctx: RunContext, result: dict, most: int = 32, cols: int 
         ax.set_title(f"{result['labels'][index]} -> {result['predicted'][index]}", fontsize=8, color="#cc0000")
     fig.suptitle(f"{result['task'].title}: {int(np.sum(result['predicted'] != result['labels']))} of "
                  f"{len(result['labels'])} test images misclassified (true -> predicted)")
-    ctx.save_figure(fig, f"{result['task'].dataset}_misclassified.png")
+    ctx.save_figure(fig, f"{result['task'].dataset}_misclassified.png", f"{result['task'].title}: the first "
+                    "misclassified test images, each titled true -> predicted class.")
 
 
 def plot_vanishing(ctx: RunContext, results: dict) -> None:
@@ -229,7 +298,9 @@ def plot_vanishing(ctx: RunContext, results: dict) -> None:
                     colours=("#cc0000", "#3d85c6"))
     bars.set_title("gradient norm by depth, first epoch")
     fig.suptitle(f"{DEEP.title}: the sigmoid's gradients vanish on the way to the first layers, ReLU's do not")
-    ctx.save_figure(fig, "deep_sigmoid_vs_relu_gradient_flow.png")
+    ctx.save_figure(fig, "deep_sigmoid_vs_relu_gradient_flow.png", f"{DEEP.title}: the gradient norm of every "
+                    "weight matrix over training with sigmoid and with ReLU (same scale, with each test accuracy), "
+                    "and both networks' first-epoch gradient norms by depth.")
 
 
 def run(ctx: RunContext) -> None:
@@ -244,5 +315,8 @@ def run(ctx: RunContext) -> None:
             plot_confusion(ctx, result)
             plot_misclassified(ctx, result)
             report_gradient_flow(ctx, task.dataset, result["gradients"], f"MLP on {task.title}")
+            systems(ctx, result)
     with ctx.phase("vanishing_gradients"):
         vanishing_gradients(ctx)
+    with ctx.phase("width_sweep"):
+        width_sweep(ctx)
