@@ -1,8 +1,9 @@
-"""Milestones 03 and 04 check every data file they will read before their first training step.
+"""Milestones 03, 04 and 05 check every data file they will read before their first training step.
 
-A full run of 03 reads MNIST after training on TinyDigits, and 04 reads CIFAR-10 after LeNet:
-a missing or corrupt file must stop the run at the start, naming all such files, instead of
-after the first part has trained. Quick runs read only the embedded TinyDigits.
+A full run of 03 reads MNIST after training on TinyDigits, 04 reads CIFAR-10 after LeNet, and
+05 reads Tiny Shakespeare after the reversal task and TinyTalks: a missing or corrupt file must
+stop the run at the start, naming all such files, instead of after the first part has trained.
+Quick runs of 03 and 04 read only the embedded TinyDigits; a quick 05 reads TinyTalks.
 """
 
 import importlib
@@ -11,7 +12,7 @@ from dataclasses import replace
 import pytest
 import tt_core
 from tt_milestones.api import RunContext
-from tt_milestones.specs import CNN, MLP
+from tt_milestones.specs import CNN, MLP, TRANSFORMER
 
 pytest.importorskip("tt_learn")
 tt_data = pytest.importorskip("tt_data")
@@ -47,7 +48,8 @@ def context(spec, tmp_path, quick, asked, require=None):
 @pytest.mark.parametrize("spec, quick, names", [
     (MLP, True, ("tinydigits",)), (MLP, False, ("tinydigits", "mnist")),
     (CNN, True, ("tinydigits",)), (CNN, False, ("tinydigits", "cifar10")),
-], ids=["03-quick", "03-full", "04-quick", "04-full"])
+    (TRANSFORMER, True, ("tinytalks",)), (TRANSFORMER, False, ("tinytalks", "tinyshakespeare")),
+], ids=["03-quick", "03-full", "04-quick", "04-full", "05-quick", "05-full"])
 def test_the_data_of_the_whole_run_is_required_first(spec, quick, names, tmp_path):
     asked = []
 
@@ -64,13 +66,20 @@ def test_the_data_of_the_whole_run_is_required_first(spec, quick, names, tmp_pat
     (MLP, {"mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz", "mnist/t10k-images-idx3-ubyte.gz",
            "mnist/t10k-labels-idx1-ubyte.gz"}),
     (CNN, {"cifar10/cifar-10-python.tar.gz"}),
-], ids=["03", "04"])
+    (TRANSFORMER, {"tinytalks/splits/train.txt", "tinytalks/splits/val.txt", "tinytalks/splits/test.txt",
+                   "tinyshakespeare/input.txt"}),
+], ids=["03", "04", "05"])
 def test_a_full_run_without_its_data_stops_before_training_naming_every_file(spec, files, tmp_path, monkeypatch):
     monkeypatch.setenv("TT_DATA_DIR", str(tmp_path / "data"))  # empty: nothing prepared
     monkeypatch.setenv("TT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(tt_data.datasets, "MNIST_MIRRORS", ())  # and nowhere to download from
     remote, decode = tt_data.datasets.CIFAR10_SOURCES["python"]
     monkeypatch.setitem(tt_data.datasets.CIFAR10_SOURCES, "python", (replace(remote, urls=()), decode))
+    if spec is TRANSFORMER:
+        corpora = pytest.importorskip("tt_language.corpora")
+        monkeypatch.setattr(corpora, "SHAKESPEARE", replace(corpora.SHAKESPEARE, urls=()))
+        split_file = corpora.tinytalks_file
+        monkeypatch.setattr(corpora, "tinytalks_file", lambda split: replace(split_file(split), urls=()))
     asked = []
     with pytest.raises(tt_data.MissingDataError) as info:
         runner(spec)(context(spec, tmp_path / "out", False, asked))

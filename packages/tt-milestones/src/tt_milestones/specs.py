@@ -134,7 +134,8 @@ TRANSFORMER = MilestoneSpec(
         "tt-language", "tokenizer:char", "layer:Embedding", "layer:LayerNorm", "layer:PositionalEncoding",
         "layer:MultiHeadAttention", "layer:TransformerBlock", "model:GPT", "function:generate",
         "function:random_windows", "dataset:tinytalks", "dataset:tinyshakespeare",
-    ),
+    )
+    + _needs("tt-data", "function:require_data"),
     target=(
         "100% on sequence reversal; TinyTalks training loss < 1.5; "
         "Tiny Shakespeare validation loss <= 1.80 within 15 minutes"

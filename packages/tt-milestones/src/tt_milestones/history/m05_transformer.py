@@ -58,6 +58,7 @@ def run(ctx: RunContext) -> None:
     if ctx.options.get("chat"):
         chat(ctx)
         return
+    ctx.component("function", "require_data")("tinytalks", *(() if ctx.quick else ("tinyshakespeare",)))
     with ctx.phase("reversal"):
         attention_proof(ctx)
     with ctx.phase("tinytalks"):
