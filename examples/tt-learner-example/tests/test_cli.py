@@ -1,8 +1,9 @@
 """The package through tt-milestones, as a learner uses it: ``check`` grades it, and milestones
-01 and 02 reach their targets with ``--use`` and name it in ``report.json``'s providers."""
+01, 02 and 03 reach their targets with ``--use`` and name it in ``report.json``'s providers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -89,6 +90,18 @@ def test_milestone_02_runs_on_the_package(tmp_path):
     )
     assert providers["activation:Tanh"]["dist"] == "tt-core"
     assert providers["op:tanh"]["rule"]["dist"] == "tt-learn"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tt_data") is None, reason="milestone 03 needs tt-data")
+def test_milestone_03_runs_on_the_package(tmp_path):
+    """The MLPs, and the deep sigmoid and ReLU networks whose gradient flow the report draws,
+    are built from this package's Linear, Sigmoid and ReLU and trained through its rules."""
+    providers = run_with_the_package("03", tmp_path)
+    assert_provided(providers, ["layer:Linear", "activation:ReLU", "activation:Sigmoid"],
+                    ["matmul", "relu", "sigmoid"])
+    report = json.loads((tmp_path / "03" / "report.json").read_text())
+    assert "deep_sigmoid_vs_relu_gradient_flow.png" in report["plots"]
+    assert report["metrics"]["deep_sigmoid_over_relu_first_layer_gradient"] <= 1e-3
 
 
 def test_the_graph_and_anomaly_checks_see_the_package(tmp_path):

@@ -55,7 +55,7 @@ def test_core_registers_its_components_with_its_distribution():
     assert all(c.dist == "tt-core" for c in registry)
     info = _info("tt-core")
     assert info.error is None and info.version == tt.__version__
-    assert info.components == {"op": len(tt.ops.CORE_OPS), "layer": 2, "activation": 6, "checker": 3, "example": 8}
+    assert info.components == {"op": len(tt.ops.CORE_OPS), "layer": 2, "activation": 6, "checker": 4, "example": 8}
 
 
 def test_unknown_component_lists_the_known_ones():

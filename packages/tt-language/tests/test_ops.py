@@ -7,7 +7,7 @@ import pytest
 import tt_core as tt
 from tt_core.errors import ShapeError, TinyTorchError
 from tt_language import functional as F
-from tt_language.ops import causal_mask
+from tt_language.ops import causal_mask, normalize, softmax_attention
 from tt_learn import gradcheck
 
 RNG = np.random.default_rng(0)
@@ -52,6 +52,18 @@ def test_layer_norm_normalises_the_last_axis():
     assert out.dtype == np.float32
 
 
+def test_normalize_is_the_former_layer_norm_formula_to_the_last_bit():
+    x = (randn(4, 6, 24) * 3 + 2).astype(np.float32)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + 1e-5)
+    xhat, got_rstd = normalize(x, 1e-5)
+    assert xhat.dtype == np.float32 and got_rstd.shape == (4, 6, 1)
+    np.testing.assert_array_equal(xhat, centred * rstd)
+    np.testing.assert_array_equal(got_rstd, rstd)
+    weight, bias = tt.Tensor(randn(24).astype(np.float32)), tt.Tensor(randn(24).astype(np.float32))
+    np.testing.assert_array_equal(F.layer_norm(tt.Tensor(x), weight, bias).data, xhat * weight.data + bias.data)
+
+
 def test_layer_norm_gradcheck():
     assert gradcheck(lambda x, w, b: F.layer_norm(x, w, b), [randn(2, 3, 6), randn(6), randn(6)])
 
@@ -91,6 +103,23 @@ def test_attention_equals_the_formula_with_causal_and_padding_masks():
     allowed = np.tril(np.ones((5, 5), dtype=bool)) & mask
     assert out.shape == (2, 3, 5, 6)
     assert np.allclose(out.data, naive_attention(q, k, v, allowed), atol=1e-5)
+
+
+def test_softmax_attention_is_the_formula_and_the_ops_use_it():
+    q, k, v = randn(2, 3, 4, 8), randn(2, 3, 7, 8), randn(2, 3, 7, 5)
+    valid = np.array([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]], dtype=bool)
+    allowed = np.tri(4, 7, k=3, dtype=bool) & F.padding_mask(valid)
+    out, weights = softmax_attention(q, k, v, 1 / np.sqrt(8), F.padding_mask(valid), causal=True)
+    np.testing.assert_allclose(out, naive_attention(q, k, v, allowed), atol=1e-12)
+    np.testing.assert_allclose(weights.sum(-1), 1.0)
+    assert np.all(weights[~np.broadcast_to(allowed, weights.shape)] == 0)
+    q32, k32, v32 = (a.astype(np.float32) for a in (q, k, v))
+    op = F.scaled_dot_product_attention(tt.Tensor(q32), tt.Tensor(k32), tt.Tensor(v32), mask=F.padding_mask(valid),
+                                        causal=True).data
+    np.testing.assert_array_equal(op, softmax_attention(q32, k32, v32, 1.0 / np.sqrt(8), F.padding_mask(valid),
+                                                        causal=True)[0])  # the op is this function
+    unscaled, _ = softmax_attention(q * 0.5, k, v, 1.0)
+    np.testing.assert_allclose(unscaled, softmax_attention(q, k, v, 0.5)[0], atol=1e-12)
 
 
 def test_causal_attention_ignores_the_future():

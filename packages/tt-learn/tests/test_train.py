@@ -15,6 +15,8 @@ from tt_learn import (
     SGD,
     Adam,
     CrossEntropyLoss,
+    GradientWatch,
+    MSELoss,
     OneCycleLR,
     StepLR,
     Trainer,
@@ -27,6 +29,7 @@ from tt_learn import (
     optim,
     schedulers,
     train,
+    watch,
 )
 
 
@@ -176,6 +179,129 @@ def test_progress_bar_shows_loss_metric_and_speed():
     trainer.fit(batches(x, y, 8), epochs=1)
     text = out.getvalue()
     assert "epoch 1" in text and "loss" in text and "accuracy" in text and "samples/s" in text
+
+
+# -- gradient statistics -----------------------------------------------------------------
+
+
+def linear_regression_by_hand(weight, bias, batches_, lr, epochs):
+    """Plain SGD on ``mean((x W^T + b - y)^2)`` with the gradients written out by hand: per
+    epoch and per parameter, the mean and last ``||grad||`` and ``||Δw|| / ||w||``."""
+    weight, bias = weight.astype(np.float64), bias.astype(np.float64)
+    expected = []
+    for epoch in range(1, epochs + 1):
+        grads, ratios = {"weight": [], "bias": []}, {"weight": [], "bias": []}
+        for x, y in batches_:
+            residual = 2 * (x @ weight.T + bias - y) / y.size
+            g = {"weight": residual.T @ x, "bias": residual.sum(axis=0)}
+            for name, w in (("weight", weight), ("bias", bias)):
+                grads[name].append(np.linalg.norm(g[name]))
+                ratios[name].append(lr * np.linalg.norm(g[name]) / np.linalg.norm(w))
+            weight, bias = weight - lr * g["weight"], bias - lr * g["bias"]
+        for name, w in (("weight", weight), ("bias", bias)):
+            expected.append({"epoch": epoch, "grad_norm": np.mean(grads[name]),
+                             "grad_norm_last": grads[name][-1], "update_ratio": np.mean(ratios[name]),
+                             "update_ratio_last": ratios[name][-1], "weight_norm": np.linalg.norm(w),
+                             "steps": len(batches_)})
+    return expected
+
+
+def test_gradient_stats_are_one_row_per_parameter_per_epoch_equal_to_hand_computed_norms():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 3)).astype(np.float32), rng.normal(size=(12, 2)).astype(np.float32)
+    loader = [(x[:5], y[:5]), (x[5:], y[5:])]  # two unequal batches per epoch
+    tt.manual_seed(0)
+    model = tt.Linear(3, 2)
+    expected = linear_regression_by_hand(model.weight.data, model.bias.data, loader, lr=0.1, epochs=3)
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), MSELoss(), progress=False, track_gradients=True)
+    trainer.fit(loader, epochs=3)
+    stats = trainer.gradient_stats
+    expected_rows = [(epoch, name) for epoch in (1, 2, 3) for name in ("weight", "bias")]
+    assert [(row["epoch"], row["parameter"]) for row in stats] == expected_rows
+    assert [row["shape"] for row in stats[:2]] == [(2, 3), (2,)]
+    for row, reference in zip(stats, expected):
+        assert set(row) == set(reference) | {"parameter", "shape"}
+        assert {key: row[key] for key in reference} == pytest.approx(reference, rel=1e-4)
+
+
+def test_gradient_stats_measure_the_gradient_before_clipping_and_the_step_after_it():
+    x, y = blobs(32)
+    trainer = make_trainer(lr=0.0, track_gradients=True)  # lr 0: nothing moves
+    trainer.fit(batches(x, y, 32), epochs=1)
+    unclipped = {row["parameter"]: row["grad_norm"] for row in trainer.gradient_stats}
+    assert all(row["update_ratio"] == 0.0 for row in trainer.gradient_stats)
+
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(4, 16), tt.ReLU(), tt.Dropout(0.2), tt.Linear(16, 3))
+    initial = [np.linalg.norm(p.data) for p in model.parameters()]
+    clipped = Trainer(model, SGD(model.parameters(), lr=1.0), CrossEntropyLoss(), max_grad_norm=1e-3,
+                      progress=False, track_gradients=True)
+    clipped.fit(batches(x, y, 32), epochs=1)
+    rows = clipped.gradient_stats
+    assert {row["parameter"]: row["grad_norm"] for row in rows} == pytest.approx(unclipped, rel=1e-5)
+    # one SGD step (lr 1) of the gradients clipped to a joint norm of 1e-3 moves the weights by 1e-3 in all
+    moved = np.sqrt(sum((row["update_ratio"] * norm) ** 2 for row, norm in zip(rows, initial)))
+    assert moved == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_gradient_stats_are_off_by_default_and_measure_nothing(monkeypatch):
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a GradientWatch was made although track_gradients is off")
+
+    monkeypatch.setattr(train, "GradientWatch", Refused)
+    x, y = blobs(32)
+    trainer = make_trainer()
+    trainer.fit(batches(x, y, 16), epochs=2)
+    assert trainer.gradient_stats == [] and trainer._watch is None
+    with pytest.raises(AssertionError, match="track_gradients is off"):
+        make_trainer(track_gradients=True)
+
+
+def test_gradient_stats_survive_a_checkpoint(tmp_path):
+    x, y = blobs(32)
+    trainer = make_trainer(track_gradients=True)
+    trainer.fit(batches(x, y, 16), epochs=2, checkpoint=tmp_path / "run.npz")
+    resumed = make_trainer(track_gradients=True).resume(tmp_path / "run.npz")
+    assert resumed.gradient_stats == trainer.gradient_stats and len(resumed.gradient_stats) == 2 * 4
+    resumed.fit(batches(x, y, 16), epochs=3)
+    assert [row["epoch"] for row in resumed.gradient_stats] == [1] * 4 + [2] * 4 + [3] * 4
+
+    checkpoint = tt.load(tmp_path / "run.npz")
+    del checkpoint["trainer"]["gradient_stats"]  # as written before the records existed
+    older = make_trainer(track_gradients=True).resume(tt.save(checkpoint, tmp_path / "older.npz"))
+    assert older.epoch == 2 and older.gradient_stats == []
+    checkpoint["trainer"]["gradient_stats"] = [1, 2]
+    resume_refused(make_trainer(track_gradients=True), checkpoint, tmp_path / "bad.npz",
+                   "trainer.gradient_stats should be a list of gradient records")
+
+
+def test_gradient_watch_in_a_loop_of_its_own():
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(2, 2), tt.Linear(2, 1))
+    model[0].bias.data[:] = 0.0  # no ratio before its first step
+    unused = tt.Parameter(np.ones(3, np.float32))  # never gets a gradient
+    watching = GradientWatch([*model.named_parameters(), ("unused", unused)])
+    opt = SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model(Tensor(np.ones((4, 2), np.float32))).sum().backward()
+        with watching.step():
+            opt.step()
+    assert watching.steps == 3
+    rows = {row["parameter"]: row for row in watching.end_epoch(epoch=30)}
+    assert watching.steps == 0 and rows["0.weight"]["epoch"] == 30 and rows["0.weight"]["steps"] == 3
+    first = rows["0.bias"]
+    assert first["update_ratio_last"] > 0 and np.isfinite(first["update_ratio"])  # steps 2 and 3 only
+    assert rows["unused"]["grad_norm"] == 0.0 and rows["unused"]["update_ratio"] == 0.0
+    assert rows["unused"]["weight_norm"] == pytest.approx(np.sqrt(3))
+    with pytest.raises(tt.TinyTorchError, match="no step was measured"):
+        watching.end_epoch()
+    with pytest.raises(tt.TinyTorchError, match="no parameters"):
+        GradientWatch(tt.Sequential())
+    with pytest.raises(tt.TinyTorchError, match="named_parameters"):
+        GradientWatch([np.zeros(2)])
+    assert tt.get_registry().get("function", "GradientWatch") is GradientWatch
 
 
 # -- checkpoints -------------------------------------------------------------------------
@@ -356,6 +482,6 @@ def test_repeated_training_steps_do_not_grow_memory():
     assert after - before < 20_000, f"memory grew by {after - before} bytes over 300 steps"
 
 
-@pytest.mark.parametrize("module", [losses, optim, schedulers, clip, metrics, train], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [losses, optim, schedulers, clip, metrics, train, watch], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

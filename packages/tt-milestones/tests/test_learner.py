@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pluggy
@@ -456,3 +457,35 @@ def test_status_honours_tt_providers(only_core, fake_plugin, capsys, monkeypatch
     after = {m["id"]: m for m in report["milestones"]}
     assert after["01"]["your_components"] == ["layer:Linear"]
     assert after["01"]["components"] == before["01"]["components"]
+
+
+def _square_kernel(ctx, x):
+    return x * x
+
+
+def _square_rule(ctx, grad):
+    return (grad * 2 * ctx.inputs[0],)
+
+
+def _my_square_rule(ctx, grad):
+    return (2 * ctx.inputs[0] * grad,)
+
+
+def test_status_shows_a_learners_gradient_rule_and_counts_it_for_the_milestones_using_its_op(monkeypatch, capsys):
+    from tt_core import GradRule, Op
+
+    spec = MilestoneSpec("t9", "squares", 2009, "Squares", "Nine.", (Requirement("op", "square", "tt-core"),),
+                         "x", "nowhere:run")
+    monkeypatch.setattr(sys.modules[__name__], "SPECS", (spec,))
+    install_registry(monkeypatch, {
+        "tt-core": [("op", "square", Op(_square_kernel))],
+        "tt-learn": [("grad_rule", "square", GradRule(_square_rule))],
+        LEARNER: [("grad_rule", "square", GradRule(_my_square_rule))],
+    })
+    report = status_json(capsys, "--use", LEARNER)
+    table = rows(report)
+    assert table["op:square"]["provider"] == "tt-core" and not table["op:square"]["yours"]
+    assert table["grad_rule:square"]["provider"] == LEARNER and table["grad_rule:square"]["yours"]
+    milestone = report["milestones"][0]
+    assert (milestone["yours"], milestone["components"]) == (1, 2)
+    assert milestone["your_components"] == ["grad_rule:square"]

@@ -1,6 +1,9 @@
 import warnings
 
 import numpy as np
+import tt_core as tt
+from tt_core import functional as TF
+from tt_language import functional as LF
 from tt_perf.kernels import gelu_, normalize
 
 
@@ -28,3 +31,11 @@ def test_normalize_is_a_layer_norm_without_scale_and_shift():
     np.testing.assert_allclose(out, expected, atol=2e-5)
     assert out.dtype == np.float32 and out.shape == x.shape
     np.testing.assert_array_equal(x, wide.astype(np.float32))  # the input is left alone
+
+
+def test_the_kernels_give_the_training_ops_values_to_the_last_bit():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((5, 64)) * 3).astype(np.float32)
+    np.testing.assert_array_equal(gelu_(x.copy()), TF.gelu(tt.Tensor(x)).data)
+    ones, zeros = tt.Tensor(np.ones(64, np.float32)), tt.Tensor(np.zeros(64, np.float32))
+    np.testing.assert_array_equal(normalize(x, 1e-5), LF.layer_norm(tt.Tensor(x), ones, zeros).data)

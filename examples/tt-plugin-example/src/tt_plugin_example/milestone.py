@@ -31,4 +31,4 @@ def run(ctx) -> None:
     ax.plot(grid[lowest], values[lowest], "ko", label=f"minimum {values[lowest]:.4f}")
     ax.set(xlabel="x", ylabel="activation", ylim=(-1, 5), title="Swish vs ReLU")
     ax.legend()
-    ctx.save_figure(fig, "swish.png")
+    ctx.save_figure(fig, "swish.png", "Swish and ReLU over the grid, with the minimum of Swish marked.")

@@ -20,9 +20,11 @@ def tt_register_components(registry):
 
 
 def _register_checkers(registry) -> None:
-    """The graders of tt-core's kinds (``checker:op``, ``checker:layer``, ``checker:activation``)
-    and the examples they build tt-core's layers and activations from."""
+    """The graders of tt-core's kinds (``checker:op``, ``checker:layer``, ``checker:activation``),
+    the grader of kind ``function`` (which hands each function to the ``checker:function:<name>``
+    its package registers), and the examples they build tt-core's layers and activations from."""
     registry.register("checker", "op", grading.check_op)
+    registry.register("checker", "function", grading.check_function)
     registry.register("checker", "layer", grading.check_module)
     registry.register("checker", "activation", grading.check_module)
     for key, make in grading.EXAMPLES.items():

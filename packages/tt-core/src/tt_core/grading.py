@@ -35,7 +35,11 @@ This module also holds the checkers of tt-core's own kinds:
   near ±1000 for activations, and backward (input and parameter gradients) when an autograd
   engine is installed;
 * ``op`` (:func:`check_op`): kernel values on several shapes and inputs that break naive
-  formulas, the dtype kept, and the op's own gradient rule when it carries one.
+  formulas, the dtype kept, and the op's own gradient rule when it carries one;
+* ``function`` (:func:`check_function`): each function has its own contract, so this checker
+  hands a function to the check registered for its name (component ``checker:function:<name>``,
+  registered by the package that owns the reference function); a function without one is
+  called on its example (``example:function:<name>``) like the reference.
 
 Examples:
     >>> from tt_core.plugins import ComponentRegistry
@@ -52,6 +56,8 @@ Examples:
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 import time
 import traceback
@@ -76,9 +82,9 @@ NOT_IMPLEMENTED, NO_REFERENCE, ERROR = "not implemented", "no reference", "error
 __all__ = [
     "BROADCASTING", "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "OVERFLOWING", "PASSED",
     "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
-    "broadcast_note", "call_text", "central_differences", "check_module", "check_op", "check_rule",
-    "describe_difference", "format_value", "grade", "grade_all", "op_samples", "reference_rule_of", "rule_cases",
-    "run_kernel",
+    "broadcast_note", "call_text", "central_differences", "check_arguments", "check_function", "check_module",
+    "check_op", "check_rule", "compare_values", "describe_difference", "expect", "format_value", "grade",
+    "grade_all", "op_samples", "raises", "reference_rule_of", "rule_cases", "run_kernel", "signature_parameters",
 ]
 
 
@@ -273,10 +279,10 @@ def central_differences(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6
 
 
 def _where_raised(tb) -> str:
-    """``" (at layers.py:12 in forward)"``: the deepest frame outside NumPy and the checkers,
-    where a learner looks first."""
+    """``" (at layers.py:12 in forward)"``: the deepest frame outside NumPy and the checkers
+    (modules named ``grading*.py``), where a learner looks first."""
     frames = [f for f in traceback.extract_tb(tb)
-              if "numpy" not in Path(f.filename).parts and Path(f.filename).name != "grading.py"]
+              if "numpy" not in Path(f.filename).parts and not Path(f.filename).name.startswith("grading")]
     if not frames:
         return ""
     frame = frames[-1]
@@ -1099,6 +1105,121 @@ def _timing_arrays(forward: Callable, sample: Sample, rng: np.random.Generator) 
     except Exception:  # the shapes no longer fit each other (a convolution's weight, a reshape)
         return arrays
     return longer
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers for checkers of any kind, and the checker of functions
+# ----------------------------------------------------------------------------------------
+
+
+def expect(condition: bool, diagnosis: str) -> None:
+    """Raise :class:`Mismatch` with ``diagnosis`` unless ``condition`` holds."""
+    if not condition:
+        raise Mismatch(diagnosis)
+
+
+def raises(call: Callable[[], Any]) -> bool:
+    """Whether ``call()`` raises an Exception (of any class: which error a component raises
+    for bad input is its own business; that it raises is the contract)."""
+    try:
+        call()
+    except Exception:  # noqa: BLE001
+        return True
+    return False
+
+
+def compare_values(grader: Grader, yours, reference, what: str = "the result", rtol: float = 1e-5,
+                   atol: float = 1e-6, *, check_dtype: bool = True) -> None:
+    """Raise :class:`Mismatch` unless ``yours`` has the structure and values of ``reference``.
+
+    Arrays, Tensors and numbers are compared by :meth:`Grader.compare` (with the tolerances
+    and ``check_dtype``); tuples and lists element by element, dicts key by key (every key
+    of the reference must be there), None must be None, anything else by ``==``. The
+    diagnosis names the element: ``"the result[1]['loss'] differs: ..."``.
+    """
+    if isinstance(reference, dict):
+        if not isinstance(yours, dict):
+            raise Mismatch(f"{what} is a {type(yours).__name__}, the reference's a dict")
+        if missing := [key for key in reference if key not in yours]:
+            raise Mismatch(f"{what} has no {', '.join(map(repr, missing))} (the reference's keys: "
+                           f"{', '.join(map(repr, reference))})")
+        for key, value in reference.items():
+            compare_values(grader, yours[key], value, f"{what}[{key!r}]", rtol, atol, check_dtype=check_dtype)
+    elif isinstance(reference, (tuple, list)):
+        if not isinstance(yours, (tuple, list)) or len(yours) != len(reference):
+            got = f"a {type(yours).__name__}" + (f" of {len(yours)}" if isinstance(yours, (tuple, list)) else "")
+            raise Mismatch(f"{what} is {got}, the reference's a {type(reference).__name__} of {len(reference)}")
+        for index, (mine, theirs) in enumerate(zip(yours, reference)):
+            compare_values(grader, mine, theirs, f"{what}[{index}]", rtol, atol, check_dtype=check_dtype)
+    elif isinstance(reference, (Tensor, np.ndarray, np.generic, int, float)):  # (bool is an int)
+        grader.compare(yours, reference, what, rtol, atol, check_dtype=check_dtype)
+    elif reference is None:
+        if yours is not None:
+            raise Mismatch(f"{what} is a {type(yours).__name__}, the reference gives None")
+    elif yours != reference:
+        raise Mismatch(f"{what} is {yours!r}, the reference's {reference!r}")
+
+
+def signature_parameters(obj) -> dict[str, inspect.Parameter] | None:
+    """The parameters of ``obj``'s call signature by name, or None when it cannot be read."""
+    try:
+        return dict(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_arguments(grader: Grader, yours, reference, name: str) -> bool:
+    """A case: ``yours`` accepts every argument ``reference`` takes, by the same names.
+
+    Returns False (and records nothing) when there is no reference or either signature
+    cannot be read; True when the case was recorded.
+    """
+    theirs, mine = signature_parameters(reference), signature_parameters(yours)
+    if reference is None or theirs is None or mine is None:
+        return False
+    with grader.case("takes the reference's arguments"):
+        if any(p.kind is p.VAR_KEYWORD for p in mine.values()):
+            return True
+        named = [n for n, p in theirs.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
+        if missing := [n for n in named if n not in mine]:
+            raise Mismatch(f"{name} lacks the argument(s) {', '.join(missing)}: the reference's signature is "
+                           f"{name}{inspect.signature(reference)}")
+    return True
+
+
+def check_function(grader: Grader, yours, reference, name: str) -> None:
+    """The checker of kind ``function``: the check of the function's own contract.
+
+    Functions share no contract beyond being called, so each one's check is its own
+    component, ``checker:function:<name>`` (a checker with the usual signature, registered
+    by the package that owns the reference function), to which this checker hands over.
+    A function without such a check gets: that it takes the reference's arguments (without
+    a reference, or an unreadable signature: that it can be called); then, when
+    ``example:function:<name>`` is registered, one call on the example's arguments,
+    ``fn(*example.args, *example.inputs, **example.kwargs)`` (fresh copies for each call),
+    whose result must equal the reference's (:func:`compare_values`); else a skipped case
+    saying that no check is known. Without a reference the grade is "no reference".
+    """
+    specific = f"function:{name}"
+    if grader.registry.has("checker", specific):
+        grader.registry.get("checker", specific)(grader, yours, reference, name)
+        return
+    if not check_arguments(grader, yours, reference, name):
+        with grader.case("can be called"):
+            if not callable(yours):
+                raise Mismatch(f"function:{name} is a {type(yours).__name__}, which cannot be called")
+    example = grader.example("function", name)
+    if example is None:
+        grader.skip("results", f"no check of function {name!r} is known (nothing is registered as checker:{specific}) "
+                               f"and no example:{specific} says how to call it: its results are not checked")
+        return
+    arguments = (*example.args, *example.inputs)
+    title = "the reference's result" if reference is not None else "a result"
+    with grader.case(f"{name} called on its example's arguments gives {title}"):
+        mine = yours(*copy.deepcopy(arguments), **copy.deepcopy(example.kwargs))
+        if reference is not None:
+            expected = reference(*copy.deepcopy(arguments), **copy.deepcopy(example.kwargs))
+            compare_values(grader, mine, expected, f"the result of {name}")
 
 
 # ----------------------------------------------------------------------------------------

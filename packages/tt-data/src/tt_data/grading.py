@@ -16,7 +16,11 @@ fixes the answer:
   padded images, flips mirror whole images or leave them;
 - ``dataset``: called with a split and the reference's arguments, the catalogue entry's
   metadata, and for the embedded ``tinydigits`` (the only data set a checker ever loads) the
-  arrays, dtypes, label range and scaled form.
+  arrays, dtypes, label range and scaled form;
+- ``function:require_data`` (:func:`check_require_data`, found by tt-core's ``function``
+  checker): on data sets of a few random files in a temporary data folder (nothing is
+  downloaded), the verified paths when every file is there, one error naming every missing
+  and corrupt file, and errors for an unknown name and for no name.
 
 The ``example`` components registered by :func:`register` are ``make(rng) -> Example`` for
 tt-data's ops (input shapes and attributes), layers and transforms, so that the op and layer
@@ -25,15 +29,22 @@ checkers can call, build and feed them.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tt_core import Tensor
-from tt_core.grading import Example, Mismatch
+from tt_core.grading import Example, Mismatch, check_arguments, compare_values, expect, signature_parameters
+from tt_core.plugins import ComponentRegistry
 
+from .download import RemoteFile
 from .loader import TensorDataset
 from .transforms import Normalize, RandomHorizontalFlip
 
@@ -42,41 +53,9 @@ from .transforms import Normalize, RandomHorizontalFlip
 # ----------------------------------------------------------------------------------------
 
 
-def expect(condition: bool, diagnosis: str) -> None:
-    """Raise :class:`Mismatch` with ``diagnosis`` unless ``condition`` holds."""
-    if not condition:
-        raise Mismatch(diagnosis)
-
-
 def as_array(value) -> np.ndarray:
     """A Tensor's array, or ``value`` as an array."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
-
-
-def _parameters(obj) -> dict[str, inspect.Parameter] | None:
-    try:
-        return dict(inspect.signature(obj).parameters)
-    except (TypeError, ValueError):
-        return None
-
-
-def check_arguments(grader, yours, reference, name: str) -> bool:
-    """A case: ``yours`` accepts every argument ``reference`` takes, by the same names.
-
-    Returns False (and records nothing) when there is no reference or either signature
-    cannot be read; True when the case was recorded.
-    """
-    theirs, mine = _parameters(reference), _parameters(yours)
-    if reference is None or theirs is None or mine is None:
-        return False
-    with grader.case("takes the reference's arguments"):
-        if any(p.kind is p.VAR_KEYWORD for p in mine.values()):
-            return True
-        named = [n for n, p in theirs.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
-        missing = [n for n in named if n not in mine]
-        expect(not missing, f"{name} lacks the argument(s) {', '.join(missing)}: the reference's signature is "
-                            f"{name}{inspect.signature(reference)}")
-    return True
 
 
 def _takes_a_split(parameters: dict[str, inspect.Parameter]) -> bool:
@@ -90,7 +69,7 @@ def _takes_a_split(parameters: dict[str, inspect.Parameter]) -> bool:
 
 def seeded(obj, seed: int) -> dict:
     """``{"seed": seed}`` when ``obj``'s constructor takes a seed, else ``{}``."""
-    parameters = _parameters(obj) or {}
+    parameters = signature_parameters(obj) or {}
     return {"seed": seed} if "seed" in parameters else {}
 
 
@@ -322,7 +301,7 @@ def check_dataset(grader, yours, reference, name: str) -> None:
     """A ``dataset`` component's contract; only the embedded tinydigits is loaded."""
     check_arguments(grader, yours, reference, name)
     with grader.case("called with a split"):
-        parameters = _parameters(yours)
+        parameters = signature_parameters(yours)
         expect(callable(yours), f"dataset:{name} is a {type(yours).__name__}: a data set is called with a split")
         expect(parameters is None or _takes_a_split(parameters),
                f"dataset:{name} takes {name}{inspect.signature(yours)}: its first argument must be the split "
@@ -373,6 +352,93 @@ def _check_tinydigits(grader, yours, reference) -> None:
         except Exception:  # noqa: BLE001 - any clear error will do
             return
         raise Mismatch("load_arrays('validation') was accepted: the splits are 'train' and 'test'")
+
+
+# ----------------------------------------------------------------------------------------
+# function:require_data
+# ----------------------------------------------------------------------------------------
+
+FOLDERS = ("TT_DATA_DIR", "TT_CACHE_DIR")
+
+
+@contextmanager
+def _data_folders() -> Iterator[Path]:
+    """``TT_DATA_DIR`` and ``TT_CACHE_DIR`` pointing at fresh temporary folders (yields the
+    data folder); what they were before comes back after, and the folders are removed."""
+    saved = {key: os.environ.get(key) for key in FOLDERS}
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["TT_DATA_DIR"], os.environ["TT_CACHE_DIR"] = str(Path(folder, "data")), str(Path(folder, "cache"))
+        try:
+            yield Path(folder, "data")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class _NeedsFiles:
+    """A data set that needs the given files (all ``require_data`` asks of one)."""
+
+    def __init__(self, files: list[RemoteFile]) -> None:
+        self.files = files
+
+    def data_files(self) -> list[RemoteFile]:
+        return list(self.files)
+
+
+def _raises_naming(call: Callable[[], object], names: list[str]) -> str | None:
+    """None when ``call`` raises an error whose message names every one of ``names``; else
+    what went wrong."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 (the message is what is checked)
+        unnamed = [n for n in names if n not in str(error)]
+        return f"the error does not name {', '.join(unnamed)}: {error}" if unnamed else None
+    return "it returned without an error"
+
+
+def check_require_data(grader, yours, reference, name: str) -> None:
+    """The check of ``function:require_data``: ``require(*names, download=True, progress=True,
+    registry=None)``.
+
+    In temporary ``TT_DATA_DIR`` and cache folders, with a registry of data sets made of a
+    few random files (found by name through ``registry``, called with ``download=False``):
+    the verified paths of a data set whose files are all there (with the embedded
+    tinydigits, which needs none), equal to the reference's; one error naming every missing
+    and every corrupt file of a data set; errors for an unknown name and for no name.
+    """
+    check_arguments(grader, yours, reference, name)
+    rng = grader.rng
+    with _data_folders() as root:
+        payloads = [rng.bytes(int(rng.integers(16, 64))) for _ in range(4)]
+        files = [RemoteFile(f"part{i}.bin", "graded", (f"file://{root.parent}/nowhere/part{i}.bin",),
+                            hashlib.sha256(data).hexdigest()) for i, data in enumerate(payloads)]
+        (root / "graded").mkdir(parents=True)
+        for remote, data in zip(files[:2], payloads):
+            (root / remote.relative).write_bytes(data)
+        (root / files[3].relative).write_bytes(payloads[3][::-1] + b"!")  # a corrupt copy
+        registry = ComponentRegistry()
+        sets = registry.registrar("graded")
+        sets.register("dataset", "complete", _NeedsFiles(files[:2]))
+        sets.register("dataset", "broken", _NeedsFiles(files))
+        sets.commit()
+        options = {"download": False, "progress": False, "registry": registry}
+        with grader.case("every file there: the verified paths of each data set (tinydigits needs none)"):
+            got = yours("complete", "tinydigits", **options)
+            if reference is not None:
+                compare_values(grader, got, reference("complete", "tinydigits", **options), "the paths found")
+        missing = [files[2].relative, files[3].relative]
+        with grader.case(f"one error naming every missing and corrupt file ({', '.join(missing)})"):
+            problem = _raises_naming(lambda: yours("broken", **options), missing)
+            expect(problem is None, f"require_data('broken') with {missing[0]} missing and {missing[1]} corrupt: "
+                                    f"{problem}")
+        with grader.case("an unknown data set and no data set at all raise"):
+            problem = _raises_naming(lambda: yours("no-such-set", **options), ["no-such-set"])
+            expect(problem is None, f"require_data('no-such-set'): {problem}")
+            expect(_raises_naming(lambda: yours(**options), []) is None,
+                   "require_data() without a name returned: raise an error asking for the data sets to check")
 
 
 # ----------------------------------------------------------------------------------------
@@ -473,8 +539,10 @@ CHECKERS: dict[str, Callable[[Any, Any, Any, str], None]] = {
     "dataset_class": check_dataset_class,
     "transform": check_transform,
     "dataset": check_dataset,
+    "function:require_data": check_require_data,
 }
-"""The checker of each of tt-data's kinds."""
+"""The checker of each of tt-data's kinds, and the check of its function ``require_data``
+(``function:<name>``, which tt-core's ``function`` checker hands the function to)."""
 
 
 def register(registry) -> None:

@@ -96,9 +96,6 @@ def tinyshakespeare(split: str | None = None, download: bool = True, val_fractio
     return text[:cut] if split == "train" else text[cut:]
 
 
-tinytalks.data_files = lambda: tuple(tinytalks_file(split) for split in TINYTALKS_SPLITS)
-tinyshakespeare.data_files = lambda: (SHAKESPEARE,)
-
 
 def random_windows(ids: np.ndarray, block_size: int, batch_size: int, rng: np.random.Generator):
     """``batch_size`` random windows of ``block_size`` ids and their next-token targets:
@@ -108,3 +105,8 @@ def random_windows(ids: np.ndarray, block_size: int, batch_size: int, rng: np.ra
     windows = np.lib.stride_tricks.sliding_window_view(ids, block_size + 1)
     picked = windows[rng.integers(0, len(windows), batch_size)]
     return picked[:, :-1], picked[:, 1:]
+
+
+# the files each corpus reads, for ``tt_data.require`` (which checks them all before training)
+tinytalks.data_files = lambda: tuple(tinytalks_file(split) for split in TINYTALKS_SPLITS)
+tinyshakespeare.data_files = lambda: (SHAKESPEARE,)

@@ -13,6 +13,12 @@ A checker is ``check(grader, yours, reference, name)`` (see :mod:`tt_core.gradin
   dict), built from the example ``example:model:<Name>``; for the GPT also that no position
   sees a later token and that continuing from cached keys and values (``use_cache``) gives
   the logits of the full forward pass.
+- ``function:generate`` (:func:`check_generate`): on a tiny random GPT, greedy decoding gives
+  the reference's ids for one prompt, a batch, a context past ``block_size`` and a stop id;
+  sampling with a seed repeats itself, stays in the vocabulary and with ``top_k=1`` is
+  greedy; the model's mode and recording are restored.
+- ``function:random_windows`` (:func:`check_random_windows`): every row a window of the ids
+  with its next-token targets, the same windows for the same generator, every start drawn.
 
 The ``example`` components registered by :func:`register` describe calls of tt-language's
 ops (input shapes and attributes) and build its layers (the embedding fed integer ids) and a
@@ -29,8 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tt_core import is_grad_enabled, manual_seed
 from tt_core.grading import Example, Mismatch, check_module
 from tt_data.grading import as_array, expect
+
+from .model import GPT
 
 SPECIAL = "<|end|>"
 
@@ -182,6 +191,144 @@ def _check_gpt(grader, yours, made: Example) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# function:generate
+# ----------------------------------------------------------------------------------------
+
+
+def _ids_out(value, what: str) -> np.ndarray:
+    """Generated ids as an integer array."""
+    ids = as_array(value)
+    expect(ids.dtype.kind in "iu", f"{what} are {ids.dtype}: token ids are integers")
+    return ids
+
+
+def _stop_id(new: np.ndarray) -> int:
+    """A stop id that changes what greedy decoding gives: a new token followed by another
+    one (a stop there cuts a row short), else the first new token."""
+    for row in new:
+        changes = np.flatnonzero(row[:-1] != row[1:])
+        if changes.size:
+            return int(row[changes[0]])
+    return int(new[0, 0])
+
+
+def check_generate(grader, yours, reference, name: str) -> None:
+    """The check of ``function:generate``: ``generate(model, prompt_ids, max_new_tokens,
+    temperature=1.0, top_k=None, top_p=None, stop=None, seed=None)`` on a tiny random GPT.
+
+    Greedy (``temperature=0``) ids equal the reference's for one prompt, a batch (3, T), a
+    prompt whose continuation runs past ``block_size`` (the context must slide) and with a
+    stop id (finished rows repeat it); sampling with a seed gives the same ids twice, ids in
+    the vocabulary, and with ``top_k=1`` the greedy ids; no new tokens give the prompt back;
+    the model's training mode and graph recording are as before.
+    """
+    if reference is None:
+        grader.skip("generated ids", "no built-in generate to compare with")
+        return
+    rng = grader.rng
+    vocab, block = int(rng.integers(11, 30)), 8
+    manual_seed(int(rng.integers(2**31)))
+    model = GPT(vocab_size=vocab, block_size=block, num_layers=1, num_heads=2, embed_dim=8)
+    prompt, count = rng.integers(0, vocab, 3), 5
+
+    def both(ids, new: int, **options) -> tuple[np.ndarray, np.ndarray]:
+        return (_ids_out(yours(model, ids, new, **options), "your ids"),
+                _ids_out(reference(model, ids, new, **options), "the reference's ids"))
+
+    with grader.case(f"greedy (temperature=0): one prompt of {len(prompt)} ids, {count} new tokens"):
+        grader.compare(*both(prompt, count, temperature=0), "the generated ids", check_dtype=False)
+    batch = rng.integers(0, vocab, (3, 4))
+    with grader.case(f"greedy: a batch of prompts {batch.shape}, every row the reference's ids"):
+        grader.compare(*both(batch, count, temperature=0), "the generated ids", check_dtype=False)
+    long = rng.integers(0, vocab, 6)
+    with grader.case(f"greedy: {len(long)} ids and 10 new tokens, past block_size {block} (the context slides)"):
+        grader.compare(*both(long, 10, temperature=0), "the generated ids", check_dtype=False)
+    greedy = _ids_out(reference(model, batch, count, temperature=0), "the reference's ids")
+    first = int(_ids_out(reference(model, prompt, 1, temperature=0), "the reference's ids")[-1])
+    stop = _stop_id(greedy[:, batch.shape[1]:])
+    with grader.case("greedy with a stop id: one prompt ends right after it, a batch's finished rows repeat it"):
+        grader.compare(*both(prompt, count, temperature=0, stop=first),
+                       f"the ids of one prompt with stop={first} (its first new token)", check_dtype=False)
+        grader.compare(*both(batch, count, temperature=0, stop=stop), f"the ids of the batch with stop={stop}",
+                       check_dtype=False)
+    seed = int(rng.integers(2**31))
+    with grader.case(f"sampling (temperature=1, seed={seed}): the same ids twice, in [0, {vocab})"):
+        first = _ids_out(yours(model, batch, 8, temperature=1.0, seed=seed), "the sampled ids")
+        second = _ids_out(yours(model, batch, 8, temperature=1.0, seed=seed), "the sampled ids")
+        expect(first.shape == (3, 12), f"the sampled ids have shape {first.shape}: expected (3, 12), the prompts "
+                                       "followed by 8 new ids")
+        grader.compare(second, first, "the ids of a second call with the same seed", against="the first call's")
+        expect(first.min() >= 0 and first.max() < vocab, f"sampled ids run from {first.min()} to {first.max()}, "
+                                                         f"outside the vocabulary [0, {vocab})")
+    with grader.case("sampling with top_k=1 keeps only the most likely token: the greedy ids"):
+        sampled = _ids_out(yours(model, batch, count, temperature=1.0, top_k=1, seed=seed), "the sampled ids")
+        grader.compare(sampled, greedy, "the ids sampled with top_k=1", against="greedy decoding", check_dtype=False)
+    with grader.case("no new tokens give the prompt back; the model's mode and recording are as before"):
+        model.train()
+        grader.compare(_ids_out(yours(model, prompt, 0), "the ids"), prompt, "the ids for 0 new tokens",
+                       against="the prompt", check_dtype=False)
+        yours(model, prompt, 2, temperature=0)
+        expect(model.training, "after generate the model is in eval mode: put it back in the mode it was in")
+        expect(is_grad_enabled(), "after generate, graph recording is off: restore it")
+    grader.time(lambda: yours(model, batch, count, temperature=0), lambda: reference(model, batch, count, temperature=0))
+
+
+# ----------------------------------------------------------------------------------------
+# function:random_windows
+# ----------------------------------------------------------------------------------------
+
+
+def check_random_windows(grader, yours, reference, name: str) -> None:
+    """The check of ``function:random_windows``: ``random_windows(ids, block_size, batch_size,
+    rng) -> (x, y)``.
+
+    On ids that are all different (so a window shows where it starts): ``x`` and ``y`` of
+    shape (batch_size, block_size), every row of ``x`` a window of the ids and the same row
+    of ``y`` the ids one further on; the same windows for generators of the same seed;
+    every possible start drawn over 2,000 windows (the last one too); an error for a corpus
+    no longer than ``block_size``.
+    """
+    rng = grader.rng
+    ids = rng.permutation(int(rng.integers(30, 50))).astype(np.int64)
+    block, batch = int(rng.integers(3, 7)), int(rng.integers(4, 9))
+    starts = np.argsort(ids)  # starts[token] is where the token sits
+    seed = int(rng.integers(2**31))
+    with grader.case(f"{batch} windows of {block} from {len(ids)} ids: (x, y) of shape ({batch}, {block}), "
+                     "y the next ids"):
+        x, y = (_ids_out(part, f"the {label}") for part, label in zip(
+            yours(ids, block, batch, np.random.default_rng(seed)), ("inputs x", "targets y")))
+        for label, part in (("x", x), ("y", y)):
+            expect(part.shape == (batch, block), f"{label} has shape {part.shape}, expected ({batch}, {block})")
+        for row in range(batch):
+            start = int(starts[x[row, 0]])
+            grader.compare(x[row], ids[start:start + block], f"row {row} of x", against=f"the ids from {start}",
+                           check_dtype=False)
+            grader.compare(y[row], ids[start + 1:start + block + 1], f"row {row} of y",
+                           against=f"the ids from {start + 1} (one further than x)", check_dtype=False)
+    with grader.case("generators of the same seed give the same windows"):
+        first, second = (yours(ids, block, batch, np.random.default_rng(seed)) for _ in range(2))
+        grader.compare(as_array(second[0]), as_array(first[0]), "x of a second call", against="the first call's")
+    possible = len(ids) - block
+    with grader.case(f"over 2000 windows every one of the {possible} possible starts is drawn"):
+        x, _ = yours(ids, block, 2000, np.random.default_rng(seed))
+        drawn = np.unique(starts[_ids_out(x, "the inputs x")[:, 0]])
+        missing = sorted(set(range(possible)) - set(drawn.tolist()))
+        expect(not missing, f"windows never start at {missing[:5]} (of starts 0 to {possible - 1}): draw starts "
+                            f"from all {possible} windows, the last one too")
+    with grader.case(f"a corpus of {block} ids (no next token for a window of {block}) raises"):
+        try:
+            yours(ids[:block], block, batch, np.random.default_rng(seed))
+            raised = False
+        except Exception:  # noqa: BLE001 (any error naming the problem will do)
+            raised = True
+        expect(raised, f"random_windows of {block} ids with block_size={block} gave windows: it must raise, "
+                       f"since a window needs {block + 1} ids")
+    if reference is not None:
+        grader.time(lambda: yours(ids, block, 64, np.random.default_rng(seed)),
+                    lambda: reference(ids, block, 64, np.random.default_rng(seed)))
+
+
+# ----------------------------------------------------------------------------------------
 # Examples
 # ----------------------------------------------------------------------------------------
 
@@ -249,8 +396,14 @@ EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
 }
 """``example`` components, by ``kind:Name``."""
 
-CHECKERS: dict[str, Callable[[Any, Any, Any, str], None]] = {"tokenizer": check_tokenizer, "model": check_model}
-"""The checker of each of tt-language's kinds."""
+CHECKERS: dict[str, Callable[[Any, Any, Any, str], None]] = {
+    "tokenizer": check_tokenizer,
+    "model": check_model,
+    "function:generate": check_generate,
+    "function:random_windows": check_random_windows,
+}
+"""The checker of each of tt-language's kinds, and the check of each of its functions
+(``function:<name>``, which tt-core's ``function`` checker hands the function to)."""
 
 
 def register(registry) -> None:

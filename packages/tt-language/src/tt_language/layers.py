@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, concatenate
-from tt_core.errors import ArgumentError, ShapeError
+from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, concatenate, is_grad_enabled, set_grad_enabled
+from tt_core.errors import ArgumentError, ShapeError, TinyTorchError
 from tt_core.rng import generator
 from tt_core.tensor import is_whole_number
 
@@ -26,6 +26,50 @@ def _tokens(layer: Module, x: Tensor) -> Tensor:
     """Apply ``layer`` to the last axis of ``x`` (..., C) as one (N, C) matrix."""
     out = layer(x.reshape(-1, x.shape[-1]))
     return out.reshape(x.shape[:-1] + (out.shape[-1],))
+
+
+def _attend_with_weights(attend, first: Tensor, *rest: Tensor) -> tuple[Tensor, np.ndarray]:
+    """Run the attention op call ``attend(first, *rest)`` and return its output with the
+    softmax weights its kernel saved as ``ctx.weights`` (batch, heads, queries, keys).
+
+    The weights are those of the very forward pass that made the output (no second
+    computation of attention): when the call is recorded for autograd they are read from its
+    graph node; otherwise (under ``no_grad``, or with nothing needing a gradient) the call is
+    recorded once on a detached copy of ``first`` and the output returned detached, exactly
+    as it would have been.
+
+    Raises:
+        TinyTorchError: the kernel that ran saves no ``weights`` (a kernel of another
+            provider that keeps its softmax under another name, or not at all).
+    """
+    recorded = is_grad_enabled() and any(t.requires_grad for t in (first, *rest))
+    if recorded:
+        out = attend(first, *rest)
+        node = out._node
+    else:
+        previous = set_grad_enabled(True)
+        try:
+            traced = attend(first.detach().requires_grad_(True), *rest)
+        finally:
+            set_grad_enabled(previous)
+        node, out = traced._node, traced.detach()
+    try:
+        weights = node.ctx.weights
+    except (AttributeError, TinyTorchError):
+        raise TinyTorchError(
+            f"return_attention: the kernel of op {node.op.name!r} (from {node.op.kernel_dist}) saves no attention "
+            "weights; a kernel must store its softmax weights (batch, heads, queries, keys) as ctx.weights "
+            "and list 'weights' in Op(..., saves=...)"
+        ) from None
+    weights = weights.view()
+    weights.setflags(write=False)  # the gradient rule reads the same array: look, do not touch
+    return out, weights
+
+
+def _outputs(main, present, weights, use_cache: bool, return_attention: bool):
+    """``main``, followed by ``present`` with ``use_cache`` and ``weights`` with ``return_attention``."""
+    extra = ((present,) if use_cache else ()) + ((weights,) if return_attention else ())
+    return (main, *extra) if extra else main
 
 
 class Embedding(Module):
@@ -142,9 +186,19 @@ class MultiHeadAttention(Module):
         one new token at a time. Returns (B, T, C), or ``(out, (keys, values))`` with
         ``use_cache``.
 
+        ``return_attention=True`` also returns the attention weights of this pass, last:
+        ``(out, weights)`` (or ``(out, (keys, values), weights)``), ``weights`` a read-only
+        (B, heads, T, T_keys) array whose row ``[b, h, i]`` is how query ``i`` of head ``h``
+        spread its attention over the keys (each row sums to 1, masked keys get 0). They are
+        the softmax the attention kernel computed and saved for its gradient rule, so asking
+        for them costs no second attention; not asking costs nothing.
+
     Raises:
         ArgumentError: ``embed_dim`` or ``num_heads`` is not a positive whole number, or
             ``embed_dim`` is not divisible by ``num_heads`` (a ValueError too).
+        ShapeError: ``x`` is not (B, T, embed_dim).
+        TinyTorchError: with ``return_attention``, the attention kernel in use saves no
+            ``weights``.
 
     Examples:
         >>> import tt_core as tt
@@ -171,24 +225,30 @@ class MultiHeadAttention(Module):
         self.proj = Linear(embed_dim, embed_dim)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False):
+    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False, return_attention: bool = False):
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ShapeError(
+                f"MultiHeadAttention({self.embed_dim}) takes features of shape (batch, time, {self.embed_dim}), "
+                f"got {x.shape}"
+            )
         batch, length, width = x.shape
-        if width != self.embed_dim:
-            raise ShapeError(f"MultiHeadAttention({self.embed_dim}) got features of size {width} (shape {x.shape})")
         if mask is not None and np.ndim(mask) == 2:
             mask = F.padding_mask(mask)
         qkv = _tokens(self.qkv, x)  # (B, T, 3C): queries, keys and values of every head
+        k = v = weights = None
         if past is None and not use_cache:
-            out = F.self_attention(qkv, self.num_heads, mask=mask, causal=self.causal)
+            attend = lambda packed: F.self_attention(packed, self.num_heads, mask=mask, causal=self.causal)
+            out, weights = _attend_with_weights(attend, qkv) if return_attention else (attend(qkv), None)
         else:  # the same computation on explicit heads, so that keys and values can be cached
             q, k, v = qkv.reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             if past is not None:
                 k = concatenate([past[0], k], axis=2)
                 v = concatenate([past[1], v], axis=2)
-            out = F.scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal)
+            attend = lambda *qkv_heads: F.scaled_dot_product_attention(*qkv_heads, mask=mask, causal=self.causal)
+            out, weights = _attend_with_weights(attend, q, k, v) if return_attention else (attend(q, k, v), None)
             out = out.permute(0, 2, 1, 3).reshape(batch, length, width)  # join the heads
         out = self.dropout(_tokens(self.proj, out))
-        return (out, (k, v)) if use_cache else out
+        return _outputs(out, (k, v), weights, use_cache, return_attention)
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, causal={self.causal}"
@@ -219,6 +279,11 @@ class TransformerBlock(Module):
         mlp_ratio: hidden size of the MLP as a multiple of ``embed_dim`` (4).
         causal: causal self-attention (True for language models).
         dropout: on the attention projection and the MLP output.
+
+    Forward:
+        ``block(x, mask=None, past=None, use_cache=False, return_attention=False)``: as
+        :class:`MultiHeadAttention`, returning (B, T, C), then the ``(keys, values)`` with
+        ``use_cache``, then the attention weights (B, heads, T, T_keys) with ``return_attention``.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int = 4, causal: bool = True, dropout: float = 0.0):
@@ -228,13 +293,17 @@ class TransformerBlock(Module):
         self.ln2 = LayerNorm(embed_dim)
         self.mlp = MLP(embed_dim, mlp_ratio * embed_dim, dropout)
 
-    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False):
-        attended = self.attn(self.ln1(x), mask=mask, past=past, use_cache=use_cache)
-        if use_cache:
-            attended, present = attended
+    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False, return_attention: bool = False):
+        asked = {"return_attention": True} if return_attention else {}
+        attended = self.attn(self.ln1(x), mask=mask, past=past, use_cache=use_cache, **asked)
+        present = weights = None
+        if use_cache or return_attention:
+            attended, *extra = attended
+            present = extra.pop(0) if use_cache else None
+            weights = extra.pop(0) if return_attention else None
         x = x + attended
         x = x + self.mlp(self.ln2(x))
-        return (x, present) if use_cache else x
+        return _outputs(x, present, weights, use_cache, return_attention)
 
 
 def init_gpt_weights(module: Module, num_layers: int) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from tt_core import Dropout, Linear, Module, ModuleList, Tensor
 from tt_core.errors import ShapeError, TinyTorchError
 
-from .layers import Embedding, LayerNorm, PositionalEncoding, TransformerBlock, _tokens, init_gpt_weights
+from .layers import Embedding, LayerNorm, PositionalEncoding, TransformerBlock, _outputs, _tokens, init_gpt_weights
 
 
 class GPT(Module):
@@ -30,11 +30,23 @@ class GPT(Module):
         ``model(ids)`` with integer ids (B, T), T <= block_size -> logits (B, T, vocab_size).
         ``model(ids, past=presents, use_cache=True)`` continues from cached keys and values of
         earlier positions and returns ``(logits, presents)``: one ``(keys, values)`` per block.
+        ``model(ids, return_attention=True)`` also returns, last, what every head attended to
+        in this pass: a list with one read-only (B, heads, T, T_keys) array of attention
+        weights per block (see :class:`~tt_language.layers.MultiHeadAttention`), e.g.
+        ``logits, attention = model(ids, return_attention=True)``; ``attention[-1][0, h]`` is
+        head ``h`` of the last block on the first sequence (row: query, column: key).
+
+    Raises:
+        ShapeError: ``ids`` is not (batch, time), or longer than ``block_size``.
+        TinyTorchError: ``past`` has a different number of entries than the model has blocks.
 
     Examples:
         >>> model = GPT(vocab_size=65, block_size=32, num_layers=2, num_heads=2, embed_dim=32)
         >>> model(np.zeros((4, 16), dtype=np.int64)).shape
         (4, 16, 65)
+        >>> logits, attention = model(np.zeros((4, 16), dtype=np.int64), return_attention=True)
+        >>> len(attention), attention[0].shape  # one map per block: (batch, heads, queries, keys)
+        (2, (4, 2, 16, 16))
     """
 
     def __init__(
@@ -64,7 +76,7 @@ class GPT(Module):
         if tie_weights:
             self.head.weight = self.tok_emb.weight
 
-    def forward(self, ids, past=None, use_cache: bool = False):
+    def forward(self, ids, past=None, use_cache: bool = False, return_attention: bool = False):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
         if ids.ndim != 2:
             raise ShapeError(f"GPT takes ids of shape (batch, time), got {ids.shape}")
@@ -72,14 +84,18 @@ class GPT(Module):
             raise TinyTorchError(f"past has {len(past)} entries, the model has {len(self.blocks)} blocks")
         start = 0 if past is None else past[0][0].shape[2]
         x = self.drop(self.pos(self.tok_emb(ids), start=start))
-        presents = []
+        presents, attention = [], []
+        asked = {"return_attention": True} if return_attention else {}
         for i, block in enumerate(self.blocks):
-            x = block(x, past=None if past is None else past[i], use_cache=use_cache)
-            if use_cache:
-                x, present = x
-                presents.append(present)
+            x = block(x, past=None if past is None else past[i], use_cache=use_cache, **asked)
+            if use_cache or return_attention:
+                x, *extra = x
+                if use_cache:
+                    presents.append(extra.pop(0))
+                if return_attention:
+                    attention.append(extra.pop(0))
         logits = _tokens(self.head, self.ln_f(x))
-        return (logits, presents) if use_cache else logits
+        return _outputs(logits, presents, attention, use_cache, return_attention)
 
     @classmethod
     def from_config(cls, config: dict) -> GPT:

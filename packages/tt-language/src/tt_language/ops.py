@@ -48,13 +48,31 @@ def embedding_grad(ctx, grad):
 # ----------------------------------------------------------------------------------------
 
 
-def layer_norm(ctx, x, weight, bias, eps=1e-5):
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis (biased variance,
-    as PyTorch). Saves the normalised input and ``1/std`` for the gradient."""
+def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """A layer norm without its scale and shift: ``(x - mean) / sqrt(var + eps)`` over the
+    last axis (biased variance, as PyTorch).
+
+    The one place the layer norm's formula is written: the training kernel
+    :func:`layer_norm` and the inference kernels (which fold the scale and shift into the
+    next matrix) both normalise with it.
+
+    Args:
+        x: a floating-point array (..., C) (its dtype is kept).
+        eps: added to the variance.
+
+    Returns:
+        ``(xhat, rstd)``: the normalised array (new, ``x``'s shape) and ``1/std`` (..., 1).
+    """
     centred = x - x.mean(axis=-1, keepdims=True)
     var = np.mean(centred * centred, axis=-1, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
-    xhat = centred * rstd
+    return centred * rstd, rstd
+
+
+def layer_norm(ctx, x, weight, bias, eps=1e-5):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis (see
+    :func:`normalize`). Saves the normalised input and ``1/std`` for the gradient."""
+    xhat, rstd = normalize(x, eps)
     ctx.xhat, ctx.rstd = xhat, rstd
     return xhat * weight + bias
 
@@ -94,9 +112,23 @@ def causal_mask(queries: int, keys: int) -> np.ndarray:
     return mask
 
 
-def _attend(ctx, q, k, v, mask, causal, scale):
-    """The attention forward pass shared by both attention ops; saves the weights on ``ctx``."""
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, mask: np.ndarray | None = None,
+                      causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``softmax(q @ k^T * scale) @ v`` on arrays q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv).
+
+    The one place the attention softmax is written: both attention ops and every inference
+    path (cached decoding included) attend with it.
+
+    Args:
+        scale: multiplies the scores (> 0; ``1/sqrt(d)`` in a transformer, 1 when the queries
+            are already scaled).
+        mask: boolean, broadcastable to (..., Tq, Tk): True where a query may attend; a query
+            with no allowed key gets weight 0 everywhere (output 0, never NaN).
+        causal: also hide later keys (see :func:`causal_mask`).
+
+    Returns:
+        ``(out, weights)``: (..., Tq, dv) and the attention weights (..., Tq, Tk).
+    """
     scores = q @ np.swapaxes(k, -1, -2)
     if causal:
         np.copyto(scores, -np.inf, where=~causal_mask(q.shape[-2], k.shape[-2]))
@@ -112,8 +144,15 @@ def _attend(ctx, q, k, v, mask, causal, scale):
     if mask is not None:
         total[total == 0] = 1
     weights /= total
-    ctx.weights, ctx.scale = weights, scale
-    return weights @ v
+    return weights @ v, weights
+
+
+def _attend(ctx, q, k, v, mask, causal, scale):
+    """The attention forward pass shared by both attention ops; saves the weights on ``ctx``."""
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    out, ctx.weights = softmax_attention(q, k, v, scale, mask, causal)
+    ctx.scale = scale
+    return out
 
 
 def _attend_grad(ctx, grad, out, q, k, v, needs):

@@ -13,6 +13,7 @@ from .metrics import accuracy, confusion_matrix
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedulers import CosineAnnealingLR, LinearWarmup, LRScheduler, OneCycleLR, StepLR
 from .train import Trainer, batches
+from .watch import GradientWatch
 
 __all__ = [
     "__version__",
@@ -22,5 +23,5 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss", "TargetError",
     "Adam", "AdamW", "Optimizer", "RMSprop", "SGD",
     "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "OneCycleLR", "StepLR",
-    "Trainer", "accuracy", "batches", "clip_grad_norm_", "clip_grad_value_", "confusion_matrix",
+    "GradientWatch", "Trainer", "accuracy", "batches", "clip_grad_norm_", "clip_grad_value_", "confusion_matrix",
 ]

@@ -4,7 +4,7 @@ optimizers, schedulers and metrics, and the tools that look inside a graph (``dr
 
 from tt_core import hookimpl
 
-from . import autograd, grad_rules, grading
+from . import autograd, grad_rules, grading, grading_autograd, grading_training
 from .anomaly import detect_anomaly
 from .clip import clip_grad_norm_, clip_grad_value_
 from .gradcheck import gradcheck
@@ -14,6 +14,7 @@ from .metrics import accuracy, confusion_matrix
 from .optim import OPTIMIZERS
 from .schedulers import SCHEDULERS
 from .train import Trainer, batches
+from .watch import GradientWatch
 
 
 @hookimpl
@@ -31,6 +32,7 @@ def tt_register_components(registry):
     registry.register("function", "clip_grad_norm_", clip_grad_norm_)
     registry.register("function", "clip_grad_value_", clip_grad_value_)
     registry.register("function", "batches", batches)
+    registry.register("function", "GradientWatch", GradientWatch)
     registry.register("trainer", "Trainer", Trainer)
     registry.register("metric", "accuracy", accuracy)
     registry.register("metric", "confusion_matrix", confusion_matrix)
@@ -39,9 +41,28 @@ def tt_register_components(registry):
 
 def _register_checkers(registry) -> None:
     """The graders of tt-learn's kinds (``checker:grad_rule``, ``loss``, ``optimizer``,
-    ``scheduler``) and the examples they build tt-learn's losses and schedulers from."""
+    ``scheduler``, ``autograd``, ``metric``, ``trainer``), the checks of its functions
+    (``checker:function:<name>``, which tt-core's ``function`` checker hands each function
+    to), and the examples they build tt-learn's losses and schedulers from."""
     for kind, checker in (("grad_rule", grading.check_grad_rule), ("loss", grading.check_loss),
-                          ("optimizer", grading.check_optimizer), ("scheduler", grading.check_scheduler)):
+                          ("optimizer", grading.check_optimizer), ("scheduler", grading.check_scheduler),
+                          ("autograd", grading_autograd.check_autograd), ("metric", grading_training.check_metric),
+                          ("trainer", grading_training.check_trainer)):
         registry.register("checker", kind, checker)
+    for name, check in FUNCTION_CHECKS.items():
+        registry.register("checker", f"function:{name}", check)
     for key, make in grading.EXAMPLES.items():
         registry.register("example", key, make)
+
+
+FUNCTION_CHECKS = {
+    "no_grad": grading_autograd.check_no_grad,
+    "gradcheck": grading_autograd.check_gradcheck,
+    "detect_anomaly": grading_autograd.check_detect_anomaly,
+    "draw_graph": grading_autograd.check_draw_graph,
+    "clip_grad_norm_": grading_training.check_clip_grad_norm,
+    "clip_grad_value_": grading_training.check_clip_grad_value,
+    "batches": grading_training.check_batches,
+    "GradientWatch": grading_training.check_gradient_watch,
+}
+"""The check of each of tt-learn's functions, by the function's name."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 from tt_core.dispatch import GradRule
-from tt_core.ops import CORE_OPS, GELU_C
+from tt_core.ops import CORE_OPS, GELU_C, GELU_CUBIC
 
 __all__ = ["GRAD_RULES", "unbroadcast"]
 
@@ -306,10 +306,10 @@ def tanh(ctx, grad):
 
 
 def gelu(ctx, grad):
-    """y = x/2 (1 + t), t = tanh(c (x + 0.044715 x³)):
-    dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 * 0.044715 x²)."""
+    """y = x/2 (1 + t), t = tanh(c (x + a x³)) (c, a: ``tt_core.ops.GELU_C``, ``GELU_CUBIC``):
+    dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 a x²)."""
     x, t = ctx.inputs[0], ctx.tanh
-    inner_slope = GELU_C * (1 + 3 * 0.044715 * x * x)
+    inner_slope = GELU_C * (1 + 3 * GELU_CUBIC * x * x)
     return (grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_slope),)
 
 

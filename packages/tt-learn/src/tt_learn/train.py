@@ -1,6 +1,9 @@
 """The training loop: :class:`Trainer`, with progress, evaluation, early stopping, checkpoints
 and bit-identical resume; and :func:`batches`, a minimal loader over in-memory arrays.
 
+With ``track_gradients=True`` the Trainer also records how the gradients flow: per epoch and per
+parameter, the gradient norm and the update-to-weight ratio (``Trainer.gradient_stats``).
+
 A *loader* is anything that yields ``(x, y)`` batches on each pass (a list of pairs,
 :func:`batches`, tt-data's ``DataLoader``). If it has a ``generator`` attribute (a NumPy
 ``Generator`` used for shuffling), its state goes into checkpoints with the global one.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +44,12 @@ from .autograd import no_grad
 from .clip import clip_grad_norm_
 from .optim import Optimizer
 from .schedulers import LRScheduler
+from .watch import GradientWatch
 
 CHECKPOINT_FORMAT = "tt-learn-trainer-1"
 CHECKPOINT_KEYS = ("format", "epoch", "model", "optimizer", "scheduler", "rng", "loader_rng", "trainer")
 TRAINER_KEYS = ("history", "best", "bad_epochs")
+TRAINER_OPTIONAL_KEYS = ("gradient_stats",)  # absent from checkpoints written before it existed
 
 __all__ = ["Trainer", "batches"]
 
@@ -138,17 +143,27 @@ class Trainer:
         max_grad_norm: clip the gradients' joint norm to this before each step (default off).
         progress: show a rich progress bar with loss, metrics and speed (default True).
         console: the rich Console to draw on (default: a new one).
+        track_gradients: record, per epoch and per parameter, the gradient norm and the
+            update-to-weight ratio in ``gradient_stats`` (default False: nothing is measured).
 
     Attributes:
         history: one dict per finished epoch: ``epoch``, ``loss``, the metrics, ``val_loss``
             and ``val_<metric>`` when there is a validation loader, ``lr``, ``seconds`` and
             ``samples_per_s``.
         epoch: the number of finished epochs.
+        gradient_stats: with ``track_gradients``, one dict per parameter per finished epoch
+            (``epoch``, ``parameter`` -- its name in ``model.named_parameters()`` --, ``shape``,
+            ``grad_norm`` and ``grad_norm_last``: the mean over the epoch's steps and the last
+            step's ``||grad||``, measured before clipping; ``update_ratio`` and
+            ``update_ratio_last``: the same for ``||Δw|| / ||w||`` across the optimizer step;
+            ``weight_norm`` and ``steps``), as :class:`~tt_learn.watch.GradientWatch` writes
+            them; an empty list without it.
     """
 
     def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable, scheduler: LRScheduler | None = None,
                  metrics: dict[str, Callable] | None = None, scheduler_interval: str = "epoch",
-                 max_grad_norm: float | None = None, progress: bool = True, console=None) -> None:
+                 max_grad_norm: float | None = None, progress: bool = True, console=None,
+                 track_gradients: bool = False) -> None:
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss_fn, scheduler
@@ -161,6 +176,12 @@ class Trainer:
         self.best: float | None = None
         self.bad_epochs = 0
         self._loader_rng: dict | None = None
+        self._watch = GradientWatch(model) if track_gradients else None
+
+    @property
+    def gradient_stats(self) -> list[dict[str, Any]]:
+        """The per-epoch, per-parameter gradient records (empty unless ``track_gradients``)."""
+        return [] if self._watch is None else self._watch.records
 
     # -- one step and one pass -----------------------------------------------------------
     def _measure(self, output: Tensor, y, loss: Tensor) -> dict[str, float]:
@@ -172,9 +193,10 @@ class Trainer:
         loss = self.loss_fn(output, y)
         self.optimizer.zero_grad()
         loss.backward()
-        if self.max_grad_norm is not None:
-            clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        self.optimizer.step()
+        with nullcontext() if self._watch is None else self._watch.step():
+            if self.max_grad_norm is not None:
+                clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
         return self._measure(output, y, loss)
@@ -256,6 +278,8 @@ class Trainer:
                 if val_loader is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
                 row["lr"] = lr
+                if self._watch is not None and self._watch.steps:
+                    self._watch.end_epoch(self.epoch + 1)
                 if self.scheduler is not None and self.scheduler_interval == "epoch":
                     self.scheduler.step()
                 self.history.append(row)
@@ -317,7 +341,8 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self, train_loader=None) -> dict[str, Any]:
         """Everything needed to continue exactly: model, optimizer, scheduler, the global RNG
-        and the loader's generator, the epoch count, history and early-stopping state."""
+        and the loader's generator, the epoch count, history, early-stopping state and
+        ``gradient_stats``."""
         generator = getattr(train_loader, "generator", None)
         return {
             "format": CHECKPOINT_FORMAT,
@@ -327,7 +352,8 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "rng": tt_core.get_rng_state(),
             "loader_rng": generator.bit_generator.state if isinstance(generator, np.random.Generator) else None,
-            "trainer": {"history": self.history, "best": self.best, "bad_epochs": self.bad_epochs},
+            "trainer": {"history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
+                        "gradient_stats": self.gradient_stats},
         }
 
     def save_checkpoint(self, path: str | Path, train_loader=None) -> Path:
@@ -365,6 +391,8 @@ class Trainer:
         self.epoch = int(state["epoch"])
         trainer = state["trainer"]
         self.history, self.best, self.bad_epochs = list(trainer["history"]), trainer["best"], int(trainer["bad_epochs"])
+        if self._watch is not None:
+            self._watch.records[:] = [dict(row, shape=tuple(row["shape"])) for row in trainer.get("gradient_stats", [])]
         return self
 
     def _checkpoint_problems(self, state: dict) -> list[str]:
@@ -389,7 +417,7 @@ class Trainer:
         trainer = state["trainer"]
         if not isinstance(trainer, dict):
             return problems + [f"trainer should be a dict, got {_state.show(trainer)}"]
-        problems += [f"trainer: {p}" for p in _state.key_problems(trainer, TRAINER_KEYS)]
+        problems += [f"trainer: {p}" for p in _state.key_problems(trainer, TRAINER_KEYS, TRAINER_OPTIONAL_KEYS)]
         history = trainer.get("history", [])
         if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
             problems.append(f"trainer.history should be a list of dicts, got {_state.show(history)}")
@@ -397,6 +425,9 @@ class Trainer:
         if best is not None and not _state.is_number(best):
             problems.append(f"trainer.best should be a number or None, got {_state.show(best)}")
         problems += _state.count_problems(trainer, ["bad_epochs"], where="trainer.")
+        stats = trainer.get("gradient_stats", [])
+        if not isinstance(stats, list) or not all(isinstance(row, dict) and "shape" in row for row in stats):
+            problems.append(f"trainer.gradient_stats should be a list of gradient records, got {_state.show(stats)}")
         return problems
 
     def _restore_loader_rng(self, train_loader) -> None:

@@ -10,7 +10,7 @@ A milestone's run function lives in a module of its own and is named in the spec
         ctx.check("accuracy", 1.0, ">=", 1.0)         # a figure against its target
         fig, ax = ctx.figure()
         ...
-        ctx.save_figure(fig, "decision_boundary.png")
+        ctx.save_figure(fig, "decision_boundary.png", "The plane coloured by the model's answer.")
 
 The milestone reached its target when every ``check`` passed. A run of several parts marks
 each one as a phase, so that ``report.json`` is rewritten as each part completes and a run
@@ -122,6 +122,8 @@ class RunContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    figures: list[dict[str, str]] = field(default_factory=list)  # {"file": name, "description": ...}
+    systems: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each model costs (tt_milestones.systems)
     config: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     used: dict[tuple[str, str], Component] = field(default_factory=dict)  # what component() handed out
@@ -236,8 +238,15 @@ class RunContext:
 
         return plt.subplots(*args, **kwargs)
 
-    def save_figure(self, fig, name: str) -> Path | None:
-        """Save ``fig`` as ``out/name`` and close it; the name goes into the report's ``plots``.
+    def save_figure(self, fig, name: str, description: str = "") -> Path | None:
+        """Save ``fig`` as ``out/name`` (PNG at 110 dpi) and close it; the name goes into the
+        report's ``plots``, and name and description into its ``figures``.
+
+        Args:
+            fig: a matplotlib figure (from :meth:`figure`).
+            name: the file name inside the run folder, e.g. ``"loss_curves.png"``.
+            description: what the picture shows, in a sentence, so that ``report.json``
+                (``figures``: ``{"file", "description"}``) can be read without opening it.
 
         Returns:
             The path written, or None when the plot could not be saved (a full disk, a
@@ -260,4 +269,5 @@ class RunContext:
         finally:
             plt.close(fig)
         self.plots.append(name)
+        self.figures.append({"file": name, "description": description})
         return path

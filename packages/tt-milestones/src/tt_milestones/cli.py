@@ -371,6 +371,7 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
 
     from .api import RunContext
     from .runner import default_threads, not_builtin, planned_providers, resolve, run_milestone
+    from .systems import systems_table
 
     run = resolve(spec, catalogue.origin[spec.id])
     prepare_out(out)
@@ -400,6 +401,9 @@ def cmd_run(args: argparse.Namespace, catalogue: Catalogue) -> int:
             "[green]yes[/]" if check["reached"] else "[red]no[/]",
         )
     console.print(table)
+    costs = systems_table(report)
+    if costs is not None:
+        console.print(costs)
     ran = not_builtin(report["providers"])
     if ran:
         console.print(f"ran on your code: {', '.join(ran)}", highlight=False, soft_wrap=True)

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tt_core.dispatch import bind
 from tt_core.grading import ERROR, FAILED, NO_REFERENCE, NOT_IMPLEMENTED, PASSED, SKIPPED, Case, Grade, grade
 from tt_core.plugins import ENTRY_POINT_GROUP, Component, ComponentRegistry, PluginInfo, choose, normalize_dist
 
@@ -550,19 +551,42 @@ def last_result(state: dict, component: Component, identities: dict[str, DistIde
 # -- status -----------------------------------------------------------------------------
 
 
-def components_used(specs: Iterable[MilestoneSpec]) -> dict[tuple[str, str], str]:
-    """Every component the milestones use (the union of their ``requires`` and ``optional``),
-    each with the package that provides its reference, in the order the specs name them."""
+def components_used(specs: Iterable[MilestoneSpec], registry: ComponentRegistry | None = None) -> dict[tuple[str, str], str]:
+    """Every component the milestones use (the union of their ``requires`` and ``optional``,
+    with the gradient rule of each op among them), each with the package that provides its
+    reference, in the order the specs name them; then, when ``registry`` is given, every
+    other component a non-built-in distribution provides (a learner's gradient rule runs
+    wherever its op does), under the package of its reference (or its own distribution)."""
     used: dict[tuple[str, str], str] = {}
     for spec in specs:
         for requirement in spec.requires + spec.optional:
             used.setdefault((requirement.kind, requirement.name), requirement.package)
+            if requirement.kind == "op" and registry is not None and registry.has("grad_rule", requirement.name):
+                reference = registry.reference("grad_rule", requirement.name)
+                used.setdefault(("grad_rule", requirement.name), reference.dist if reference else requirement.package)
+    for component in registry or ():
+        if registry.is_builtin(component.dist) or component.kind in ("checker", "example", "kind"):
+            continue
+        reference = registry.reference(component.kind, component.name)
+        used.setdefault((component.kind, component.name), reference.dist if reference else component.dist)
     return used
 
 
 def act_key(package: str) -> tuple:
     """The Acts in their order, then third-party packages by name."""
     return (ACTS.index(package), "") if package in ACTS else (len(ACTS), package)
+
+
+def _in_use(registry: ComponentRegistry, kind: str, name: str) -> Component:
+    """The provider that runs: for an op's kernel and its gradient rule, the pair dispatch
+    bound (a rule that cannot run after the chosen kernel is not in use); else the chosen one."""
+    if kind in ("op", "grad_rule") and registry.has("op", name):
+        bound, _ = bind(registry, name)
+        dist = bound.kernel_dist if kind == "op" else bound.rule_dist
+        match = [c for c in registry.providers(kind, name) if c.dist == dist]
+        if match:
+            return match[0]
+    return registry.chosen(kind, name)
 
 
 def component_status(registry: ComponentRegistry, kind: str, name: str, package: str, state: dict,
@@ -580,7 +604,7 @@ def component_status(registry: ComponentRegistry, kind: str, name: str, package:
            "yours": False, "learner": None, "check": None}
     if not registry.has(kind, name):
         return row
-    chosen = registry.chosen(kind, name)
+    chosen = _in_use(registry, kind, name)
     row.update(provider=chosen.dist, version=chosen.version, yours=not registry.is_builtin(chosen.dist))
     if row["yours"]:
         mine = chosen
@@ -598,12 +622,14 @@ def milestone_status(spec: MilestoneSpec, catalogue: Catalogue) -> dict:
         ``{"id", "slug", "title", "status", "missing", "install", "unlock", "components",
         "yours", "your_components"}``: ``unlock`` says what unlocks a locked one
         (:func:`tt_milestones.cli.unlock_text`); the counts are over the components of its
-        ``requires`` and ``optional`` that are installed.
+        ``requires`` and ``optional`` that are installed, and the gradient rules of its ops.
     """
     registry = catalogue.registry
     steps = unlock_steps(spec, catalogue)
-    present = [r for r in dict.fromkeys(spec.requires + spec.optional) if registry.has(r.kind, r.name)]
-    yours = [str(r) for r in present if not registry.is_builtin(registry.chosen(r.kind, r.name).dist)]
+    present = [(kind, name) for kind, name in components_used([spec], registry) if registry.has(kind, name)
+               and ((kind, name) in {(r.kind, r.name) for r in spec.requires + spec.optional} or kind == "grad_rule"
+                    and any(r.kind == "op" and r.name == name for r in spec.requires + spec.optional))]
+    yours = [f"{kind}:{name}" for kind, name in present if not registry.is_builtin(_in_use(registry, kind, name).dist)]
     return {
         "id": spec.id, "slug": spec.slug, "title": spec.title, "status": spec.status(registry),
         "missing": [str(r) for r in spec.missing(registry)], "install": steps["install"],
@@ -623,7 +649,7 @@ def status_report(catalogue: Catalogue, state: dict | None = None) -> dict:
     state = load_state() if state is None else state
     identities: dict[str, DistIdentity] = {}
     by_act: dict[str, list[dict]] = {}
-    for (kind, name), package in components_used(catalogue.all()).items():
+    for (kind, name), package in components_used(catalogue.all(), registry).items():
         by_act.setdefault(package, []).append(component_status(registry, kind, name, package, state, identities))
     unused: dict[str, list[str]] = {}
     for rows in by_act.values():

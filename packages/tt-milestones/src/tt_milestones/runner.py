@@ -223,7 +223,9 @@ def build_report(
         "versions": versions,
         "providers": providers,
         "plots": ctx.plots,
+        "figures": ctx.figures,
         "plot_errors": ctx.plot_errors,
+        "systems": ctx.systems,
     }
 
 

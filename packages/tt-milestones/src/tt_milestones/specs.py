@@ -19,6 +19,11 @@ def _union(*groups: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
     return tuple(dict.fromkeys(r for group in groups for r in group))
 
 
+PROFILER = _needs("tt-perf", "perf:profile")
+"""Optional in milestones 01-05: with it, every report gets FLOPs and activation memory (see
+:mod:`tt_milestones.systems`)."""
+
+
 def _run(id_: str, slug: str) -> str:
     return f"tt_milestones.history.m{id_}_{slug}:run"
 
@@ -35,7 +40,7 @@ PERCEPTRON = MilestoneSpec(
         "finite number of mistakes."
     ),
     requires=_needs("tt-core", "op:matmul", "layer:Linear"),
-    optional=_needs("tt-learn", "autograd:engine", "loss:BCEWithLogitsLoss", "optimizer:SGD"),
+    optional=_needs("tt-learn", "autograd:engine", "loss:BCEWithLogitsLoss", "optimizer:SGD") + PROFILER,
     target="100% on linearly separable 2-D points; >= 98% test accuracy on the 8x8 digits 0 vs 1",
     run=_run("01", "perceptron"),
     quick_note="fewer epochs at most; both tasks still train to their targets",
@@ -55,6 +60,7 @@ XOR = MilestoneSpec(
     + _needs("tt-learn", "autograd:engine", "loss:BCEWithLogitsLoss", "optimizer:SGD"),
     target="a single-layer network stays stuck (loss ~ 0.69, accuracy <= 75%); a 2-layer MLP reaches 100%",
     run=_run("02", "xor"),
+    optional=PROFILER,
 )
 
 MLP = MilestoneSpec(
@@ -67,15 +73,19 @@ MLP = MilestoneSpec(
         "useful internal representations. Multi-layer perceptrons trained this way became the first "
         "networks to read handwritten digits reliably."
     ),
-    requires=_needs("tt-core", "layer:Linear", "layer:Dropout", "activation:ReLU")
+    requires=_needs("tt-core", "layer:Linear", "layer:Dropout", "activation:ReLU", "activation:Sigmoid")
     + _needs(
         "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:Adam", "scheduler:CosineAnnealingLR",
         "trainer:Trainer", "metric:accuracy", "function:no_grad",
     )
     + _needs("tt-data", "dataset:tinydigits", "dataset:mnist", "loader:DataLoader", "function:require_data"),
-    target=">= 97% test accuracy on TinyDigits; >= 98.0% test accuracy on MNIST",
+    target=(
+        ">= 97% test accuracy on TinyDigits; >= 98.0% test accuracy on MNIST; a deep sigmoid MLP's first-layer "
+        "gradient >= 1000x smaller than the same MLP's with ReLU"
+    ),
     run=_run("03", "mlp"),
-    quick_note="TinyDigits only",
+    optional=PROFILER,
+    quick_note="TinyDigits only (with the sigmoid/ReLU contrast)",
 )
 
 CNN = MilestoneSpec(
@@ -101,6 +111,7 @@ CNN = MilestoneSpec(
     ),
     target=">= 97% test accuracy on TinyDigits (LeNet); >= 80% CIFAR-10 test accuracy within 30 minutes",
     run=_run("04", "cnn"),
+    optional=PROFILER,
     quick_note="LeNet on TinyDigits only",
 )
 
@@ -117,7 +128,7 @@ TRANSFORMER = MilestoneSpec(
     requires=_needs("tt-core", "layer:Linear", "activation:GELU")
     + _needs(
         "tt-learn", "autograd:engine", "loss:CrossEntropyLoss", "optimizer:AdamW", "function:clip_grad_norm_",
-        "function:no_grad",
+        "function:no_grad", "function:GradientWatch",
     )
     + _needs(
         "tt-language", "tokenizer:char", "layer:Embedding", "layer:LayerNorm", "layer:PositionalEncoding",
@@ -130,6 +141,7 @@ TRANSFORMER = MilestoneSpec(
         "Tiny Shakespeare validation loss <= 1.80 within 15 minutes"
     ),
     run=_run("05", "transformer"),
+    optional=PROFILER,
     quick_note="the attention proof and a short TinyTalks run whose loss must fall",
     options=("chat",),
 )

@@ -18,6 +18,11 @@ from the seeded generator):
 - ``profile``: parameter count, activation bytes, and the FLOPs of every layer and in total
   equal the reference's on an MLP, a CNN and a tiny GPT.
 
+The BLAS thread controls (``function:blas_threads``, ``function:threadpoolctl_available``) get
+their own checks: the answer to whether threadpoolctl can be imported, and a block that
+limits BLAS's threads inside (observed through threadpoolctl when it is installed), changes
+nothing for ``None``, and without threadpoolctl raises.
+
 The examples registered by :func:`register` build and feed the quantized layers for the layer
 checker. The other ``perf`` components (the measurements and scorecard of milestone 06) are checked to
 be callable with the reference's arguments; their results are measured by running the milestone.
@@ -25,12 +30,13 @@ be callable with the reference's arguments; their results are measured by runnin
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
 import tt_core
 from tt_core import Linear, ReLU, Sequential, Tensor
-from tt_core.grading import Example
+from tt_core.grading import Example, Mismatch
 from tt_data import Conv2d, Flatten, MaxPool2d
 from tt_data.grading import as_array, check_arguments, expect
 from tt_language import GPT
@@ -290,6 +296,73 @@ def check_perf(grader, yours, reference, name: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# The BLAS thread controls
+# ----------------------------------------------------------------------------------------
+
+
+def _threadpoolctl_installed() -> bool:
+    return importlib.util.find_spec("threadpoolctl") is not None
+
+
+def check_threadpoolctl_available(grader, yours, reference, name: str) -> None:
+    """The check of ``function:threadpoolctl_available``: True exactly when threadpoolctl imports."""
+    installed = _threadpoolctl_installed()
+    with grader.case(f"says whether threadpoolctl can be imported (here it {'can' if installed else 'cannot'})"):
+        answer = yours()
+        expect(isinstance(answer, (bool, np.bool_)), f"it returned {answer!r}: the answer is True or False")
+        expect(bool(answer) == installed, f"it returned {answer}, but threadpoolctl "
+                                          f"{'is' if installed else 'is not'} installed")
+
+
+def _blas_threads() -> list[int]:
+    """The thread count of every BLAS library loaded, as threadpoolctl sees it."""
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def check_blas_threads(grader, yours, reference, name: str) -> None:
+    """The check of ``function:blas_threads``: ``with blas_threads(count):``.
+
+    ``blas_threads(None)`` is a block that changes nothing (a matrix product inside gives
+    the same values). With threadpoolctl installed, BLAS runs on one thread inside
+    ``blas_threads(1)`` and on as many as before after it; without it, entering
+    ``blas_threads(2)`` raises an error (the thread count cannot change at run time).
+    """
+    check_arguments(grader, yours, reference, name)
+    a, b = grader.rng.standard_normal((16, 8)), grader.rng.standard_normal((8, 4))
+    with grader.case("blas_threads(None) is a block that changes nothing"):
+        with yours(None):
+            inside = a @ b
+        grader.compare(inside, a @ b, "a matrix product inside the block", against="outside it")
+    if not _threadpoolctl_installed():
+        with grader.case("without threadpoolctl, entering blas_threads(2) raises"):
+            try:
+                with yours(2):
+                    pass
+            except Exception:  # noqa: BLE001 (an error saying threadpoolctl is needed)
+                return
+            raise Mismatch("blas_threads(2) ran without threadpoolctl, so the thread count did not change: raise an "
+                           "error saying that threadpoolctl is needed (or OPENBLAS_NUM_THREADS before starting)")
+        return
+    with grader.case("inside blas_threads(1) BLAS uses one thread, after it as many as before"):
+        before = _blas_threads()
+        expect(bool(before), "threadpoolctl sees no BLAS library, so the thread count cannot be observed")
+        with yours(1):
+            inside = _blas_threads()
+        expect(all(count == 1 for count in inside), f"inside blas_threads(1) BLAS uses {inside} threads")
+        expect(_blas_threads() == before, f"after the block BLAS uses {_blas_threads()} threads, before it {before}: "
+                                          "restore the limits on leaving")
+
+
+FUNCTION_CHECKS: dict[str, Callable] = {
+    "blas_threads": check_blas_threads,
+    "threadpoolctl_available": check_threadpoolctl_available,
+}
+"""The check of each of tt-perf's functions (``checker:function:<name>``), by name."""
+
+
+# ----------------------------------------------------------------------------------------
 # Examples of the quantized layers
 # ----------------------------------------------------------------------------------------
 
@@ -323,8 +396,11 @@ EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
 
 
 def register(registry) -> None:
-    """Register tt-perf's checker and the examples of its layers with a plugin's registrar."""
+    """Register tt-perf's checker, the checks of its functions and the examples of its layers
+    with a plugin's registrar."""
     registry.register("checker", "perf", check_perf)
+    for name, check in FUNCTION_CHECKS.items():
+        registry.register("checker", f"function:{name}", check)
     for key, make in EXAMPLES.items():
         registry.register("example", key, make)
 

@@ -49,6 +49,8 @@ from tt_language.generation import (
     token_ids,
 )
 
+from tt_language.ops import softmax_attention
+
 from .kernels import gelu_, normalize
 
 
@@ -110,23 +112,6 @@ class KVCache:
         return self.keys.nbytes + self.values.nbytes
 
 
-def _attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """``softmax(q @ keys.T + bias) @ values`` for q (B, H, T, D) (already scaled), keys and
-    values (B, H, L, D) and an additive mask (0 or -inf) or None.
-
-    The division by the softmax's sum comes after the product with ``values``, where it
-    touches T*D numbers instead of T*L.
-    """
-    scores = q @ keys.swapaxes(-1, -2)
-    if bias is not None:
-        scores += bias
-    scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
-    np.exp(scores, out=scores)
-    out = scores @ values
-    out /= np.add.reduce(scores, axis=-1, keepdims=True)
-    return out
-
-
 class CachedDecoder:
     """A GPT's weights, copied once into the layout of a fast, cached, inference-only step.
 
@@ -182,9 +167,9 @@ class CachedDecoder:
     # -- one forward step over the new tokens -------------------------------------------
     @staticmethod
     def _mask(cache: KVCache, start: int, new: int) -> np.ndarray | None:
-        """(B, 1, new, L) additive mask, 0 where a query may attend and -inf elsewhere: causal,
-        never padding; every query may see itself, so no row is all -inf (no NaN). None when
-        nothing is hidden (one new token, no padding)."""
+        """(B, 1, new, L) boolean mask, True where a query may attend: causal, never padding;
+        every query may see itself, so no row is fully masked. None when nothing is hidden
+        (one new token, no padding)."""
         stop = start + new
         valid = cache.valid[:, :stop]
         if new == 1 and valid.all():
@@ -193,7 +178,7 @@ class CachedDecoder:
         keys = np.arange(stop)[None, :]
         allowed = (keys <= queries) & valid[:, None, None, :]
         allowed |= keys == queries
-        return np.where(allowed, np.float32(0), np.float32(-np.inf))
+        return allowed
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
@@ -226,8 +211,8 @@ class CachedDecoder:
             qkv = qkv.reshape(batch, new, 3, heads, head_dim)
             cache.keys[layer, :, :, start:stop] = qkv[:, :, 1].transpose(0, 2, 1, 3)
             cache.values[layer, :, :, start:stop] = qkv[:, :, 2].transpose(0, 2, 1, 3)
-            attended = _attention(qkv[:, :, 0].transpose(0, 2, 1, 3), cache.keys[layer, :, :, :stop],
-                                  cache.values[layer, :, :, :stop], mask)
+            attended, _ = softmax_attention(qkv[:, :, 0].transpose(0, 2, 1, 3), cache.keys[layer, :, :, :stop],
+                                            cache.values[layer, :, :, :stop], 1.0, mask)  # queries pre-scaled
             attended = attended.transpose(0, 2, 1, 3).reshape(batch * new, width)
             x += (attended if real is None else attended[real]) @ blk.proj_w
             x += blk.proj_b

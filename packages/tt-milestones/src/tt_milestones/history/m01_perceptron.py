@@ -20,12 +20,15 @@ of class 0, about 50%.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from tt_core import tensor
 from tt_core.digits import load_digits
 from tt_core.rng import generator
 
 from ..api import RunContext
+from ..systems import record_systems
 
 
 class Perceptron:
@@ -90,15 +93,18 @@ def digit_pair(split: str, pair: tuple[int, int] = (0, 1)):
 
 def train_task(ctx: RunContext, name: str, label: str, train, evaluate, split: str, max_epochs: int, rng):
     """Train a fresh perceptron on ``train = (x, y)``; records its accuracy on ``evaluate``
-    (the ``split`` named) before and after training, and its mistakes per epoch."""
+    (the ``split`` named) before and after training, and its mistakes per epoch. Returns the
+    perceptron, its mistakes per epoch, its accuracy and the seconds of one update step."""
     perceptron = Perceptron(ctx.component("layer", "Linear")(train[0].shape[1], 1))
     before = ctx.record(f"{name}_{split}_accuracy_before", perceptron.accuracy(*evaluate))
+    started = time.perf_counter()
     with ctx.progress(max_epochs, f"perceptron, {label}") as advance:
         history = perceptron.fit(*train, max_epochs, rng, advance)
+    seconds_per_update = (time.perf_counter() - started) / (len(history) * len(train[1]))
     after = perceptron.accuracy(*evaluate)
     ctx.record(f"{name}_mistakes_per_epoch", history)
     ctx.log(f"{label}: {split} accuracy {before:.1%} before training, {after:.1%} after {len(history)} epochs")
-    return perceptron, history, after
+    return perceptron, history, after, seconds_per_update
 
 
 def logistic_regression(ctx: RunContext, x_train, y_train, x_test, y_test) -> float | None:
@@ -137,7 +143,8 @@ def plot_boundary(ctx: RunContext, perceptron: Perceptron, x, y, true_line) -> N
     ax.plot(along[:, 0], along[:, 1], "k--", lw=1, label="true line")
     ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title="Perceptron decision regions", aspect="equal")
     ax.legend(loc="lower right", fontsize=8)
-    ctx.save_figure(fig, "decision_boundary.png")
+    ctx.save_figure(fig, "decision_boundary.png", "The 2-D points of both classes over the regions where the trained "
+                    "perceptron answers 0 (red) and 1 (blue), with the true dividing line dashed.")
 
 
 def plot_convergence(ctx: RunContext, histories: dict[str, list[int]]) -> None:
@@ -146,7 +153,8 @@ def plot_convergence(ctx: RunContext, histories: dict[str, list[int]]) -> None:
         ax.plot(np.arange(1, len(history) + 1), history, marker="o", label=name)
     ax.set(xlabel="epoch", ylabel="mistakes (weight updates)", title="Perceptron convergence")
     ax.legend()
-    ctx.save_figure(fig, "convergence.png")
+    ctx.save_figure(fig, "convergence.png", "Mistakes (weight updates) per epoch on both tasks, falling to zero "
+                    "when an epoch makes no mistake.")
 
 
 def plot_digit_weights(ctx: RunContext, perceptron: Perceptron) -> None:
@@ -157,7 +165,8 @@ def plot_digit_weights(ctx: RunContext, perceptron: Perceptron) -> None:
     image = ax.imshow(weights, cmap="RdBu", vmin=-limit, vmax=limit)
     fig.colorbar(image, ax=ax)
     ax.set(title="Weights for 0 (red) vs 1 (blue)", xticks=[], yticks=[])
-    ctx.save_figure(fig, "digit_weights.png")
+    ctx.save_figure(fig, "digit_weights.png", "The 64 learned weights of the digits perceptron as an 8x8 image: blue "
+                    "pixels vote for 1, red ones for 0.")
 
 
 def run(ctx: RunContext) -> None:
@@ -167,7 +176,7 @@ def run(ctx: RunContext) -> None:
     ctx.configure(points=n_points, margin=margin, max_epochs=max_epochs, learning_rate=1.0, digits=(0, 1), init="zeros")
 
     x, y, true_line = separable_points(n_points, rng, margin)
-    plane, plane_history, plane_accuracy = train_task(
+    plane, plane_history, plane_accuracy, _ = train_task(
         ctx, "separable", "2-D points", (x, y), (x, y), "train", max_epochs, rng
     )
     ctx.check("separable_accuracy", plane_accuracy, ">=", 1.0)
@@ -175,7 +184,7 @@ def run(ctx: RunContext) -> None:
     x_train, y_train = digit_pair("train")
     x_test, y_test = digit_pair("test")
     ctx.configure(digit_train_images=len(y_train), digit_test_images=len(y_test))
-    digits, digit_history, digit_accuracy = train_task(
+    digits, digit_history, digit_accuracy, seconds_per_update = train_task(
         ctx, "digits", "digits 0 vs 1", (x_train, y_train), (x_test, y_test), "test", max_epochs, rng
     )
     ctx.record("digits_train_accuracy", digits.accuracy(x_train, y_train))
@@ -186,6 +195,8 @@ def run(ctx: RunContext) -> None:
         ctx.record("digits_logistic_regression_test_accuracy", logistic)
         ctx.log(f"for comparison, logistic regression with autograd: test accuracy {logistic:.1%}")
 
+    record_systems(ctx, "digits_perceptron", digits.linear, x_train[:1], what="perceptron, digits 0 vs 1",
+                   step_seconds=seconds_per_update)  # it learns from one example at a time
     plot_boundary(ctx, plane, x, y, true_line)
     plot_convergence(ctx, {"separable points": plane_history, "digits 0 vs 1": digit_history})
     plot_digit_weights(ctx, digits)

@@ -14,8 +14,9 @@ answer tolerant to small shifts. Two runs:
    training on a 2-core CPU. The number of epochs is planned from the measured speed of a
    few training steps, so that training fits the budget on a slower or busier machine.
 
-The report holds the learning curves, per-class accuracy, the confusion matrix and a grid of
-test images with their predicted labels, for each data set.
+The report holds the learning curves, per-class accuracy, the confusion matrix, a grid of
+test images with their predicted labels and the gradient flow (the gradient norm and
+update-to-weight ratio of every filter bank and weight matrix, per epoch), for each data set.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import tt_core
 from tt_core import Tensor
 
 from ..api import RunContext
+from ..systems import count as si_count
+from ..systems import record_systems, step_seconds_from_history
+from .gradient_flow import report_gradient_flow
 
 CIFAR_WIDTHS = (32, 64, 128, 256)
 
@@ -118,7 +122,8 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoothing: float = 0.0):
-    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule."""
+    """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule, recording
+    the gradient flow."""
     optimizer = ctx.component("optimizer", "SGD")(
         model.parameters(), lr=settings["max_lr"], momentum=settings["momentum"], nesterov=True,
         weight_decay=settings["weight_decay"],
@@ -128,7 +133,7 @@ def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoot
     accuracy = ctx.component("metric", "accuracy")
     return ctx.component("trainer", "Trainer")(
         model, optimizer, loss_fn, scheduler, metrics={"accuracy": accuracy}, scheduler_interval="batch",
-        console=ctx.console, progress=ctx.console is not None,
+        console=ctx.console, progress=ctx.console is not None, track_gradients=True,
     )
 
 
@@ -190,6 +195,8 @@ def run_lenet(ctx: RunContext) -> None:
     history = trainer.fit(train_loader, test_loader, epochs=settings["epochs"])
     ctx.record("tinydigits_training_seconds", time.perf_counter() - start)
     report(ctx, "tinydigits", digits.classes, model, test_loader, test, history)
+    report_gradient_flow(ctx, "tinydigits", trainer.gradient_stats, "LeNet on TinyDigits")
+    what_it_learned(ctx, "tinydigits", "LeNet", model, train_loader, test_loader, test, history, digits.classes)
 
 
 def run_cifar(ctx: RunContext) -> None:
@@ -212,7 +219,9 @@ def run_cifar(ctx: RunContext) -> None:
     ctx.check("cifar10_training_minutes", minutes, "<=", settings["budget_minutes"])
     ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
+    report_gradient_flow(ctx, "cifar10", trainer.gradient_stats, "CNN on CIFAR-10")
     tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")  # after the checks: a failed save keeps them
+    what_it_learned(ctx, "cifar10", "CIFAR-10 CNN", model, train_loader, test_loader, test, history, cifar.classes)
 
 
 def report(ctx: RunContext, name: str, classes, model, test_loader, test, history, scores=None) -> None:
@@ -249,7 +258,7 @@ def plot_curves(ctx: RunContext, name: str, history) -> None:
     for ax in (left, right):
         ax.legend()
         ax.grid(alpha=0.3)
-    ctx.save_figure(fig, f"{name}_curves.png")
+    ctx.save_figure(fig, f"{name}_curves.png", f"{name}: training and test loss and accuracy per epoch.")
 
 
 def plot_per_class(ctx: RunContext, name: str, classes, per_class: np.ndarray) -> None:
@@ -259,7 +268,7 @@ def plot_per_class(ctx: RunContext, name: str, classes, per_class: np.ndarray) -
     ax.set(ylim=(0, 1), ylabel="test accuracy", title=f"{name}: accuracy per class")
     for i, value in enumerate(per_class):
         ax.text(i, value + 0.01, f"{value:.0%}", ha="center", fontsize=8)
-    ctx.save_figure(fig, f"{name}_per_class.png")
+    ctx.save_figure(fig, f"{name}_per_class.png", f"{name}: test accuracy of each class.")
 
 
 def plot_confusion(ctx: RunContext, name: str, classes, confusion: np.ndarray) -> None:
@@ -272,7 +281,8 @@ def plot_confusion(ctx: RunContext, name: str, classes, confusion: np.ndarray) -
     for (i, j), count in np.ndenumerate(confusion):
         ax.text(j, i, count, ha="center", va="center", fontsize=7,
                 color="white" if count > confusion.max() / 2 else "black")
-    ctx.save_figure(fig, f"{name}_confusion.png")
+    ctx.save_figure(fig, f"{name}_confusion.png", f"{name}: how many test images of each true class (rows) got "
+                    "each predicted class (columns).")
 
 
 def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predicted, rows: int = 4, cols: int = 8) -> None:
@@ -286,7 +296,174 @@ def plot_predictions(ctx: RunContext, name: str, classes, images, labels, predic
         title = classes[predicted[k]] if right else f"{classes[predicted[k]]}\n(is {classes[labels[k]]})"
         ax.set_title(title, fontsize=7, color="green" if right else "red")
         ax.axis("off")
-    ctx.save_figure(fig, f"{name}_predictions.png")
+    ctx.save_figure(fig, f"{name}_predictions.png", f"{name}: test images spread over the test set with the "
+                    "predicted class, green when right, red with the true class when wrong.")
+
+
+# ----------------------------------------------------------------------------------------
+# What the network learned, and what it costs
+# ----------------------------------------------------------------------------------------
+
+
+def what_it_learned(ctx: RunContext, name: str, title: str, model, train_loader, test_loader, test, history,
+                    classes) -> None:
+    """The systems figures of the trained ``model``, its first layer's filters, the feature maps
+    of one test image after the first two stages, and its parameters against networks with the
+    same receptive fields and no weight sharing."""
+    x, _ = next(iter(test_loader))  # normalised test images, in order
+    batch = train_loader.batch_size if hasattr(train_loader, "batch_size") else len(x)
+    record_systems(ctx, name, model, Tensor(x.data[:batch]), what=title,
+                   step_seconds=step_seconds_from_history(history, len(train_loader)))
+    steps = layer_outputs(ctx, model, Tensor(x.data[:1]))
+    plot_filters(ctx, name, steps)
+    plot_feature_maps(ctx, name, steps, test[0][0], classes[int(test[1][0])], classes[int(steps[-1][2].argmax())])
+    plot_weight_sharing(ctx, name, model, steps)
+
+
+def layer_outputs(ctx: RunContext, model, image: Tensor) -> list[tuple]:
+    """``(layer, input array, output array)`` for each layer of the Sequential ``model`` on
+    ``image`` (1, C, H, W), run one layer at a time in eval mode without a graph."""
+    was_training = model.training
+    model.eval()
+    steps, x = [], image
+    try:
+        with ctx.component("function", "no_grad")():
+            for layer in model:
+                out = layer(x)
+                steps.append((layer, x.data, out.data))
+                x = out
+    finally:
+        model.train(was_training)
+    return steps
+
+
+def _is_conv(layer) -> bool:
+    weight = getattr(layer, "weight", None)
+    return weight is not None and weight.ndim == 4
+
+
+def stage_outputs(steps: list[tuple]) -> list[np.ndarray]:
+    """The output of each convolutional stage: what enters the next convolution, and for the
+    last stage what leaves the convolutional part (the first layer whose output is not a map)."""
+    ends = [i for i, (layer, _, _) in enumerate(steps) if _is_conv(layer)][1:]
+    ends += [next((i for i, (_, _, out) in enumerate(steps) if out.ndim != 4), len(steps))]
+    return [steps[i - 1][2][0] for i in ends]
+
+
+def plot_filters(ctx: RunContext, name: str, steps: list[tuple], cols: int = 8) -> None:
+    """The first convolution's filters as a grid: colour when it reads RGB (each filter
+    stretched to the full range), else one grey scale shared by all filters."""
+    layer = next(layer for layer, _, _ in steps if _is_conv(layer))
+    weights = layer.weight.data
+    count_, channels, kh, kw = weights.shape
+    rows = -(-count_ // cols)
+    fig, axes = ctx.figure(rows, cols, figsize=(cols * 1.1, rows * 1.2 + 0.6), squeeze=False)
+    limit = float(np.abs(weights).max()) or 1.0
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:count_]):
+        if channels == 3:
+            w = weights[i].transpose(1, 2, 0)
+            ax.imshow((w - w.min()) / (np.ptp(w) or 1.0), interpolation="nearest")
+        else:
+            ax.imshow(weights[i, 0], cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(str(i), fontsize=7)
+    kind = "RGB, each filter stretched to full range" if channels == 3 else "dark negative, light positive"
+    fig.suptitle(f"{name}: the {count_} learned {kh}x{kw} filters of the first convolution ({kind})", fontsize=9)
+    ctx.save_figure(fig, f"{name}_filters.png", f"{name}: the first convolution's {count_} learned {kh}x{kw} "
+                    f"filters as images ({kind}).")
+
+
+def plot_feature_maps(ctx: RunContext, name: str, steps: list[tuple], image: np.ndarray, label: str,
+                      predicted: str, cols: int = 8, most: int = 32) -> None:
+    """One test image, then (up to ``most``) feature maps after stage 1 and after stage 2."""
+    stages = stage_outputs(steps)[:2]
+    blocks = [-(-min(len(maps), most) // cols) for maps in stages]
+    fig, axes = ctx.figure(1 + sum(blocks), cols, figsize=(cols * 1.1, (1 + sum(blocks)) * 1.15 + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    picture = image.transpose(1, 2, 0)
+    axes[0, 0].imshow(picture[..., 0] if picture.shape[2] == 1 else picture, cmap="gray_r" if picture.shape[2] == 1 else None)
+    axes[0, 0].set_title(f"input: {label}\n(predicted {predicted})", fontsize=7)
+    row = 1
+    for number, (maps, rows) in enumerate(zip(stages, blocks), start=1):
+        shown = maps[:most]
+        for i, ax in enumerate(axes[row:row + rows].ravel()[:len(shown)]):
+            ax.imshow(shown[i], cmap="viridis", interpolation="nearest")
+            ax.set_title(f"stage {number}, map {i}" if i == 0 else str(i), fontsize=6)
+        row += rows
+    shapes = "; ".join(f"stage {i}: {len(m)} maps of {m.shape[1]}x{m.shape[2]}" for i, m in enumerate(stages, start=1))
+    fig.suptitle(f"{name}: feature maps of the first test image ({shapes})", fontsize=9)
+    ctx.save_figure(fig, f"{name}_feature_maps.png", f"{name}: the first test image ({label}, predicted {predicted}) "
+                    f"and its feature maps after the first and second convolutional stages ({shapes}; up to {most} "
+                    "maps each, bright = strong activation).")
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
+
+
+def _taps_inside(size_in: int, size_out: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Along one axis: the kernel taps that fall inside the input (not on padding), summed
+    over the output positions."""
+    taps = (np.arange(size_out) * stride - padding)[:, None] + np.arange(kernel)[None, :] * dilation
+    return int(np.count_nonzero((taps >= 0) & (taps < size_in)))
+
+
+def weight_sharing(steps: list[tuple]) -> list[dict]:
+    """Per convolution: its parameters; those of a locally connected layer with the same
+    receptive fields but its own weights at every output position (one per input value each
+    position sees; padding needs none); and those of a fully connected layer from the same
+    input to the same output. Stride, padding and dilation are read from the layer (1, 0, 1
+    when it has none of these attributes)."""
+    rows = []
+    for layer, x, out in steps:
+        if not _is_conv(layer):
+            continue
+        weight = layer.weight.data
+        bias = getattr(layer, "bias", None)
+        units = int(np.prod(out.shape[1:]))  # output channels x positions
+        biases = units if bias is not None else 0
+        stride, padding, dilation = (_pair(getattr(layer, name, default))
+                                     for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)))
+        seen = np.prod([_taps_inside(x.shape[2 + a], out.shape[2 + a], weight.shape[2 + a], stride[a], padding[a],
+                                     dilation[a]) for a in (0, 1)])
+        rows.append({
+            "layer": f"conv {weight.shape[1]}->{weight.shape[0]}, {weight.shape[2]}x{weight.shape[3]}, "
+                     f"{out.shape[2]}x{out.shape[3]} out",
+            "shared": int(weight.size + (bias.size if bias is not None else 0)),
+            "locally_connected": int(weight.shape[0] * weight.shape[1] * seen + biases),
+            "fully_connected": int(np.prod(x.shape[1:]) * units + biases),
+        })
+    return rows
+
+
+def plot_weight_sharing(ctx: RunContext, name: str, model, steps: list[tuple]) -> None:
+    """Bars (log scale) of each convolution's parameters against the unshared alternatives,
+    and the whole network's totals; recorded as ``<name>_weight_sharing``."""
+    rows = weight_sharing(steps)
+    total = model.num_parameters()
+    shared = sum(r["shared"] for r in rows)
+    totals = {kind: total - shared + sum(r[kind] for r in rows) for kind in ("shared", "locally_connected", "fully_connected")}
+    ctx.record(f"{name}_weight_sharing", {"layers": rows, "network_totals": totals})
+    fig, ax = ctx.figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 4.5))
+    positions = np.arange(len(rows) + 1)
+    labels = [r["layer"].replace(", ", "\n") for r in rows] + ["whole\nnetwork"]
+    kinds = (("shared", "convolution (shared weights)", "tab:blue"),
+             ("locally_connected", "same receptive fields, unshared", "tab:orange"),
+             ("fully_connected", "fully connected", "tab:red"))
+    for offset, (kind, label, colour) in zip((-0.27, 0, 0.27), kinds):
+        values = [r[kind] for r in rows] + [totals[kind]]
+        ax.bar(positions + offset, values, width=0.27, label=label, color=colour)
+    ax.set_xticks(positions, labels, fontsize=7)
+    ax.set(yscale="log", ylabel="parameters (log scale)",
+           title=f"{name}: {si_count(totals['shared'])} parameters with weight sharing, "
+                 f"{si_count(totals['locally_connected'])} without")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ctx.save_figure(fig, f"{name}_weight_sharing.png", f"{name}: parameters of each convolution and of the whole "
+                    "network (log scale) against a locally connected layer with the same receptive fields but "
+                    "unshared weights, and a fully connected layer (computed, not trained).")
 
 
 def run(ctx: RunContext) -> None:

@@ -16,10 +16,22 @@ Three experiments:
    time; target validation loss <= 1.80, and a sample of generated text.
 
 ``--quick`` runs (1) and a short TinyTalks run whose loss must fall.
+
+Every training loop here is the milestone's own; each records the gradient flow with tt-learn's
+``GradientWatch`` (the gradient norm and update-to-weight ratio of every parameter, averaged
+over each tenth of training, or every 200 steps for Shakespeare), drawn in the report for the
+reversal transformer, TinyTalks and Shakespeare.
+
+Besides the checks, the report shows what attention learned (each head's weights on one
+reversal sequence, where the anti-diagonal ``output t <- input 7 - t`` appears; the last
+layer's heads on a TinyTalks pair and on a line of Shakespeare), the systems figures of every
+model trained, and how the time and memory of one attention layer grow with the context
+length against those of the position-wise MLP (64 to 512 positions; 256 in ``--quick``).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import string
 import time
@@ -30,6 +42,8 @@ from tt_core import Module, ModuleList, Tensor, load, save
 from tt_core.errors import CheckpointError, TinyTorchError
 
 from ..api import RunContext
+from ..systems import median_seconds, peak_bytes, record_systems, size
+from .gradient_flow import report_gradient_flow
 
 CHECKPOINT = "tinytalks_gpt.npz"
 CHAT_ENTRIES = {
@@ -64,6 +78,8 @@ def run(ctx: RunContext) -> None:
     if not ctx.quick:
         with ctx.phase("shakespeare"):
             shakespeare(ctx)
+    with ctx.phase("context_scaling"):
+        context_scaling(ctx, CONTEXT_LENGTHS[:3] if ctx.quick else CONTEXT_LENGTHS)
 
 
 # ----------------------------------------------------------------------------------------
@@ -86,15 +102,23 @@ def _lm_loss(ctx: RunContext, model, x: np.ndarray, y: np.ndarray) -> Tensor:
     return ctx.component("loss", "CrossEntropyLoss")()(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def _train_step(ctx: RunContext, model, opt, x, y, lr: float) -> float:
+def _train_step(ctx: RunContext, model, opt, x, y, lr: float, watch) -> float:
+    """One clipped AdamW step at learning rate ``lr``, measured by ``watch`` (a GradientWatch)."""
     for group in opt.param_groups:
         group["lr"] = lr
     loss = _lm_loss(ctx, model, x, y)
     opt.zero_grad()
     loss.backward()
-    ctx.component("function", "clip_grad_norm_")(model.parameters(), 1.0)
-    opt.step()
+    with watch.step():
+        ctx.component("function", "clip_grad_norm_")(model.parameters(), 1.0)
+        opt.step()
     return loss.item()
+
+
+def _close_period(watch, step: int, every: int) -> None:
+    """End ``watch``'s period after every ``every`` steps, recorded under the step count."""
+    if (step + 1) % every == 0:
+        watch.end_epoch(step + 1)
 
 
 def _eval_loss(ctx: RunContext, model, ids: np.ndarray, block_size: int, batch_size: int = 64) -> float:
@@ -141,12 +165,20 @@ class SequenceModel(Module):
         self.norm = ctx.component("layer", "LayerNorm")(width)
         self.head = ctx.component("layer", "Linear")(width, DIGITS)
 
-    def forward(self, ids):
+    def forward(self, ids, return_attention: bool = False):
+        """Digit scores (B, T, DIGITS); with ``return_attention`` also each block's attention
+        weights (B, heads, T, T), as ``(scores, [weights, ...])`` (transformer blocks only)."""
         x = self.pos(self.embed(ids))
+        attention = []
         for block in self.blocks:
-            x = block(x)
+            if return_attention:
+                x, weights = block(x, return_attention=True)
+                attention.append(weights)
+            else:
+                x = block(x)
         x = self.norm(x)
-        return self.head(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (DIGITS,))
+        scores = self.head(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (DIGITS,))
+        return (scores, attention) if return_attention else scores
 
 
 class MLPBlock(Module):
@@ -168,6 +200,8 @@ class MLPBlock(Module):
 def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
     opt = _optimizer(ctx, model, lr=3e-3, weight_decay=0.0)
     loss_fn = ctx.component("loss", "CrossEntropyLoss")()
+    watch = ctx.component("function", "GradientWatch")(model)
+    started = time.perf_counter()
     for step in range(steps):
         x = rng.integers(0, DIGITS, (128, LENGTH))
         for group in opt.param_groups:
@@ -175,13 +209,17 @@ def _train_reversal(ctx: RunContext, model, steps: int, rng, advance) -> dict:
         loss = loss_fn(model(x).reshape(-1, DIGITS), x[:, ::-1].reshape(-1))
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        with watch.step():
+            opt.step()
+        _close_period(watch, step, max(1, steps // 10))
         advance(loss=loss.item())
+    step_seconds = (time.perf_counter() - started) / steps
     test = np.random.default_rng(12345).integers(0, DIGITS, (2000, LENGTH))
     with ctx.component("function", "no_grad")():
         predicted = model(test).data.argmax(-1)
     right = predicted == test[:, ::-1]
-    return {"digits": float(right.mean()), "sequences": float(right.all(axis=1).mean()), "loss": loss.item()}
+    return {"digits": float(right.mean()), "sequences": float(right.all(axis=1).mean()), "loss": loss.item(),
+            "step_seconds": step_seconds, "gradients": watch.records}
 
 
 def attention_proof(ctx: RunContext) -> None:
@@ -205,11 +243,16 @@ def attention_proof(ctx: RunContext) -> None:
         results[name]["seconds"] = time.perf_counter() - start
         ctx.log(f"  {name} ({model.num_parameters()} parameters): {results[name]['sequences']:.1%} of sequences, "
                 f"{results[name]['digits']:.1%} of digits right after {results[name]['seconds']:.1f} s")
+    report_gradient_flow(ctx, "reversal_transformer", results["transformer"]["gradients"],
+                         "Reversal transformer", xlabel="training step")
     ctx.record("reversal_mlp_sequence_accuracy", results["mlp"]["sequences"])
     ctx.record("reversal_mlp_digit_accuracy", results["mlp"]["digits"])
     ctx.record("reversal_transformer_seconds", round(results["transformer"]["seconds"], 2))
     ctx.check("reversal_transformer_sequence_accuracy", results["transformer"]["sequences"], ">=", 1.0)
     ctx.check("reversal_mlp_digit_accuracy_below", results["mlp"]["digits"], "<", 0.5)
+    record_systems(ctx, "reversal_transformer", transformer, np.zeros((128, LENGTH), dtype=np.int64),
+                   step_seconds=results["transformer"]["step_seconds"], what="reversal transformer")
+    reversal_attention(ctx, transformer)
 
 
 # ----------------------------------------------------------------------------------------
@@ -258,11 +301,13 @@ def tinytalks(ctx: RunContext) -> tuple:
     block = config["block_size"]
     first = _eval_loss(ctx, model, train_ids, block)
     val_curve = []  # (step, held-out loss): 210 pairs are memorised long before the answers read well
+    watch = ctx.component("function", "GradientWatch")(model)
     start = time.perf_counter()
     with ctx.progress(steps, "TinyTalks") as advance:
         for step in range(steps):
             x, y = windows(train_ids, block, batch, rng)
-            loss = _train_step(ctx, model, opt, x, y, _cosine(step / steps, lr))
+            loss = _train_step(ctx, model, opt, x, y, _cosine(step / steps, lr), watch)
+            _close_period(watch, step, max(1, steps // 10))
             advance(loss=loss)
             if not ctx.quick and (step + 1) % 100 == 0:
                 val_curve.append((step + 1, round(_eval_loss(ctx, model, val_ids, block), 4)))
@@ -271,6 +316,7 @@ def tinytalks(ctx: RunContext) -> tuple:
     ctx.record("tinytalks_initial_train_loss", round(first, 4))
     ctx.record("tinytalks_val_loss", round(val_loss, 4))
     ctx.record("tinytalks_train_seconds", round(seconds, 1))
+    report_gradient_flow(ctx, "tinytalks", watch.records, "TinyTalks GPT", xlabel="training step")
     if val_curve:
         ctx.record("tinytalks_val_curve", val_curve)
         ctx.record("tinytalks_lowest_val_loss", min(val_curve, key=lambda item: item[1]))
@@ -285,6 +331,9 @@ def tinytalks(ctx: RunContext) -> tuple:
         answers.append({"question": question, "answer": answer, "reference": expected})
         ctx.log(f"  Q: {question}\n     model: {answer}\n     reference: {expected}")
     ctx.record("tinytalks_test_answers", answers)
+    example, _ = windows(train_ids, block, batch, np.random.default_rng(0))
+    record_systems(ctx, "tinytalks_gpt", model, example, step_seconds=seconds / steps, what="TinyTalks GPT")
+    text_attention(ctx, "tinytalks", model, tokenizer, _qa_text(test_pairs[:1])[:block].rstrip("\n"))
     path = save({"config": config, "state": model.state_dict(), "tokenizer": tokenizer.to_dict()}, ctx.out / CHECKPOINT)
     ctx.log(f"  checkpoint: {path} (talk to it: tt-milestones run 05 --chat)")
     return model, tokenizer
@@ -377,26 +426,188 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     rng = np.random.default_rng(ctx.seed)
     ctx.configure(shakespeare=dict(config, batch=batch, lr=lr, budget_s=budget_s, parameters=model.num_parameters(),
                                    schedule="warm-up 5% then cosine to 10%, over wall-clock time"))
+    watch = ctx.component("function", "GradientWatch")(model)
     start, step, losses = time.perf_counter(), 0, []
     with ctx.progress(int(budget_s), "Shakespeare (seconds)") as advance:
         while (elapsed := time.perf_counter() - start) < budget_s:
             x, y = windows(train_ids, config["block_size"], batch, rng)
-            losses.append(_train_step(ctx, model, opt, x, y, _cosine(elapsed / budget_s, lr)))
+            losses.append(_train_step(ctx, model, opt, x, y, _cosine(elapsed / budget_s, lr), watch))
+            _close_period(watch, step, 200)
             step += 1
             advance(int(time.perf_counter() - start) - int(elapsed), loss=float(np.mean(losses[-20:])), step=step)
     seconds = time.perf_counter() - start
+    if watch.steps:  # the steps after the last full period of 200
+        watch.end_epoch(step)
     val_loss = _eval_loss(ctx, model, val_ids, config["block_size"])
     ctx.record("shakespeare_steps", step)
     ctx.record("shakespeare_train_seconds", round(seconds, 1))
     ctx.record("shakespeare_final_train_loss", round(float(np.mean(losses[-50:])), 4))
+    report_gradient_flow(ctx, "shakespeare", watch.records, "Tiny Shakespeare GPT", xlabel="training step")
     ctx.check("shakespeare_val_loss", val_loss, "<=", 1.80)
     generate = ctx.component("function", "generate")
     sample = tokenizer.decode(generate(model, tokenizer.encode("\n"), 500, temperature=0.8, top_k=40, seed=ctx.seed))
     ctx.record("shakespeare_sample", sample)
+    example, _ = windows(train_ids, config["block_size"], batch, np.random.default_rng(0))
+    record_systems(ctx, "shakespeare_gpt", model, example, step_seconds=seconds / max(step, 1), what="Shakespeare GPT")
+    val_text = corpus("val")
+    line_start = val_text.index("\n") + 1
+    text_attention(ctx, "shakespeare", model, tokenizer, val_text[line_start:line_start + config["block_size"]])
     ctx.log(f"  {step} steps in {seconds:.0f} s, val loss {val_loss:.3f}; a sample:\n{sample}")
     save({"config": config, "state": model.state_dict(), "tokenizer": tokenizer.to_dict()},
          ctx.out / "shakespeare_gpt.npz")
     fig, ax = ctx.figure()
     ax.plot(np.convolve(losses, np.ones(20) / 20, mode="valid"))
     ax.set(xlabel="step", ylabel="training loss (20-step mean)", title="Tiny Shakespeare, character level")
-    ctx.save_figure(fig, "shakespeare_loss.png")
+    ctx.save_figure(fig, "shakespeare_loss.png", "Tiny Shakespeare: the training loss per step (mean of 20 steps) "
+                    "over the 15-minute budget.")
+
+
+# ----------------------------------------------------------------------------------------
+# 4. what attention learned, and what it costs
+# ----------------------------------------------------------------------------------------
+
+CONTEXT_LENGTHS = (64, 128, 256, 512)
+
+
+def _returns_attention(module) -> bool:
+    """Whether ``module``'s forward takes ``return_attention`` (a learner's layer may not)."""
+    try:
+        return "return_attention" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def reversal_attention(ctx: RunContext, model: SequenceModel) -> None:
+    """Every head's attention weights on one reversal sequence (digits all different, so each
+    key is easy to read), and the share of queries whose most-attended key is the reversed
+    position (over 200 test sequences), per layer and head. Records ``reversal_attention``
+    and draws ``reversal_attention.png``."""
+    if not _returns_attention(model.blocks[0]):
+        ctx.log("  [yellow]attention maps skipped: this TransformerBlock's forward takes no return_attention[/]")
+        return
+    sequence = np.random.default_rng(ctx.seed).permutation(DIGITS)[:LENGTH][None, :]
+    test = np.random.default_rng(54321).integers(0, DIGITS, (200, LENGTH))
+    reversed_position = np.arange(LENGTH)[::-1]
+    model.eval()
+    with ctx.component("function", "no_grad")():
+        _, maps = model(sequence, return_attention=True)
+        _, test_maps = model(test, return_attention=True)
+    model.train()
+    shares = [(np.asarray(w).argmax(-1) == reversed_position).mean(axis=(0, 2)).round(4).tolist() for w in test_maps]
+    ctx.record("reversal_attention", {
+        "sequence": sequence[0].tolist(),
+        "weights": [np.asarray(w)[0].round(4).tolist() for w in maps],  # [layer][head][query][key]
+        "reversed_key_share": shares,  # [layer][head]: share of queries whose top key is 7 - t
+    })
+    for layer, share in enumerate(shares):
+        ctx.log(f"  layer {layer}: queries attending most to the reversed position, per head: "
+                + ", ".join(f"{s:.0%}" for s in share))
+    weights = np.stack([np.asarray(w)[0] for w in maps])  # (layers, heads, T, T)
+    layers, heads = weights.shape[:2]
+    fig, axes = ctx.figure(layers, heads, figsize=(2.6 * heads, 2.7 * layers + 0.5), squeeze=False)
+    digits = [str(d) for d in sequence[0]]
+    for (layer, head), ax in np.ndenumerate(axes):
+        image = ax.imshow(weights[layer, head], cmap="magma", vmin=0, vmax=1)
+        ax.plot(reversed_position, np.arange(LENGTH), ls=":", color="cyan", lw=0.8)
+        ax.set_xticks(range(LENGTH), digits, fontsize=7)
+        ax.set_yticks(range(LENGTH), range(LENGTH), fontsize=7)
+        ax.set_title(f"layer {layer}, head {head}: {shares[layer][head]:.0%}", fontsize=8)
+        if head == 0:
+            ax.set_ylabel("output position (query)", fontsize=7)
+        if layer == layers - 1:
+            ax.set_xlabel("input digit (key)", fontsize=7)
+        if head == heads - 1:
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    fig.suptitle(f"Reversal: attention of every head on {' '.join(digits)} (dotted: the reversed position; "
+                 "%: queries whose top key is it, over 200 sequences)", fontsize=9)
+    ctx.save_figure(fig, "reversal_attention.png", "Each head's attention weights (rows: output positions, "
+                    "columns: input digits) on one sequence after training on reversal; the dotted anti-diagonal "
+                    "is the reversed position the output must copy, with each head's share of queries that attend "
+                    "most to it.")
+
+
+def text_attention(ctx: RunContext, name: str, model, tokenizer, text: str) -> None:
+    """The attention weights of every head of ``model``'s last block on ``text`` (causal, so
+    only the lower triangle is used), as ``<name>_attention.png``."""
+    if not _returns_attention(model):
+        ctx.log(f"  [yellow]{name} attention maps skipped: this GPT's forward takes no return_attention[/]")
+        return
+    ids = np.asarray(tokenizer.encode(text))[None, :]
+    model.eval()
+    with ctx.component("function", "no_grad")():
+        _, attention = model(ids, return_attention=True)
+    model.train()
+    weights = np.asarray(attention[-1])[0]  # (heads, T, T)
+    heads, length = weights.shape[0], weights.shape[1]
+    labels = [tokenizer.decode([int(i)]).replace("\n", "↵").replace(" ", "␣") for i in ids[0]]
+    cols = min(heads, 2)
+    rows = -(-heads // cols)
+    fig, axes = ctx.figure(rows, cols, figsize=(6.2 * cols, 6.2 * rows), squeeze=False)
+    for ax in axes.ravel()[heads:]:
+        ax.axis("off")
+    fontsize = 5 if length > 40 else 7
+    from matplotlib.colors import PowerNorm
+
+    for head, ax in enumerate(axes.ravel()[:heads]):
+        # a square-root colour scale: the few strong weights do not hide the many small ones
+        ax.imshow(weights[head], cmap="magma", norm=PowerNorm(0.5, vmin=0, vmax=float(weights[head].max()) or 1.0))
+        ax.set_xticks(range(length), labels, fontsize=fontsize)
+        ax.set_yticks(range(length), labels, fontsize=fontsize)
+        ax.set(title=f"{name}: last layer, head {head}", xlabel="attended character (key)",
+               ylabel="reading position (query)")
+    ctx.record(f"{name}_attention_text", text)
+    ctx.save_figure(fig, f"{name}_attention.png", f"{name}: the attention weights of each head of the GPT's last "
+                    f"layer on a {length}-character sample (row: the position reading, column: the earlier "
+                    "character it attends to; brighter is more attention, on a square-root scale).")
+
+
+def context_scaling(ctx: RunContext, lengths: tuple[int, ...], width: int = 128, heads: int = 4,
+                    batch: int = 4, repeats: int = 5) -> list[dict]:
+    """Time and peak memory of one forward pass (no graph) of one causal attention layer and
+    one position-wise MLP block (hidden 4 x width) at each context length. Attention compares
+    every position with every other (T^2 scores per head); the MLP handles each position on its
+    own (T rows). Records ``context_scaling`` and draws ``context_scaling.png``."""
+    rng = np.random.default_rng(ctx.seed)
+    layers = {"attention": ctx.component("layer", "MultiHeadAttention")(width, heads, causal=True),
+              "MLP": MLPBlock(ctx, width, 4 * width)}
+    rows = []
+    with ctx.component("function", "no_grad")():
+        for length in lengths:
+            x = Tensor(rng.standard_normal((batch, length, width)).astype(np.float32))
+            row = {"length": length}
+            for name, layer in layers.items():
+                forward = lambda layer=layer, x=x: layer(x)
+                row[f"{name}_ms"] = round(1e3 * median_seconds(forward, repeats), 4)
+                row[f"{name}_bytes"] = peak_bytes(forward)
+            rows.append(row)
+    ctx.record("context_scaling", {"width": width, "heads": heads, "batch": batch, "rows": rows})
+    first, last = rows[0], rows[-1]
+    grow = last["length"] / first["length"]
+    ctx.log(f"  context {first['length']} -> {last['length']} ({grow:g}x): attention {last['attention_ms'] / first['attention_ms']:.1f}x "
+            f"the time, {last['attention_bytes'] / max(first['attention_bytes'], 1):.1f}x the memory; the MLP "
+            f"{last['MLP_ms'] / first['MLP_ms']:.1f}x and {last['MLP_bytes'] / max(first['MLP_bytes'], 1):.1f}x")
+    fig, (time_ax, memory_ax) = ctx.figure(1, 2, figsize=(11, 4.2))
+    for name, colour in (("attention", "tab:red"), ("MLP", "tab:blue")):
+        time_ax.plot(lengths, [r[f"{name}_ms"] for r in rows], marker="o", color=colour, label=name)
+        memory_ax.plot(lengths, [r[f"{name}_bytes"] / 2**20 for r in rows], marker="o", color=colour, label=name)
+    scale = np.asarray(lengths, dtype=float) / lengths[0]
+    for ax, key in ((time_ax, "ms"), (memory_ax, "bytes")):  # guides for the slopes of T and T^2
+        unit = 1.0 if key == "ms" else 2**20
+        ax.plot(lengths, rows[0][f"MLP_{key}"] / unit * scale, ls="--", lw=0.8, color="grey", label="∝ T")
+        ax.plot(lengths, rows[0][f"attention_{key}"] / unit * scale**2, ls=":", lw=0.8, color="grey", label="∝ T²")
+    time_ax.set(ylabel="ms per forward pass", title="time of one layer's forward pass")
+    memory_ax.set(ylabel="peak MB allocated", title="memory of one layer's forward pass")
+    for ax in (time_ax, memory_ax):
+        ax.set(xscale="log", yscale="log", xlabel="context length (positions)")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Attention ({heads} heads) against the position-wise MLP, width {width}, batch {batch} "
+                 f"(peak at the longest context: {size(last['attention_bytes'])} vs {size(last['MLP_bytes'])})",
+                 fontsize=9)
+    ctx.save_figure(fig, "context_scaling.png", "Measured time and peak memory of one forward pass of a causal "
+                    f"attention layer and of a position-wise MLP block (width {width}, batch {batch}) at context "
+                    f"lengths {', '.join(map(str, lengths))} (log-log, with grey guides growing as T and T²): attention's "
+                    "grow with the square of the length once its T x T scores dominate, the MLP's in proportion to it.")
+    return rows

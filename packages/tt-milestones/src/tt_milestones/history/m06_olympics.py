@@ -35,12 +35,14 @@ state dicts); otherwise this run trains them itself, the CNN narrower and with a
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from tt_core import load, save
 
 from ..api import RunContext
+from ..systems import record_systems
 from . import m03_mlp, m04_cnn
 
 # ----------------------------------------------------------------------------------------
@@ -91,12 +93,13 @@ def flat(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1)
 
 
-def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int, lr: float, label: str) -> None:
-    """Adam on the cross-entropy loss, with a progress bar."""
+def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int, lr: float, label: str) -> float:
+    """Adam on the cross-entropy loss, with a progress bar; returns the seconds per step."""
     loader = ctx.component("function", "batches")(train_x, train_y, batch_size, shuffle=True)
     loss_fn = ctx.component("loss", "CrossEntropyLoss")()
     optimizer = ctx.component("optimizer", "Adam")(model.parameters(), lr=lr)
     model.train()
+    started = time.perf_counter()
     with ctx.progress(epochs * len(loader), f"training {label}") as advance:
         for _ in range(epochs):
             for x, y in loader:
@@ -106,6 +109,7 @@ def train(ctx: RunContext, model, train_x, train_y, epochs: int, batch_size: int
                 optimizer.step()
                 advance(loss=loss.item())
     model.eval()
+    return (time.perf_counter() - started) / max(epochs * len(loader), 1)
 
 
 def earlier_model(ctx: RunContext, path: Path, model, source: str):
@@ -138,8 +142,8 @@ def reuse(ctx: RunContext, name: str, model, saved_by_milestone: str):
 def trained_mlp(ctx: RunContext, settings: dict, train_x, train_y):
     mlp = m03_mlp.build_mlp(ctx, flat(train_x).shape[1], settings["mlp_hidden"], settings["mlp_dropout"], 10)
     if ctx.quick or reuse(ctx, "mlp", mlp, "03-mlp/mnist_mlp.npz") is None:
-        train(ctx, mlp, flat(train_x), train_y, settings["mlp_epochs"], settings["batch_size"], settings["mlp_lr"],
-              f"the {settings['task']} MLP")
+        ctx.record("mlp_train_step_seconds", train(ctx, mlp, flat(train_x), train_y, settings["mlp_epochs"],
+                                                   settings["batch_size"], settings["mlp_lr"], f"the {settings['task']} MLP"))
         ctx.record("mlp_source", f"trained here, {settings['mlp_epochs']} epochs")
     return mlp
 
@@ -154,7 +158,8 @@ def trained_cnn(ctx: RunContext, settings: dict, data):
                 return cnn
         ctx.log(f"[yellow]no trained model from milestone 04: training its network with widths "
                 f"{settings['cnn_widths']} for {settings['cnn_epochs']} epochs here[/]")
-    train(ctx, cnn, data[0], data[1], settings["cnn_epochs"], settings["batch_size"], settings["cnn_lr"], "the CNN")
+    ctx.record("cnn_train_step_seconds",
+               train(ctx, cnn, data[0], data[1], settings["cnn_epochs"], settings["batch_size"], settings["cnn_lr"], "the CNN"))
     ctx.record("cnn_source", f"trained here, widths {settings['cnn_widths']}, {settings['cnn_epochs']} epochs")
     return cnn
 
@@ -174,7 +179,10 @@ def profile_models(ctx: RunContext, models: dict) -> None:
         ctx.record(f"profile_{name}", {"params": report.total_params, "flops": report.total_flops,
                                        "activation_bytes": report.activation_bytes,
                                        "latency_ms": report.latency.median_ms, "input": list(report.input_shapes[0])})
-        ctx.save_figure(report.figure(), f"profile_{name}.png")
+        record_systems(ctx, name, model, example, profiled=report, what=name.upper(),
+                       step_seconds=ctx.metrics.get(f"{name}_train_step_seconds"))  # None: not trained here
+        ctx.save_figure(report.figure(), f"profile_{name}.png", f"The {name.upper()}'s parameters, forward FLOPs and "
+                        "self time per layer, from the profiler.")
 
 
 def compress(ctx: RunContext, name: str, model, data, settings: dict, flatten: bool):
@@ -286,7 +294,8 @@ def plot_kv(ctx: RunContext, rows: list[dict], batched: list[dict]) -> None:
     right.legend()
     right.set_xticks(counts, [str(c) for c in counts])
     right.minorticks_off()
-    ctx.save_figure(fig, "kv_cache_speedup.png")
+    ctx.save_figure(fig, "kv_cache_speedup.png", "Left: the KV cache's generation speed-up by number of generated "
+                    "tokens; right: the throughput of batched generation over one prompt at a time, by new tokens.")
 
 
 def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
@@ -300,7 +309,8 @@ def acceleration(ctx: RunContext, mlp, mlp_batch, cnn, cnn_batch) -> None:
     ax.barh([r["name"] for r in results], [r["speedup"] for r in results], color="tab:green")
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set(xlabel="speed-up (x, > 1 is faster)", title="Acceleration, one optimisation at a time")
-    ctx.save_figure(fig, "acceleration.png")
+    ctx.save_figure(fig, "acceleration.png", "The speed-up of each optimisation on its own (above 1 is faster), "
+                    "each checked against the unoptimised output.")
 
 
 def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
@@ -321,7 +331,8 @@ def olympics(ctx: RunContext, baseline, compressed, student, data) -> None:
     if ctx.console is not None:
         ctx.console.print(card.table())
     card.save_json(ctx.out / "scorecard.json")
-    ctx.save_figure(card.figure(), "scorecard.png")
+    ctx.save_figure(card.figure(), "scorecard.png", "The Olympics scorecard: latency, memory, compression and "
+                    "accuracy of the float32 baseline against the optimised submissions.")
     ctx.record("olympics", {"ratios": card.ratios, "winner": card.winner})
 
 
