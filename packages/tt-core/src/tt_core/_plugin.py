@@ -23,9 +23,6 @@ def _register_checkers(registry) -> None:
     """The graders of tt-core's kinds (``checker:op``, ``checker:layer``, ``checker:activation``),
     the grader of kind ``function`` (which hands each function to the ``checker:function:<name>``
     its package registers), and the examples they build tt-core's layers and activations from."""
-    registry.register("checker", "op", grading.check_op)
-    registry.register("checker", "function", grading.check_function)
-    registry.register("checker", "layer", grading.check_module)
-    registry.register("checker", "activation", grading.check_module)
-    for key, make in grading.EXAMPLES.items():
-        registry.register("example", key, make)
+    checkers = {"op": grading.check_op, "function": grading.check_function, "layer": grading.check_module,
+                "activation": grading.check_module}
+    grading.register_graders(registry, checkers, grading.EXAMPLES)

@@ -84,7 +84,8 @@ __all__ = [
     "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
     "broadcast_note", "call_text", "central_differences", "check_arguments", "check_function", "check_module",
     "check_op", "check_rule", "compare_values", "describe_difference", "expect", "format_value", "grade",
-    "grade_all", "op_samples", "raises", "reference_rule_of", "rule_cases", "run_kernel", "signature_parameters",
+    "grade_all", "op_samples", "raises", "reference_rule_of", "register_graders", "rule_cases", "run_kernel",
+    "signature_parameters",
 ]
 
 
@@ -1247,3 +1248,17 @@ EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
     "activation:Softmax": _softmax_example,
     "activation:LogSoftmax": _softmax_example,
 }
+
+
+def register_graders(registry, checkers: dict[str, Callable], examples: dict[str, Callable] | None = None,
+                     functions: dict[str, Callable] | None = None) -> None:
+    """Register a package's graders with its plugin's registrar: ``checkers`` by the kind they
+    grade (``checker:<kind>``), ``functions`` by the function they check
+    (``checker:function:<name>``, which the ``function`` checker hands that function to) and
+    ``examples`` by ``<kind>:<Name>`` (``example:<kind>:<Name>``)."""
+    for kind, checker in checkers.items():
+        registry.register("checker", kind, checker)
+    for name, check in (functions or {}).items():
+        registry.register("checker", f"function:{name}", check)
+    for key, make in (examples or {}).items():
+        registry.register("example", key, make)

@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tt_core import Tensor
-from tt_core.grading import Example, Mismatch, check_arguments, compare_values, expect, signature_parameters
+from tt_core.grading import (
+    Example,
+    Mismatch,
+    check_arguments,
+    compare_values,
+    expect,
+    register_graders,
+    signature_parameters,
+)
 from tt_core.plugins import ComponentRegistry
 
 from .download import RemoteFile
@@ -547,7 +555,4 @@ CHECKERS: dict[str, Callable[[Any, Any, Any, str], None]] = {
 
 def register(registry) -> None:
     """Register tt-data's checkers and examples with a plugin's registrar."""
-    for kind, checker in CHECKERS.items():
-        registry.register("checker", kind, checker)
-    for key, make in EXAMPLES.items():
-        registry.register("example", key, make)
+    register_graders(registry, CHECKERS, EXAMPLES)

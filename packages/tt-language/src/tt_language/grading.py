@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from tt_core import is_grad_enabled, manual_seed
-from tt_core.grading import Example, Mismatch, check_module
+from tt_core.grading import Example, Mismatch, check_module, register_graders
 from tt_data.grading import as_array, expect
 
 from .model import GPT
@@ -408,7 +408,4 @@ CHECKERS: dict[str, Callable[[Any, Any, Any, str], None]] = {
 
 def register(registry) -> None:
     """Register tt-language's checkers and examples with a plugin's registrar."""
-    for kind, checker in CHECKERS.items():
-        registry.register("checker", kind, checker)
-    for key, make in EXAMPLES.items():
-        registry.register("example", key, make)
+    register_graders(registry, CHECKERS, EXAMPLES)

@@ -3,6 +3,7 @@ optimizers, schedulers and metrics, and the tools that look inside a graph (``dr
 ``detect_anomaly``)."""
 
 from tt_core import hookimpl
+from tt_core.grading import register_graders
 
 from . import autograd, grad_rules, grading, grading_autograd, grading_training
 from .anomaly import detect_anomaly
@@ -44,15 +45,11 @@ def _register_checkers(registry) -> None:
     ``scheduler``, ``autograd``, ``metric``, ``trainer``), the checks of its functions
     (``checker:function:<name>``, which tt-core's ``function`` checker hands each function
     to), and the examples they build tt-learn's losses and schedulers from."""
-    for kind, checker in (("grad_rule", grading.check_grad_rule), ("loss", grading.check_loss),
-                          ("optimizer", grading.check_optimizer), ("scheduler", grading.check_scheduler),
-                          ("autograd", grading_autograd.check_autograd), ("metric", grading_training.check_metric),
-                          ("trainer", grading_training.check_trainer)):
-        registry.register("checker", kind, checker)
-    for name, check in FUNCTION_CHECKS.items():
-        registry.register("checker", f"function:{name}", check)
-    for key, make in grading.EXAMPLES.items():
-        registry.register("example", key, make)
+    checkers = {"grad_rule": grading.check_grad_rule, "loss": grading.check_loss,
+                "optimizer": grading.check_optimizer, "scheduler": grading.check_scheduler,
+                "autograd": grading_autograd.check_autograd, "metric": grading_training.check_metric,
+                "trainer": grading_training.check_trainer}
+    register_graders(registry, checkers, grading.EXAMPLES, FUNCTION_CHECKS)
 
 
 FUNCTION_CHECKS = {

@@ -36,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 import tt_core
 from tt_core import Linear, ReLU, Sequential, Tensor
-from tt_core.grading import Example, Mismatch
+from tt_core.grading import Example, Mismatch, register_graders
 from tt_data import Conv2d, Flatten, MaxPool2d
 from tt_data.grading import as_array, check_arguments, expect
 from tt_language import GPT
@@ -398,9 +398,5 @@ EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
 def register(registry) -> None:
     """Register tt-perf's checker, the checks of its functions and the examples of its layers
     with a plugin's registrar."""
-    registry.register("checker", "perf", check_perf)
-    for name, check in FUNCTION_CHECKS.items():
-        registry.register("checker", f"function:{name}", check)
-    for key, make in EXAMPLES.items():
-        registry.register("example", key, make)
+    register_graders(registry, {"perf": check_perf}, EXAMPLES, FUNCTION_CHECKS)
 
