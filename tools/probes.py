@@ -605,9 +605,19 @@ def _(o, tmp):
     cli(o, "check", "layer:linear")
 
 
+def _third_party_plugins() -> str:
+    """The installed ``tinytorch`` plugins that are not TinyTorch's own (a learner's packages)."""
+    from importlib import metadata
+
+    from tt_core.plugins import BUILTIN_DISTRIBUTIONS, normalize_dist
+
+    names = {normalize_dist(ep.dist.name) for ep in metadata.entry_points(group="tinytorch") if ep.dist is not None}
+    return ",".join(sorted(names - BUILTIN_DISTRIBUTIONS))
+
+
 @probe("cli: check with nothing of the learner's installed", ITEM_EXIT, exits(2, "nothing to check"))
 def _(o, tmp):
-    cli(o, "check")
+    cli(o, "check", env=ENV.env(TT_DISABLE_PLUGINS=_third_party_plugins() or None))  # as on a fresh install
 
 
 @probe("cli: check --seed abc", ITEM_EXIT, exits(2, "seed"))
