@@ -83,8 +83,8 @@ __all__ = [
     "BROADCASTING", "ERROR", "EXAMPLES", "FAILED", "NOT_IMPLEMENTED", "NO_REFERENCE", "OVERFLOWING", "PASSED",
     "SAMPLES", "SKIPPED", "Arg", "Case", "Example", "Grade", "Grader", "Mismatch", "Sample", "Skip", "as_tensors",
     "broadcast_note", "call_text", "central_differences", "check_arguments", "check_function", "check_module",
-    "check_op", "check_rule", "compare_values", "describe_difference", "expect", "format_value", "grade",
-    "grade_all", "op_samples", "raises", "reference_rule_of", "register_graders", "rule_cases", "run_kernel",
+    "check_op", "check_rule", "compare_values", "describe_difference", "epoch_arrays", "expect", "format_value",
+    "grade", "grade_all", "op_samples", "raises", "reference_rule_of", "register_graders", "rule_cases", "run_kernel",
     "signature_parameters",
 ]
 
@@ -1248,6 +1248,19 @@ EXAMPLES: dict[str, Callable[[np.random.Generator], Example]] = {
     "activation:Softmax": _softmax_example,
     "activation:LogSoftmax": _softmax_example,
 }
+
+
+def epoch_arrays(loader, what: str = "the loader") -> list[tuple[np.ndarray, np.ndarray]]:
+    """One pass over ``loader`` as ``(x, y)`` arrays; a Mismatch names the first batch that is
+    not a pair of Tensors."""
+    epoch = []
+    for number, batch in enumerate(loader):
+        expect(isinstance(batch, (tuple, list)) and len(batch) == 2,
+               f"{what}: batch {number} is a {type(batch).__name__}, not a pair (inputs, labels)")
+        expect(all(isinstance(part, Tensor) for part in batch),
+               f"{what}: batch {number} holds {', '.join(type(p).__name__ for p in batch)}: each must be a Tensor")
+        epoch.append((batch[0].data, batch[1].data))
+    return epoch
 
 
 def register_graders(registry, checkers: dict[str, Callable], examples: dict[str, Callable] | None = None,

@@ -46,6 +46,7 @@ from tt_core.grading import (
     Mismatch,
     check_arguments,
     compare_values,
+    epoch_arrays,
     expect,
     register_graders,
     signature_parameters,
@@ -99,18 +100,6 @@ class _Plain:
         return self.x[index], self.y[index]
 
 
-def _batches(loader) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of ``(x, y)`` batches as arrays, checking each batch is a pair of Tensors."""
-    batches = []
-    for number, batch in enumerate(loader):
-        expect(isinstance(batch, (tuple, list)) and len(batch) == 2,
-               f"batch {number} is {type(batch).__name__}, expected a tuple (inputs, labels) for a data set of pairs")
-        expect(all(isinstance(field, Tensor) for field in batch),
-               f"batch {number} holds {', '.join(type(f).__name__ for f in batch)}: each field must be a Tensor")
-        batches.append((batch[0].data, batch[1].data))
-    return batches
-
-
 def _order(batches) -> np.ndarray:
     """The sample indices an epoch visited, read from the index each sample carries."""
     return np.concatenate([b[0][:, 0, 0] for b in batches] + [np.zeros(0)]).astype(np.int64)
@@ -128,7 +117,7 @@ def check_loader(grader, yours, reference, name: str) -> None:
     sizes = [batch] * (n // batch) + [n % batch]
 
     with grader.case(f"batches in order without shuffle ({n} samples, batch_size={batch})"):
-        batches = _batches(yours(data, batch_size=batch))
+        batches = epoch_arrays(yours(data, batch_size=batch))
         got = [len(b[0]) for b in batches]
         expect(got == sizes, f"batch sizes are {got}, expected {sizes}")
         for number, (bx, by) in enumerate(batches):
@@ -144,7 +133,7 @@ def check_loader(grader, yours, reference, name: str) -> None:
     seed = int(rng.integers(2**31))
     with grader.case("shuffle=True visits every sample exactly once per epoch, in a new order each epoch"):
         loader = yours(data, batch_size=batch, shuffle=True, seed=seed)
-        first, second = _batches(loader), _batches(loader)
+        first, second = epoch_arrays(loader), epoch_arrays(loader)
         for epoch, batches in enumerate((first, second), start=1):
             order = _order(batches)
             counts = np.bincount(order, minlength=n)
@@ -158,18 +147,19 @@ def check_loader(grader, yours, reference, name: str) -> None:
                "two epochs came in the same order: shuffle must draw a new order every epoch")
 
     with grader.case("the same seed gives the same batches, another seed others"):
-        orders = [_order(_batches(yours(data, batch_size=batch, shuffle=True, seed=s))) for s in (seed, seed, seed + 1)]
+        orders = [_order(epoch_arrays(yours(data, batch_size=batch, shuffle=True, seed=s)))
+                  for s in (seed, seed, seed + 1)]
         expect(np.array_equal(orders[0], orders[1]), f"two loaders with seed={seed} gave different orders")
         expect(not np.array_equal(orders[0], orders[2]), f"seed={seed} and seed={seed + 1} gave the same order")
 
     with grader.case(f"drop_last=True drops the last {n % batch} sample(s)"):
         loader = yours(data, batch_size=batch, drop_last=True)
-        got = [len(b[0]) for b in _batches(loader)]
+        got = [len(b[0]) for b in epoch_arrays(loader)]
         expect(got == sizes[:-1], f"with drop_last=True the batch sizes are {got}, expected {sizes[:-1]}")
         expect(len(loader) == len(sizes) - 1, f"len(loader) with drop_last=True is {len(loader)}, expected {len(sizes) - 1}")
 
     with grader.case("a data set with only __len__ and __getitem__"):
-        batches = _batches(yours(_Plain(x, y), batch_size=batch))
+        batches = epoch_arrays(yours(_Plain(x, y), batch_size=batch))
         expect(np.array_equal(_order(batches), np.arange(n)), "the samples of a plain data set came out of order")
         expect(np.array_equal(np.concatenate([b[0] for b in batches]), x), "the inputs of a plain data set changed")
 

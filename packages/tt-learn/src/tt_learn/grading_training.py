@@ -29,7 +29,15 @@ from pathlib import Path
 
 import numpy as np
 from tt_core import Dropout, Linear, Parameter, ReLU, Sequential, Tensor
-from tt_core.grading import Grader, compare_values, expect, format_value, raises, signature_parameters
+from tt_core.grading import (
+    Grader,
+    compare_values,
+    epoch_arrays,
+    expect,
+    format_value,
+    raises,
+    signature_parameters,
+)
 from tt_core.rng import manual_seed
 
 from .losses import CrossEntropyLoss
@@ -468,18 +476,6 @@ def check_clip_grad_value(grader: Grader, yours, reference, name: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def _epoch(loader, what: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One pass over ``loader`` as ``(x, y)`` arrays, checking each batch is a pair of Tensors."""
-    epoch = []
-    for number, batch in enumerate(loader):
-        expect(isinstance(batch, (tuple, list)) and len(batch) == 2,
-                f"{what}: batch {number} is a {type(batch).__name__}, not a pair (x, y)")
-        expect(all(isinstance(part, Tensor) for part in batch),
-                f"{what}: batch {number} holds {', '.join(type(p).__name__ for p in batch)}: each must be a Tensor")
-        epoch.append((batch[0].data, batch[1].data))
-    return epoch
-
-
 def _order(epoch: list) -> np.ndarray:
     """The sample indices an epoch visited (each sample carries its index in x[:, 0] and y)."""
     return np.concatenate([y for _, y in epoch] + [np.zeros(0, np.int64)])
@@ -517,19 +513,19 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
         with grader.case(f"in order, drop_last={drop_last} ({n} samples, batch_size={size}): batches of sizes "
                          f"{sizes}, Tensors of the inputs' dtypes, len() {len(sizes)}"):
             loader = yours(x, y, size, drop_last=drop_last)
-            epoch = _epoch(loader, "without shuffle")
+            epoch = epoch_arrays(loader, "without shuffle")
             expect([len(b[0]) for b in epoch] == sizes, f"the batch sizes are {[len(b[0]) for b in epoch]}, "
                                                          f"the reference's {sizes}")
             expect(len(loader) == len(sizes), f"len() of the loader is {len(loader)}, the number of batches "
                                                f"{len(sizes)}")
             if reference is not None:
-                expected = _epoch(reference(x, y, size, drop_last=drop_last), "the reference")
+                expected = epoch_arrays(reference(x, y, size, drop_last=drop_last), "the reference")
                 for number, (mine, theirs) in enumerate(zip(epoch, expected)):
                     grader.compare(mine[0], theirs[0], f"the inputs of batch {number}")
                     grader.compare(mine[1], theirs[1], f"the labels of batch {number}")
     with grader.case("Tensors as x and y: the same batches as arrays"):
-        got, expected = _epoch(yours(Tensor(x), Tensor(y, dtype=np.int64), size), "from Tensors"), \
-            _epoch(yours(x, y, size), "from arrays")
+        got, expected = epoch_arrays(yours(Tensor(x), Tensor(y, dtype=np.int64), size), "from Tensors"), \
+            epoch_arrays(yours(x, y, size), "from arrays")
         expect(len(got) == len(expected), f"{len(got)} batches from Tensors, {len(expected)} from arrays")
         for number, (mine, theirs) in enumerate(zip(got, expected)):
             grader.compare(mine[0], theirs[0], f"the inputs of batch {number}", against="the batch from arrays")
@@ -537,20 +533,20 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
     seed = int(rng.integers(2**31))
     with grader.case("shuffle=True: every sample once per epoch with its label, a new order each epoch"):
         loader = yours(x, y, size, shuffle=True, generator=np.random.default_rng(seed))
-        first = _check_shuffled(_epoch(loader, "epoch 1"), n, "epoch 1")
-        second = _check_shuffled(_epoch(loader, "epoch 2"), n, "epoch 2")
+        first = _check_shuffled(epoch_arrays(loader, "epoch 1"), n, "epoch 1")
+        second = _check_shuffled(epoch_arrays(loader, "epoch 2"), n, "epoch 2")
         expect(not np.array_equal(first, np.arange(n)), "the shuffled epoch is in the original order")
         expect(not np.array_equal(first, second), "two epochs visit the samples in the same order: draw a new "
                                                    "order at the start of every pass")
     with grader.case("the same generator seed gives the same order; without one, the same tt_core.manual_seed"):
-        orders = [_order(_epoch(yours(x, y, size, shuffle=True, generator=np.random.default_rng(seed)), "seeded"))
+        orders = [_order(epoch_arrays(yours(x, y, size, shuffle=True, generator=np.random.default_rng(seed)), "seeded"))
                   for _ in range(2)]
         expect(np.array_equal(*orders), "two loaders with generators of the same seed shuffle differently: take "
                                          "the order from the generator given")
         orders = []
         for _ in range(2):
             manual_seed(seed)
-            orders.append(_order(_epoch(yours(x, y, size, shuffle=True), "global seed")))
+            orders.append(_order(epoch_arrays(yours(x, y, size, shuffle=True), "global seed")))
         expect(np.array_equal(*orders), "after the same tt_core.manual_seed two loaders shuffle differently: "
                                          "without a generator, shuffle with tt_core's global one")
     with grader.case("errors: x and y of different lengths, batch_size=0"):
