@@ -7,7 +7,7 @@ thread controls), so a learner's own provider of any of them is the one that run
 
 from tt_core import hookimpl
 
-from . import accelerate, compress, experiments, kv_cache, olympics, profiler, pruning, quantize, storage
+from . import accelerate, coding, compress, experiments, kv_cache, olympics, profiler, pruning, quantize
 from .distill import distill
 
 PERF = {
@@ -20,7 +20,7 @@ PERF = {
     "Arena": olympics.Arena,
     "compress_classifier": compress.compress_classifier,
     "classifier_accuracy": compress.accuracy,
-    "save_compressed": storage.save_compressed,
+    "save_coded": coding.save_coded,
     "distill": distill,
     "kv_cache_speedups": experiments.kv_cache_speedups,
     "batched_throughput": experiments.batched_throughput,
