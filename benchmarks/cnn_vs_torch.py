@@ -114,16 +114,19 @@ def main() -> None:
     print(f"milestone 04 CIFAR network {model.num_parameters():,} parameters, batch {ARGS.batch}, "
           f"forward + cross-entropy + backward; threads={ARGS.threads} (BLAS and torch)")
     print(f"first loss: tt {first[0]:.5f}  torch {first[1]:.5f}")
-    bench.print_comparison(result, unit="batch", digits=1, target=1.5)
-    if ARGS.no_layers:
-        return
-    totals = per_layer_type(model, net, x, tx)
-    print("\nper layer type, each layer alone, summed (ms, medians):")
+    if not ARGS.no_layers:
+        print_layer_table(per_layer_type(model, net, x, tx))
+    bench.print_comparison(result, unit="batch", digits=1, target=1.5)  # the ratio line comes last
+
+
+def print_layer_table(totals: dict[str, list[float]]) -> None:
+    """The per-layer-type table of :func:`per_layer_type`, costliest type first, and the sum."""
+    print("per layer type, each layer alone, summed (ms, medians):")
     print(f"{'layer':<12} {'tt fwd':>8} {'tt bwd':>8} {'torch fwd':>10} {'torch bwd':>10} {'ratio':>7}")
     for name, (tf, tb, pf, pb) in sorted(totals.items(), key=lambda kv: -sum(kv[1][:2])):
         print(f"{name:<12} {tf:8.1f} {tb:8.1f} {pf:10.1f} {pb:10.1f} {(tf + tb) / (pf + pb):6.2f}x")
     tf, tb, pf, pb = (sum(row[k] for row in totals.values()) for k in range(4))
-    print(f"{'all layers':<12} {tf:8.1f} {tb:8.1f} {pf:10.1f} {pb:10.1f} {(tf + tb) / (pf + pb):6.2f}x")
+    print(f"{'all layers':<12} {tf:8.1f} {tb:8.1f} {pf:10.1f} {pb:10.1f} {(tf + tb) / (pf + pb):6.2f}x\n")
 
 
 if __name__ == "__main__":

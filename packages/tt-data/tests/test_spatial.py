@@ -112,6 +112,29 @@ def test_conv2d_gradcheck(name, layout):
     assert gradcheck(lambda x, *wb: conv2d(arrange(x), *wb, **options), inputs)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("name", ["padding", "groups", "stride"])
+def test_conv2d_input_gradient_in_chunks_of_images(name, layout, monkeypatch):
+    """col2im a few images at a time (here one, and two with a shorter last chunk) sums the
+    same input gradient as all images at once, and passes the finite-difference check."""
+    x, w, b, options = _conv_arrays(CONV_CASES[name], batch=3, dtype=np.float64)
+    arrange = via_channels_last if layout == "channels_last" else (lambda t: t)
+    inputs = [x, w] if b is None else [x, w, b]
+
+    def input_grad():
+        xt = tt.Tensor(x, requires_grad=True)
+        out = conv2d(arrange(xt), *(tt.Tensor(a) for a in inputs[1:]), **options)
+        out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape))
+        return xt.grad, out.shape
+
+    whole, (_, _, out_h, out_w) = input_grad()
+    one_image = out_h * out_w * w[0].size * options["groups"] * x.dtype.itemsize  # its im2col rows
+    for images in (1, 2):
+        monkeypatch.setattr(tt_data.spatial, "COL2IM_CHUNK_BYTES", images * one_image)
+        np.testing.assert_allclose(input_grad()[0], whole, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda x, *wb: conv2d(arrange(x), *wb, **options), inputs)
+
+
 def test_conv2d_writes_channels_last_and_reads_either_layout():
     x = randn(2, 3, 5, 5)
     out = via_channels_last(tt.Tensor(x))

@@ -4,7 +4,7 @@ This is speed only, and can be skipped on first reading: with ``np.zeros`` in pl
 pool the convolution computes the same numbers (:func:`tt_data.spatial.conv2d_reference` is
 the plain definition).
 
-The im2col matrix of a convolution (and the gradient of that matrix) is the largest
+The im2col matrix of a convolution (and, a few images at a time, its gradient) is the largest
 temporary of a CNN step: tens of megabytes per layer. Writing into an array that already
 exists is several times faster than writing a fresh one, which page-faults on first touch,
 so these temporaries come from a :class:`ScratchPool` instead of ``np.empty``.

@@ -205,6 +205,10 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 # ----------------------------------------------------------------------------------------
 
 
+COL2IM_CHUNK_BYTES = 1 << 20
+"""How much of the im2col gradient :func:`_col2im` computes at a time (about a core's L2 cache)."""
+
+
 def _weight_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
     """``(out, in/groups, kh, kw)`` -> ``(groups, kh*kw*in/groups, out/groups)``, rows ordered
     (kernel row, kernel column, channel) like the columns of the im2col matrix."""
@@ -279,19 +283,32 @@ def _conv2d_grad(ctx, grad):
 
 
 def _col2im(ctx, x, g_groups):
-    """``dx``: the gradient of the im2col matrix, ``g @ W.T``, summed back onto the image."""
-    groups = ctx.dims[3]
+    """``dx``: the gradient of the im2col matrix, ``g @ W.T``, summed back onto the image.
+
+    It goes a few images at a time (:data:`COL2IM_CHUNK_BYTES` of im2col rows): each chunk's
+    product is summed onto the image while it is still in the cache, instead of writing the
+    whole matrix to memory and reading it back.
+    """
+    n, out_h, out_w, groups, kh, kw, cg = ctx.dims
+    row_bytes = groups * out_h * out_w * kh * kw * cg * x.dtype.itemsize  # one image's rows
+    chunk = max(1, min(n, COL2IM_CHUNK_BYTES // row_bytes))
     key = ("grad_cols", ctx.channels_last, ctx.dims, x.dtype.str)
-    buffer = SCRATCH.take(key, (ctx.cols.size,), x.dtype)
-    grad_cols, windows = _column_views(buffer, ctx.channels_last, ctx.dims)
-    if ctx.channels_last:
-        np.matmul(g_groups, ctx.wmat.transpose(0, 2, 1), out=grad_cols)
-    else:  # channels-first memory: write the transposed product, which is contiguous there
-        np.matmul(ctx.wmat, g_groups.transpose(0, 2, 1), out=grad_cols.transpose(0, 2, 1))
+    buffer = SCRATCH.take(key, (chunk * row_bytes // x.dtype.itemsize,), x.dtype)
     grad_x = _empty_like_layout(x, x.shape, zero=True)
     pixels = _grouped_pixels(grad_x, groups)
-    for o in ctx.offsets:
-        pixels[:, o.in_rows, o.in_cols] += windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :]
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        dims = (stop - start, *ctx.dims[1:])
+        grad_cols, windows = _column_views(buffer[: (stop - start) * row_bytes // x.dtype.itemsize],
+                                           ctx.channels_last, dims)
+        g_chunk = g_groups[:, start * out_h * out_w: stop * out_h * out_w]
+        if ctx.channels_last:
+            np.matmul(g_chunk, ctx.wmat.transpose(0, 2, 1), out=grad_cols)
+        else:  # channels-first memory: write the transposed product, which is contiguous there
+            np.matmul(ctx.wmat, g_chunk.transpose(0, 2, 1), out=grad_cols.transpose(0, 2, 1))
+        chunk_pixels = pixels[start:stop]
+        for o in ctx.offsets:
+            chunk_pixels[:, o.in_rows, o.in_cols] += windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :]
     SCRATCH.give(key, buffer)
     return grad_x
 
