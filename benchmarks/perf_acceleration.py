@@ -97,6 +97,8 @@ def main() -> None:
     for name, r in versus_torch.items():
         console.print(f"{name} forward: tt {r['tt_ms']:.3f} ms, torch {r['torch_ms']:.3f} ms, "
                       f"tt/torch = {r['tt_over_torch']:.2f} (max |diff| {r['max_abs_diff']:.1e})")
+    total = sum(r["tt_ms"] for r in versus_torch.values()) / sum(r["torch_ms"] for r in versus_torch.values())
+    console.print(f"ratio tt/torch = {total:.2f}x  (the forward passes above together)")
     if ARGS.json:
         with open(ARGS.json, "w") as f:
             json.dump({"batch": ARGS.batch, "threads": ARGS.threads, "results": results, "vs_torch": versus_torch},
