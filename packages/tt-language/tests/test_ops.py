@@ -34,6 +34,19 @@ def test_embedding_gradcheck():
     assert gradcheck(lambda w: F.embedding(ids, w), [randn(5, 3)])
 
 
+def test_embedding_gradient_equals_a_scatter_add_with_unused_and_repeated_ids():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 7, (4, 9))
+    ids[ids == 5] = 2  # row 5 unused, row 2 repeated more
+    weight = tt.Tensor(randn(10, 6), requires_grad=True)
+    upstream = randn(4, 9, 6)
+    (F.embedding(ids, weight) * tt.Tensor(upstream)).sum().backward()
+    expected = np.zeros((10, 6))
+    np.add.at(expected, ids.reshape(-1), upstream.reshape(-1, 6))
+    np.testing.assert_allclose(weight.grad.data, expected, rtol=1e-5, atol=1e-6)
+    assert not weight.grad.data[[5, 7, 8, 9]].any()
+
+
 def test_embedding_rejects_bad_ids():
     weight = tt.Tensor(randn(4, 2))
     with pytest.raises(TinyTorchError, match=r"\[0, 4\)"):

@@ -307,10 +307,21 @@ def tanh(ctx, grad):
 
 def gelu(ctx, grad):
     """y = x/2 (1 + t), t = tanh(c (x + a x³)) (c, a: ``tt_core.ops.GELU_C``, ``GELU_CUBIC``):
-    dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 a x²)."""
+    dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 a x²), or with 1 - t² = (1 - t)(1 + t),
+    dy/dx = (1 + t)/2 (1 + x (1 - t) (c + 3ac x²)): computed in place on one result array
+    and one scratch array."""
     x, t = ctx.inputs[0], ctx.tanh
-    inner_slope = GELU_C * (1 + 3 * GELU_CUBIC * x * x)
-    return (grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_slope),)
+    out = np.multiply(x, x, out=np.empty_like(x))  # an array even for 0-d x
+    out *= 3 * GELU_C * GELU_CUBIC
+    out += GELU_C
+    out *= x
+    scratch = np.subtract(1.0, t, out=np.empty_like(t))
+    out *= scratch
+    out += 1.0
+    out *= np.add(t, 1.0, out=scratch)
+    out *= grad
+    out *= 0.5
+    return (out,)
 
 
 def softmax(ctx, grad):
