@@ -191,7 +191,7 @@ def interleaved(contenders: dict[str, Callable[[int], object]], *, rounds: int, 
     return result
 
 
-def print_comparison(result: Rounds, *, unit: str = "step", digits: int = 2, target: float = 1.5) -> None:
+def print_comparison(result: Rounds, *, unit: str = "step", digits: int = 2, target: float = 1.0) -> None:
     """The three result lines: tt and torch median ms per ``unit``, and their ratio."""
     ours, theirs, ratios = result.median("tt"), result.median("torch"), result.ratios()
     print(f"tt    {ours:8.{digits}f} ms/{unit} (median of {result.rounds} rounds x {result.steps} steps)")

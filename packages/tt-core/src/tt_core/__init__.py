@@ -1,6 +1,6 @@
 """tt-core, Act I of TinyTorch: tensors, modules, layers and the plugin machinery."""
 
-from . import functional
+from . import functional, memory
 from .__about__ import __version__
 from .dispatch import GradRule, Op, apply, is_grad_enabled, set_grad_enabled
 from .errors import (
@@ -31,11 +31,13 @@ from .tensor import (
     zeros_like,
 )
 
+memory.apply_default()
+
 __all__ = [
     "ArgumentError", "AutogradUnavailableError", "CheckpointError", "Dropout", "GELU", "GradRule", "GradientRuleError", "Linear",
     "LogSoftmax", "Module", "ModuleList", "Op", "Parameter", "ReLU", "Sequential", "ShapeError", "Sigmoid", "Softmax", "Tanh", "Tensor",
     "TinyTorchError", "__version__", "apply", "arange", "concatenate", "functional", "get_plugin_system",
-    "get_registry", "get_rng_state", "hookimpl", "hookspec", "is_grad_enabled", "load", "manual_seed",
+    "get_registry", "get_rng_state", "hookimpl", "hookspec", "is_grad_enabled", "load", "manual_seed", "memory",
     "ones", "ones_like", "rand", "randn", "reset_plugins", "save", "set_grad_enabled", "set_rng_state",
     "stack", "tensor", "where", "zeros", "zeros_like",
 ]
