@@ -241,12 +241,11 @@ def generate(
     try:
         done = np.zeros(len(ids), dtype=bool)
         for _ in range(max_new_tokens):
-            if cache is not None:  # only what the cache does not hold yet: the prompt, then one token
-                context = ids[:, cache.length:]
-                logits = np.asarray(model(context, cache=cache).data[:, -1, :])
-            else:
-                context = ids if window is None else ids[:, -window:]
-                logits = np.asarray(model(context).data[:, -1, :])
+            if cache is None:
+                out = model(ids if window is None else ids[:, -window:])
+            else:  # only what the cache does not hold yet: the prompt, then one token
+                out = model(ids[:, cache.length:], cache=cache)
+            logits = np.asarray(out.data[:, -1, :])
             new = sample_next(logits, temperature, top_k, top_p, rng)
             if stops.size:
                 new = np.where(done, ids[:, -1], new)  # finished rows repeat their stop id
