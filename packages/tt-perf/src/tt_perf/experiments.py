@@ -50,15 +50,17 @@ def _seconds(runs: dict[str, Callable[[], object]], repeats: int = 1) -> tuple[d
 
 
 def kv_cache_speedups(model: Module, prompt: np.ndarray, lengths=(64, 128, 256, 512), *,
-                      generate: Callable = tt_language.generate, repeats: int = 1) -> list[dict]:
+                      generate: Callable | None = None, repeats: int = 1) -> list[dict]:
     """Greedy generation of each length three ways; the tokens must be identical.
 
-    ``uncached``: ``generate(model, prompt, n, temperature=0)``, the whole context through
+    ``uncached``: ``generate(model, prompt, n, temperature=0)`` (``tt_language.generate`` by
+    default), the whole context through
     the model at every step; ``cached``: the same call with a :class:`KVCache`, the model's
     own cached path (memoization alone); ``fused``: :class:`CachedDecoder`, the same cache
     with the inference-only rewrites (layer norms folded, no Tensors). Speed-ups are over
     ``uncached``.
     """
+    generate = generate or tt_language.generate
     decoder = CachedDecoder(model)
     rows = []
     for n in lengths:
@@ -77,16 +79,18 @@ def kv_cache_speedups(model: Module, prompt: np.ndarray, lengths=(64, 128, 256, 
 
 
 def batched_throughput(model: Module, prompts: list[np.ndarray], new_tokens: int, *, repeats: int = 1,
-                       generate: Callable = tt_language.generate, uncached_prompts: int | None = None) -> dict:
+                       generate: Callable | None = None, uncached_prompts: int | None = None) -> dict:
     """Tokens per second for ``prompts`` (of different lengths) three ways: all at once with the
     KV cache (left-padded, masked; :class:`CachedDecoder`), one at a time with the cache, and
-    one at a time without it (``generate`` recomputing the context). The outputs must be
+    one at a time without it (``generate``, by default ``tt_language.generate``, recomputing
+    the context). The outputs must be
     identical.
 
     ``throughput_ratio`` is batching alone (both cached); ``combined_ratio`` is cache and
     batching together against uncached one-at-a-time generation, whose tokens/s is measured
     on the first ``uncached_prompts`` prompts (all by default: it is the slowest run).
     """
+    generate = generate or tt_language.generate
     decoder = CachedDecoder(model)
     slow = prompts[:uncached_prompts]
     seconds, outputs = _seconds({"batched": lambda: decoder.generate(prompts, new_tokens),
