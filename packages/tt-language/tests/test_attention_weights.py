@@ -8,6 +8,7 @@ import pytest
 import tt_core as tt
 from tt_core.errors import TinyTorchError
 from tt_language import GPT, MultiHeadAttention, TransformerBlock
+from tt_language.cache import ListKVCache
 from tt_language.layers import _attend_with_weights
 from tt_learn import no_grad
 
@@ -77,9 +78,10 @@ def test_cached_pass_returns_the_new_queries_rows():
     x = RNG.standard_normal((1, 5, 8)).astype(np.float32)
     with no_grad():
         _, full = attn(tt.Tensor(x), return_attention=True)
-        _, past = attn(tt.Tensor(x[:, :4]), use_cache=True)
-        _, present, last = attn(tt.Tensor(x[:, 4:]), past=past, use_cache=True, return_attention=True)
-    assert present[0].shape == (1, 2, 5, 4) and last.shape == (1, 2, 1, 5)
+        cache = ListKVCache()
+        attn(tt.Tensor(x[:, :4]), cache=cache)
+        _, last = attn(tt.Tensor(x[:, 4:]), cache=cache, return_attention=True)
+    assert cache.keys[0].shape == (1, 2, 5, 4) and last.shape == (1, 2, 1, 5)
     np.testing.assert_allclose(last[:, :, 0], full[:, :, 4], rtol=1e-4, atol=1e-6)
 
 
@@ -95,8 +97,9 @@ def test_block_and_gpt_return_one_map_per_block():
             assert weights.shape == (2, 2, 6, 6)
             np.testing.assert_allclose(weights, by_hand(block.attn, block.ln1(x).data, True), rtol=1e-4, atol=1e-6)
             x = block(x)
-        _, presents, again = model(ids, use_cache=True, return_attention=True)
-    assert len(presents) == len(again) == 3
+        cache = ListKVCache()
+        _, again = model(ids, cache=cache, return_attention=True)
+    assert len(cache.keys) == len(again) == 3
     np.testing.assert_array_equal(again[-1], attention[-1])
 
 

@@ -148,8 +148,8 @@ class SeesTheFuture(GPT):
 
 
 class IgnoresStart(PositionalEncoding):
-    def forward(self, x, start=0):
-        return super().forward(x, 0)
+    def forward(self, x, start=0, padding=None):
+        return super().forward(x, 0, padding)
 
 
 class RestartsPositions(GPT):

@@ -16,6 +16,7 @@ from tt_language import (
     generate,
     sample_next,
 )
+from tt_language.cache import ListKVCache
 from tt_learn.losses import CrossEntropyLoss
 from tt_learn.optim import AdamW
 
@@ -118,13 +119,27 @@ def test_gpt_shapes_tying_and_state_dict(tmp_path):
         model(np.zeros((1, 17), dtype=np.int64))
 
 
-def test_gpt_with_past_equals_gpt_on_the_whole_sequence():
+def test_gpt_with_a_cache_equals_gpt_on_the_whole_sequence():
     model = small_gpt()
     ids = RNG.integers(0, 11, (2, 10))
     full = model(ids).data
-    logits, past = model(ids[:, :6], use_cache=True)
-    more, _ = model(ids[:, 6:], past=past, use_cache=True)
+    cache = ListKVCache()
+    logits = model(ids[:, :6], cache=cache)
+    more = model(ids[:, 6:], cache=cache)
+    assert cache.length == 10 and cache.keys[0].shape == (2, 2, 10, 8)
     assert np.allclose(np.concatenate([logits.data, more.data], axis=1), full, atol=1e-5)
+
+
+def test_cache_errors_name_the_problem():
+    cache = ListKVCache()
+    keys = tt.Tensor(np.zeros((1, 2, 3, 4), dtype=np.float32))
+    with pytest.raises(ArgumentError, match="order they run"):
+        cache.update(1, keys, keys)
+    cache.update(0, keys, keys)
+    with pytest.raises(ShapeError, match="do not continue"):
+        cache.update(0, tt.Tensor(np.zeros((2, 2, 1, 4), dtype=np.float32)), keys)
+    with pytest.raises(ArgumentError, match="one per row"):
+        ListKVCache(padding=[1, 0]).update(0, keys, keys)
 
 
 def test_gpt_learns_to_memorise_a_sequence():

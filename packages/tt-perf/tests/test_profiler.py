@@ -77,9 +77,9 @@ def test_conv_and_attention_counters_by_hand():
     b, t, e = 2, 5, 16
     expected = 2 * (2 * b * t * t * e) + 6 * b * 4 * t * t
     assert attention_flops(Attention(), [(b, t, e)], (b, t, e)) == expected
-    # one new query over 7 cached positions (past keys and values of shape (B, H, 7, E/H)) + itself
-    cached = 2 * (2 * b * 1 * 8 * e) + 6 * b * 4 * 1 * 8
-    assert attention_flops(Attention(), [(b, 1, e), (b, 4, 7, 4), (b, 4, 7, 4)], (b, 1, e)) == cached
+    # one query over 8 keys of a separate key input (B, 8, E)
+    crossed = 2 * (2 * b * 1 * 8 * e) + 6 * b * 4 * 1 * 8
+    assert attention_flops(Attention(), [(b, 1, e), (b, 8, e), (b, 8, e)], (b, 1, e)) == crossed
 
 
 def test_table_and_plot(mlp, rng, tmp_path):

@@ -1,6 +1,6 @@
 """TinyTorch Act IV: tokenizers, embeddings, attention, transformers and a GPT."""
 
-from . import functional
+from . import cache, functional
 from .__about__ import __version__
 from .generation import SamplingError, generate, sample_next
 from .layers import MLP, Embedding, LayerNorm, MultiHeadAttention, PositionalEncoding, TransformerBlock
@@ -21,6 +21,7 @@ __all__ = [
     "TokenizerError",
     "TransformerBlock",
     "__version__",
+    "cache",
     "functional",
     "generate",
     "sample_next",

@@ -165,8 +165,15 @@ def generate(
     top_p: float | None = None,
     stop: int | Iterable[int] | None = None,
     seed: int | None = None,
+    cache=None,
 ) -> np.ndarray:
     """Continue ``prompt_ids`` by up to ``max_new_tokens`` tokens.
+
+    Without a ``cache`` every step runs the whole context through the model again (simple,
+    and the cost of a step grows with the context). With one (an empty key/value cache, see
+    :mod:`tt_language.cache`), the prompt runs through the model once and then each step
+    feeds only the new token: the model must take ``model(ids, cache=cache)``, and prompt and
+    new tokens must fit its ``block_size`` (the context cannot slide).
 
     Args:
         model: maps ids (B, T) to logits (B, T, V); if it has a ``block_size``, only the last
@@ -181,6 +188,8 @@ def generate(
             stopped; finished sequences are padded with their stop id.
         seed: seeds a private generator, so the same call gives the same text; without it the
             global generator (``tt_core.manual_seed``) is used.
+        cache: a key/value cache holding nothing yet; rows of a left-padded batch are hidden
+            and positioned by its ``padding``.
 
     Returns:
         The prompt followed by the new ids: (T + n,) for one prompt, (B, T + n) for a batch.
@@ -189,7 +198,8 @@ def generate(
         SamplingError: before anything runs, for ids that are not integers (they are never
             truncated), ids outside the model's ``vocab_size``, an empty prompt, a
             ``max_new_tokens`` or ``seed`` that is not a whole number >= 0, or sampling options
-            out of range (see :func:`check_sampling`).
+            out of range (see :func:`check_sampling`), or with a ``cache``: one that is not
+            empty, or more positions than the model's ``block_size``.
 
     Examples:
         >>> import tt_core as tt
@@ -217,14 +227,25 @@ def generate(
     stops = _stop_ids(stop, vocab_size)
     rng = private_generator(seed)
     window = getattr(model, "block_size", None)
+    if cache is not None:
+        if cache.length:
+            raise SamplingError(f"generate() needs an empty cache, this one holds {cache.length} positions: "
+                                "make a new cache for each generation")
+        if window is not None and ids.shape[1] + max_new_tokens > window:
+            raise SamplingError(f"{ids.shape[1]} prompt ids + {max_new_tokens} new tokens exceed the model's "
+                                f"block_size {window}, and with a cache the context cannot slide: generate fewer "
+                                "tokens or use a shorter prompt (or no cache)")
     was_training = getattr(model, "training", False)
     model.eval()
     previous = set_grad_enabled(False)
     try:
         done = np.zeros(len(ids), dtype=bool)
         for _ in range(max_new_tokens):
-            context = ids if window is None else ids[:, -window:]
-            logits = np.asarray(model(context).data[:, -1, :])
+            if cache is None:
+                out = model(ids if window is None else ids[:, -window:])
+            else:  # only what the cache does not hold yet: the prompt, then one token
+                out = model(ids[:, cache.length:], cache=cache)
+            logits = np.asarray(out.data[:, -1, :])
             new = sample_next(logits, temperature, top_k, top_p, rng)
             if stops.size:
                 new = np.where(done, ids[:, -1], new)  # finished rows repeat their stop id

@@ -11,7 +11,7 @@ A checker is ``check(grader, yours, reference, name)`` (see :mod:`tt_core.gradin
 - ``model``: everything the layer checker checks (parameter names and shapes,
   initialisation, forward and backward equal to the reference's after loading its state
   dict), built from the example ``example:model:<Name>``; for the GPT also that no position
-  sees a later token and that continuing from cached keys and values (``use_cache``) gives
+  sees a later token and that continuing from cached keys and values (``cache=``) gives
   the logits of the full forward pass.
 - ``function:generate`` (:func:`check_generate`): on a tiny random GPT, greedy decoding gives
   the reference's ids for one prompt, a batch, a context past ``block_size`` and a stop id;
@@ -39,6 +39,7 @@ from tt_core import is_grad_enabled, manual_seed
 from tt_core.grading import Example, Mismatch, check_module, register_graders
 from tt_data.grading import as_array, expect
 
+from .cache import ListKVCache
 from .model import GPT
 
 SPECIAL = "<|end|>"
@@ -179,12 +180,13 @@ def _check_gpt(grader, yours, made: Example) -> None:
         before, after = as_array(model(ids)), as_array(model(changed))
         grader.compare(after[:, :-1], before[:, :-1], "logits of the earlier positions after changing the last token",
                        rtol=1e-5, atol=1e-6, against="the logits before")
-    with grader.case("continuing from cached keys and values (use_cache=True) gives the full forward's logits"):
+    with grader.case("continuing from cached keys and values (cache=ListKVCache()) gives the full forward's logits"):
         model = yours(*made.args, **made.kwargs).eval()
         split = ids.shape[1] // 2
         full = as_array(model(ids))
-        first, past = model(ids[:, :split], use_cache=True)
-        rest, _ = model(ids[:, split:], past=past, use_cache=True)
+        cache = ListKVCache()
+        first = model(ids[:, :split], cache=cache)
+        rest = model(ids[:, split:], cache=cache)
         grader.compare(np.concatenate([as_array(first), as_array(rest)], axis=1), full,
                        f"logits of {split} + {ids.shape[1] - split} positions fed in two parts", rtol=1e-4, atol=1e-5,
                        against="the full forward")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, concatenate, is_grad_enabled, set_grad_enabled
+from tt_core import GELU, Dropout, Linear, Module, Parameter, Tensor, is_grad_enabled, set_grad_enabled
 from tt_core.errors import ArgumentError, ShapeError, TinyTorchError
 from tt_core.rng import generator
 from tt_core.tensor import is_whole_number
 
 from . import functional as F
+from .cache import key_mask, positions
 
 
 def _normal(shape, std: float) -> np.ndarray:
@@ -66,10 +67,9 @@ def _attend_with_weights(attend, first: Tensor, *rest: Tensor) -> tuple[Tensor, 
     return out, weights
 
 
-def _outputs(main, present, weights, use_cache: bool, return_attention: bool):
-    """``main``, followed by ``present`` with ``use_cache`` and ``weights`` with ``return_attention``."""
-    extra = ((present,) if use_cache else ()) + ((weights,) if return_attention else ())
-    return (main, *extra) if extra else main
+def _outputs(main, weights, return_attention: bool):
+    """``main``, followed by ``weights`` with ``return_attention``."""
+    return (main, weights) if return_attention else main
 
 
 class Embedding(Module):
@@ -126,14 +126,17 @@ class PositionalEncoding(Module):
         else:
             self.register_buffer("weight", Tensor(F.sinusoidal_encoding(max_len, dim)))
 
-    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0, padding=None) -> Tensor:
+        """``padding``: left padding per row of (B, T, C) features; each row's positions then
+        count from its first real token (see :mod:`tt_language.cache`)."""
         length = x.shape[-2]
         if start + length > self.max_len:
             raise ShapeError(
                 f"positions {start}..{start + length - 1} exceed the positional encoding's max_len "
                 f"{self.max_len}: use shorter sequences or a larger max_len (the model's block_size)"
             )
-        return x + self.weight[start : start + length]
+        rows = positions(padding, start, length)
+        return x + (self.weight[start : start + length] if rows is None else F.embedding(rows, self.weight))
 
     def extra_repr(self) -> str:
         return f"max_len={self.max_len}, dim={self.dim}, kind={self.kind!r}"
@@ -179,15 +182,15 @@ class MultiHeadAttention(Module):
         dropout: dropout on the output projection.
 
     Forward:
-        ``attn(x, mask=None, past=None, use_cache=False)`` with x (B, T, C); ``mask``: a
+        ``attn(x, mask=None, cache=None, layer=0)`` with x (B, T, C) -> (B, T, C); ``mask``: a
         (B, T) array, True for real tokens (padding is never attended to), or any boolean
-        array broadcastable to (B, heads, T, T_keys). ``past``: the ``(keys, values)`` of
-        earlier positions, each (B, heads, T_past, head_dim), so that generation can feed
-        one new token at a time. Returns (B, T, C), or ``(out, (keys, values))`` with
-        ``use_cache``.
+        array broadcastable to (B, heads, T, T_keys). ``cache``: a key/value cache (see
+        :mod:`tt_language.cache`): this layer stores its keys and values there as entry
+        ``layer`` and attends over every cached position, so that generation can feed one
+        new token at a time; the cache's left ``padding`` is hidden from attention.
 
         ``return_attention=True`` also returns the attention weights of this pass, last:
-        ``(out, weights)`` (or ``(out, (keys, values), weights)``), ``weights`` a read-only
+        ``(out, weights)``, ``weights`` a read-only
         (B, heads, T, T_keys) array whose row ``[b, h, i]`` is how query ``i`` of head ``h``
         spread its attention over the keys (each row sums to 1, masked keys get 0). They are
         the softmax the attention kernel computed and saved for its gradient rule, so asking
@@ -225,7 +228,7 @@ class MultiHeadAttention(Module):
         self.proj = Linear(embed_dim, embed_dim)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False, return_attention: bool = False):
+    def forward(self, x: Tensor, mask=None, cache=None, layer: int = 0, return_attention: bool = False):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ShapeError(
                 f"MultiHeadAttention({self.embed_dim}) takes features of shape (batch, time, {self.embed_dim}), "
@@ -235,20 +238,21 @@ class MultiHeadAttention(Module):
         if mask is not None and np.ndim(mask) == 2:
             mask = F.padding_mask(mask)
         qkv = _tokens(self.qkv, x)  # (B, T, 3C): queries, keys and values of every head
-        k = v = weights = None
-        if past is None and not use_cache:
+        weights = None
+        if cache is None:
             attend = lambda packed: F.self_attention(packed, self.num_heads, mask=mask, causal=self.causal)
             out, weights = _attend_with_weights(attend, qkv) if return_attention else (attend(qkv), None)
         else:  # the same computation on explicit heads, so that keys and values can be cached
             q, k, v = qkv.reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            if past is not None:
-                k = concatenate([past[0], k], axis=2)
-                v = concatenate([past[1], v], axis=2)
+            k, v = cache.update(layer, k, v)
+            hidden = key_mask(getattr(cache, "padding", None), k.shape[2])
+            if hidden is not None:
+                mask = hidden if mask is None else mask & hidden
             attend = lambda *qkv_heads: F.scaled_dot_product_attention(*qkv_heads, mask=mask, causal=self.causal)
             out, weights = _attend_with_weights(attend, q, k, v) if return_attention else (attend(q, k, v), None)
             out = out.permute(0, 2, 1, 3).reshape(batch, length, width)  # join the heads
         out = self.dropout(_tokens(self.proj, out))
-        return _outputs(out, (k, v), weights, use_cache, return_attention)
+        return _outputs(out, weights, return_attention)
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, causal={self.causal}"
@@ -281,9 +285,9 @@ class TransformerBlock(Module):
         dropout: on the attention projection and the MLP output.
 
     Forward:
-        ``block(x, mask=None, past=None, use_cache=False, return_attention=False)``: as
-        :class:`MultiHeadAttention`, returning (B, T, C), then the ``(keys, values)`` with
-        ``use_cache``, then the attention weights (B, heads, T, T_keys) with ``return_attention``.
+        ``block(x, mask=None, cache=None, layer=0, return_attention=False)``: as
+        :class:`MultiHeadAttention` (its attention is entry ``layer`` of ``cache``), returning
+        (B, T, C), then the attention weights (B, heads, T, T_keys) with ``return_attention``.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int = 4, causal: bool = True, dropout: float = 0.0):
@@ -293,17 +297,12 @@ class TransformerBlock(Module):
         self.ln2 = LayerNorm(embed_dim)
         self.mlp = MLP(embed_dim, mlp_ratio * embed_dim, dropout)
 
-    def forward(self, x: Tensor, mask=None, past=None, use_cache: bool = False, return_attention: bool = False):
-        asked = {"return_attention": True} if return_attention else {}
-        attended = self.attn(self.ln1(x), mask=mask, past=past, use_cache=use_cache, **asked)
-        present = weights = None
-        if use_cache or return_attention:
-            attended, *extra = attended
-            present = extra.pop(0) if use_cache else None
-            weights = extra.pop(0) if return_attention else None
+    def forward(self, x: Tensor, mask=None, cache=None, layer: int = 0, return_attention: bool = False):
+        attended = self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer, return_attention=return_attention)
+        attended, weights = attended if return_attention else (attended, None)
         x = x + attended
         x = x + self.mlp(self.ln2(x))
-        return _outputs(x, present, weights, use_cache, return_attention)
+        return _outputs(x, weights, return_attention)
 
 
 def init_gpt_weights(module: Module, num_layers: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from tt_core import Dropout, Linear, Module, ModuleList, Tensor
-from tt_core.errors import ShapeError, TinyTorchError
+from tt_core.errors import ShapeError
 
 from .layers import Embedding, LayerNorm, PositionalEncoding, TransformerBlock, _outputs, _tokens, init_gpt_weights
 
@@ -28,8 +28,9 @@ class GPT(Module):
 
     Forward:
         ``model(ids)`` with integer ids (B, T), T <= block_size -> logits (B, T, vocab_size).
-        ``model(ids, past=presents, use_cache=True)`` continues from cached keys and values of
-        earlier positions and returns ``(logits, presents)``: one ``(keys, values)`` per block.
+        ``model(ids, cache=cache)`` continues from the keys and values ``cache`` holds (block
+        ``i`` is its entry ``i``; see :mod:`tt_language.cache`): ``ids`` are positions
+        ``cache.length, ...``, and their keys and values are added to the cache.
         ``model(ids, return_attention=True)`` also returns, last, what every head attended to
         in this pass: a list with one read-only (B, heads, T, T_keys) array of attention
         weights per block (see :class:`~tt_language.layers.MultiHeadAttention`), e.g.
@@ -38,7 +39,6 @@ class GPT(Module):
 
     Raises:
         ShapeError: ``ids`` is not (batch, time), or longer than ``block_size``.
-        TinyTorchError: ``past`` has a different number of entries than the model has blocks.
 
     Examples:
         >>> model = GPT(vocab_size=65, block_size=32, num_layers=2, num_heads=2, embed_dim=32)
@@ -76,26 +76,20 @@ class GPT(Module):
         if tie_weights:
             self.head.weight = self.tok_emb.weight
 
-    def forward(self, ids, past=None, use_cache: bool = False, return_attention: bool = False):
+    def forward(self, ids, cache=None, return_attention: bool = False):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
         if ids.ndim != 2:
             raise ShapeError(f"GPT takes ids of shape (batch, time), got {ids.shape}")
-        if past is not None and len(past) != len(self.blocks):
-            raise TinyTorchError(f"past has {len(past)} entries, the model has {len(self.blocks)} blocks")
-        start = 0 if past is None else past[0][0].shape[2]
-        x = self.drop(self.pos(self.tok_emb(ids), start=start))
-        presents, attention = [], []
-        asked = {"return_attention": True} if return_attention else {}
+        start, padding = (0, None) if cache is None else (int(cache.length), getattr(cache, "padding", None))
+        x = self.drop(self.pos(self.tok_emb(ids), start=start, padding=padding))
+        attention = []
         for i, block in enumerate(self.blocks):
-            x = block(x, past=None if past is None else past[i], use_cache=use_cache, **asked)
-            if use_cache or return_attention:
-                x, *extra = x
-                if use_cache:
-                    presents.append(extra.pop(0))
-                if return_attention:
-                    attention.append(extra.pop(0))
+            x = block(x, cache=cache, layer=i, return_attention=return_attention)
+            if return_attention:
+                x, weights = x
+                attention.append(weights)
         logits = _tokens(self.head, self.ln_f(x))
-        return _outputs(logits, presents, attention, use_cache, return_attention)
+        return _outputs(logits, attention, return_attention)
 
     @classmethod
     def from_config(cls, config: dict) -> GPT:

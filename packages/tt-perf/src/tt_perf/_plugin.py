@@ -15,6 +15,7 @@ PERF = {
     "quantize_int8": quantize.quantize_int8,
     "prune": pruning.prune,
     "kv_generate": kv_cache.kv_generate,
+    "KVCache": kv_cache.KVCache,
     "olympics": olympics.run_olympics,
     "Submission": olympics.Submission,
     "Arena": olympics.Arena,

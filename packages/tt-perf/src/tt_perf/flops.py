@@ -92,8 +92,8 @@ def attention_flops(module, input_shapes, output_shape) -> int:
 
     Scores ``Q @ K^T`` (2·B·T·S·E), scaling (B·H·T·S), softmax (5·B·H·T·S) and the weighted
     sum ``A @ V`` (2·B·T·S·E). The Q/K/V and output projections are Linear children and
-    are counted as such. S is T, plus the cached positions when the call passes ``past``
-    keys of shape (B, H, S_past, E/H), or the length of a separate key input (B, S, E).
+    are counted as such. S is T, or the length of a separate key input (B, S, E) (keys
+    held in a KV cache are not an input and not counted: profile an uncached pass).
     """
     query = input_shapes[0]
     batch, t, embed = int(math.prod(query[:-2])), query[-2], query[-1]
@@ -102,9 +102,6 @@ def attention_flops(module, input_shapes, output_shape) -> int:
     for shape in input_shapes[1:]:
         if len(shape) == len(query) and shape[-1] == embed:  # cross-attention keys
             s = shape[-2]
-            break
-        if len(shape) == 4 and shape[1] == heads and shape[-1] * heads == embed:  # cached keys
-            s = t + shape[2]
             break
     scores = batch * heads * t * s
     return 4 * batch * t * s * embed + 6 * scores

@@ -16,8 +16,11 @@ wrappers. Work that would repeat at every step is done once, when the weights ar
   ``LN(x) @ W + b = norm(x) @ (diag(g) W) + (beta W + b)``, so a step only normalises;
 * the attention scale ``1/sqrt(head_dim)`` is folded into the query columns of ``qkv``.
 
-The cache is preallocated for the whole generation (``(batch, heads, max_len, head_dim)`` per
-layer), so a step writes one column instead of concatenating.
+The cache is a :class:`KVCache`, the cache tt-language's own attention layers take
+(``GPT(ids, cache=...)``, ``tt_language.generate(..., cache=...)``): preallocated for the whole
+generation (``(batch, heads, max_len, head_dim)`` per layer), so a step writes one column
+instead of concatenating. The decoder is an inference-only acceleration of that cached path
+(the same cache, the same attention kernel), checked against it in the tests.
 
 **Batched generation.** Prompts of different lengths are *left-padded* to the same length, so
 every sequence's next token goes into the same cache column and a decoding step is one
@@ -39,7 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import tt_core
-from tt_core import Module
+from tt_core import Module, Tensor
+from tt_core.errors import ArgumentError, ShapeError, TinyTorchError
+from tt_core.tensor import is_whole_number
+from tt_language.cache import key_mask, left_padding
 from tt_language.generation import (
     SamplingError,
     check_max_new_tokens,
@@ -48,7 +54,6 @@ from tt_language.generation import (
     sample_next,
     token_ids,
 )
-
 from tt_language.ops import softmax_attention
 
 from .kernels import gelu_, normalize
@@ -93,23 +98,79 @@ def _folded(norm, linear, column_scale: np.ndarray | None = None) -> tuple[np.nd
 
 
 class KVCache:
-    """Preallocated keys and values of every layer: ``(layers, batch, heads, max_len, head_dim)``.
+    """The key/value cache of tt-language's attention layers (the contract of
+    :mod:`tt_language.cache`), preallocated: a step writes its columns, nothing is concatenated.
 
-    ``length`` columns are filled; ``valid`` (batch, max_len) marks real tokens (False for
-    left padding), so attention never looks at padding.
+    Each layer's keys and values are one (batch, heads, max_len, head_dim) float32 array,
+    allocated at the layer's first update; ``update`` returns views of the filled columns.
+    Given Tensors (the model's cached path, under ``no_grad``) it returns Tensors over those
+    views: the cache is for inference, gradients do not flow through it.
+
+    Args:
+        max_len: the most positions it holds (prompt + new tokens).
+        padding: optional left padding per row of the batch (see :mod:`tt_language.cache`).
+
+    Raises:
+        ArgumentError: ``max_len`` not a whole number > 0, ``padding`` not one whole number
+            >= 0 per row, layers updated out of order.
+        ShapeError: an update that does not continue the layer's batch, heads and head size.
+        TinyTorchError: more positions than ``max_len``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import tt_core as tt
+        >>> from tt_language import GPT, generate
+        >>> _ = tt.manual_seed(0)
+        >>> model = GPT(vocab_size=20, block_size=16, num_layers=1, num_heads=2, embed_dim=16)
+        >>> prompt = np.array([3, 1, 4])
+        >>> out = generate(model, prompt, 10, temperature=0, cache=KVCache(13))
+        >>> bool((out == generate(model, prompt, 10, temperature=0)).all())  # as without it
+        True
     """
 
-    def __init__(self, layers: int, batch: int, heads: int, max_len: int, head_dim: int) -> None:
-        shape = (layers, batch, heads, max_len, head_dim)
-        self.keys = np.zeros(shape, dtype=np.float32)
-        self.values = np.zeros(shape, dtype=np.float32)
-        self.valid = np.ones((batch, max_len), dtype=bool)
-        self.length = 0
-        self.max_len = max_len
+    def __init__(self, max_len: int, padding=None) -> None:
+        if not is_whole_number(max_len) or max_len <= 0:
+            raise ArgumentError(f"KVCache needs max_len, a whole number > 0 of positions, got {max_len!r}")
+        self.max_len = int(max_len)
+        self.padding = None if padding is None else np.asarray(padding)
+        self.keys: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.filled: list[int] = []
+
+    @property
+    def length(self) -> int:
+        return self.filled[0] if self.filled else 0
 
     @property
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.values.nbytes
+        return sum(k.nbytes + v.nbytes for k, v in zip(self.keys, self.values))
+
+    def update(self, layer: int, keys, values):
+        tensors = isinstance(keys, Tensor)
+        keys, values = (keys.data, values.data) if tensors else (keys, values)
+        if layer == len(self.keys):
+            batch, heads, _, head_dim = keys.shape
+            self.padding = left_padding(self.padding, batch)
+            self.keys.append(np.zeros((batch, heads, self.max_len, head_dim), dtype=np.float32))
+            self.values.append(np.zeros_like(self.keys[-1]))
+            self.filled.append(0)
+        elif not 0 <= layer < len(self.keys):
+            raise ArgumentError(f"layer {layer}: the cache holds layers 0..{len(self.keys) - 1}; "
+                                "update layers in the order they run, starting at 0")
+        stored = self.keys[layer]
+        if keys.shape[:2] != stored.shape[:2] or keys.shape[3] != stored.shape[3]:
+            raise ShapeError(f"layer {layer}: new keys {keys.shape} do not fit the cache's (batch, heads, max_len, "
+                             f"head_dim) = {stored.shape}")
+        begin = self.filled[layer]
+        stop = begin + keys.shape[2]
+        if stop > self.max_len:
+            raise TinyTorchError(f"the KV cache holds {self.max_len} positions, {begin} are filled and "
+                                 f"{keys.shape[2]} more came: make the cache with a larger max_len")
+        stored[:, :, begin:stop] = keys
+        self.values[layer][:, :, begin:stop] = values
+        self.filled[layer] = stop
+        out = stored[:, :, :stop], self.values[layer][:, :, :stop]
+        return (Tensor(out[0]), Tensor(out[1])) if tensors else out
 
 
 class CachedDecoder:
@@ -157,28 +218,15 @@ class CachedDecoder:
             raise tt_core.TinyTorchError(f"unsupported positional encoding {model.pos.kind!r}")
         self.block_size = int(model.block_size)
 
-    def new_cache(self, batch: int, max_len: int) -> KVCache:
+    def new_cache(self, max_len: int, padding=None) -> KVCache:
+        """An empty :class:`KVCache` of ``max_len`` positions (at most the model's context)."""
         if max_len > self.block_size:
             raise tt_core.TinyTorchError(
                 f"{max_len} positions do not fit the model's context of {self.block_size}: generate fewer tokens, "
                 "use shorter prompts or a model with a larger block_size")
-        return KVCache(len(self.blocks), batch, self.heads, max_len, self.head_dim)
+        return KVCache(max_len, padding)
 
     # -- one forward step over the new tokens -------------------------------------------
-    @staticmethod
-    def _mask(cache: KVCache, start: int, new: int) -> np.ndarray | None:
-        """(B, 1, new, L) boolean mask, True where a query may attend: causal, never padding;
-        every query may see itself, so no row is fully masked. None when nothing is hidden
-        (one new token, no padding)."""
-        stop = start + new
-        valid = cache.valid[:, :stop]
-        if new == 1 and valid.all():
-            return None
-        queries = start + np.arange(new)[:, None]
-        keys = np.arange(stop)[None, :]
-        allowed = (keys <= queries) & valid[:, None, None, :]
-        allowed |= keys == queries
-        return allowed
 
     def step(self, ids: np.ndarray, positions: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run the new ``ids`` (B, T) at ``positions`` (B, T) through the model, appending their
@@ -186,21 +234,21 @@ class CachedDecoder:
         (every row needs one among the new tokens: left padding guarantees it).
 
         The dense layers work on one (N, C) matrix of the N real tokens, so each is a single
-        BLAS call for the whole batch and no arithmetic is spent on padding (``cache.valid``
-        False). Only attention sees the padded (B, heads, T, head_dim) grid: the real rows are
+        BLAS call for the whole batch and no arithmetic is spent on left padding. Only attention sees the padded (B, heads, T, head_dim) grid: the real rows are
         scattered into it and gathered back.
         """
         batch, new = ids.shape
         start, stop = cache.length, cache.length + new
         width, heads, head_dim = self.embed_dim, self.heads, self.head_dim
-        real_in_block = cache.valid[:, start:stop]
+        padding = np.zeros(batch, dtype=np.int64) if cache.padding is None else cache.padding
+        real_in_block = np.arange(start, stop)[None, :] >= padding[:, None]
         real = None if real_in_block.all() else np.flatnonzero(real_in_block)
         ids, positions = ids.reshape(-1), positions.reshape(-1)
         if real is not None:
             ids, positions = ids[real], positions[real]
         x = self.wte[ids]
         x += self.wpe[positions]
-        mask = self._mask(cache, start, new)
+        mask = key_mask(padding, stop)
         for layer, blk in enumerate(self.blocks):
             qkv = normalize(x, blk.eps1) @ blk.qkv_w
             qkv += blk.qkv_b
@@ -208,11 +256,9 @@ class CachedDecoder:
                 grid = np.zeros((batch * new, 3 * width), dtype=np.float32)
                 grid[real] = qkv
                 qkv = grid
-            qkv = qkv.reshape(batch, new, 3, heads, head_dim)
-            cache.keys[layer, :, :, start:stop] = qkv[:, :, 1].transpose(0, 2, 1, 3)
-            cache.values[layer, :, :, start:stop] = qkv[:, :, 2].transpose(0, 2, 1, 3)
-            attended, _ = softmax_attention(qkv[:, :, 0].transpose(0, 2, 1, 3), cache.keys[layer, :, :, :stop],
-                                            cache.values[layer, :, :, :stop], 1.0, mask)  # queries pre-scaled
+            q, k, v = qkv.reshape(batch, new, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+            keys, values = cache.update(layer, k, v)
+            attended, _ = softmax_attention(q, keys, values, 1.0, mask, causal=new > 1)  # queries pre-scaled
             attended = attended.transpose(0, 2, 1, 3).reshape(batch * new, width)
             x += (attended if real is None else attended[real]) @ blk.proj_w
             x += blk.proj_b
@@ -220,7 +266,6 @@ class CachedDecoder:
             hidden += blk.fc_b
             x += gelu_(hidden) @ blk.out_w
             x += blk.out_b
-        cache.length = stop
         if real is None:
             last = x.reshape(batch, new, width)[:, -1]
         else:  # each row's last real token in the packed rows
@@ -231,7 +276,7 @@ class CachedDecoder:
 
     # -- generation ----------------------------------------------------------------------
     def generate(self, prompts, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None, use_cache: bool = True):
+                 top_p: float | None = None, seed: int | None = None):
         """Continue one prompt or a batch of prompts (of any lengths) by ``max_new_tokens``.
 
         Args:
@@ -239,8 +284,6 @@ class CachedDecoder:
                 (left-padded and masked internally).
             temperature: 0 is greedy; otherwise sampled as ``tt_language.sample_next``
                 (``top_k``, ``top_p``, ``seed``).
-            use_cache: False recomputes the whole sequence at every step (the same code
-                without memoization: the reference the cache is measured against).
 
         Returns:
             Like the input: (T + n,) for one prompt, (B, T + n) for an array, a list of
@@ -264,11 +307,9 @@ class CachedDecoder:
         for i, row in enumerate(rows):  # one copy per prompt, not per token
             ids[i, pad[i]:width] = row
         positions = np.maximum(np.arange(total)[None, :] - pad[:, None], 0)
-        cache = self.new_cache(batch, total)
-        cache.valid[:, :width] = np.arange(width)[None, :] >= pad[:, None]
+        cache = self.new_cache(total, pad)
         for t in range(width, total):
-            begin = cache.length if use_cache else 0  # without the cache: the whole sequence again
-            cache.length = begin
+            begin = cache.length
             logits = self.step(ids[:, begin:t], positions[:, begin:t], cache)
             ids[:, t] = _choose(logits, temperature, top_k, top_p, rng)
         if single:
@@ -307,8 +348,7 @@ def kv_generate(model, prompts, max_new_tokens: int, **options):
     """Generate with a KV cache: ``CachedDecoder(model).generate(prompts, max_new_tokens, ...)``.
 
     ``model`` may also be a :class:`CachedDecoder` (reuse it to skip copying the weights).
-    Options as :meth:`CachedDecoder.generate` (``temperature``, ``top_k``, ``top_p``, ``seed``,
-    ``use_cache``).
+    Options as :meth:`CachedDecoder.generate` (``temperature``, ``top_k``, ``top_p``, ``seed``).
     """
     decoder = model if isinstance(model, CachedDecoder) else CachedDecoder(model)
     return decoder.generate(prompts, max_new_tokens, **options)
