@@ -12,7 +12,7 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLo
 from .metrics import accuracy, confusion_matrix
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedulers import CosineAnnealingLR, LinearWarmup, LRScheduler, OneCycleLR, StepLR
-from .train import Trainer, batches
+from .train import TimeBudget, Trainer, WeightAverage, batches
 from .watch import GradientWatch
 
 __all__ = [
@@ -23,5 +23,5 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss", "TargetError",
     "Adam", "AdamW", "Optimizer", "RMSprop", "SGD",
     "CosineAnnealingLR", "LRScheduler", "LinearWarmup", "OneCycleLR", "StepLR",
-    "GradientWatch", "Trainer", "accuracy", "batches", "clip_grad_norm_", "clip_grad_value_", "confusion_matrix",
+    "GradientWatch", "TimeBudget", "Trainer", "WeightAverage", "accuracy", "batches", "clip_grad_norm_", "clip_grad_value_", "confusion_matrix",
 ]

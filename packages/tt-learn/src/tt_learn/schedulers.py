@@ -274,20 +274,43 @@ class OneCycleLR(LRScheduler):
             peaks = self._per_group("max_momentum", max_momentum, len(groups))
             for group, base, peak in zip(groups, bases, peaks):
                 group["base_momentum"], group["max_momentum"] = base, peak
-        # (end step, start/end lr key, start/end momentum key) of each phase
-        up = float(pct_start * self.total_steps) - 1
-        if three_phase:
+        self.pct_start, self.three_phase = pct_start, three_phase
+        self._plan(self.total_steps)
+        super().__init__(optimizer)
+
+    def _plan(self, total_steps: int) -> None:
+        """The phases of a cycle of ``total_steps`` steps: (end step, start/end lr key,
+        start/end momentum key) of each."""
+        self.total_steps = total_steps
+        up = float(self.pct_start * total_steps) - 1
+        if self.three_phase:
             self.phases = [
                 [up, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
-                [float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"],
-                [self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"],
+                [float(2 * self.pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"],
+                [total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"],
             ]
         else:
             self.phases = [
                 [up, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
-                [self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"],
+                [total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"],
             ]
-        super().__init__(optimizer)
+
+    def replan(self, total_steps: int) -> None:
+        """Stretch or shrink the cycle to ``total_steps`` steps in all, from the step it is at
+        (e.g. when a time budget allows more or fewer epochs than first planned): the phases
+        keep their fractions of the new length, the learning rate (and momentum) is set for the
+        current step, and the last step of the new cycle ends at the minimum learning rate.
+
+        Raises:
+            ValueError: ``total_steps`` is not a positive integer, or fewer steps than were
+                already taken.
+        """
+        _positive_int("total_steps", total_steps)
+        if total_steps < self.last_epoch:
+            raise ValueError(f"cannot replan OneCycleLR to {total_steps} steps: it has already taken "
+                             f"{self.last_epoch}; give at least that many")
+        self._plan(total_steps)
+        self._set(self.last_epoch)
 
     @staticmethod
     def _per_group(name: str, value, count: int) -> list[float]:

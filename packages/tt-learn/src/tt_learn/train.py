@@ -1,6 +1,13 @@
 """The training loop: :class:`Trainer`, with progress, evaluation, early stopping, checkpoints
 and bit-identical resume; and :func:`batches`, a minimal loader over in-memory arrays.
 
+With a :class:`TimeBudget` the Trainer fits its epochs into a wall-clock budget: after every
+epoch it re-plans how many more fit at the measured speed of whole epochs (training and
+evaluation), re-plans the scheduler's length to match (``replan``, as :class:`OneCycleLR` has),
+and stops when another epoch would not fit; inside an epoch it stops early if the budget runs
+out anyway (a machine that suddenly gets slower). ``step_hooks`` run after every optimizer
+step (e.g. :class:`WeightAverage`'s ``update``).
+
 With ``track_gradients=True`` the Trainer also records how the gradients flow: per epoch and per
 parameter, the gradient norm and the update-to-weight ratio (``Trainer.gradient_stats``).
 
@@ -51,7 +58,7 @@ CHECKPOINT_KEYS = ("format", "epoch", "model", "optimizer", "scheduler", "rng", 
 TRAINER_KEYS = ("history", "best", "bad_epochs")
 TRAINER_OPTIONAL_KEYS = ("gradient_stats",)  # absent from checkpoints written before it existed
 
-__all__ = ["Trainer", "batches"]
+__all__ = ["TimeBudget", "Trainer", "WeightAverage", "batches"]
 
 
 class _ArrayBatches:
@@ -100,6 +107,98 @@ def batches(x, y, batch_size: int, shuffle: bool = False, generator: np.random.G
     return _ArrayBatches(x, y, batch_size, shuffle, generator, drop_last)
 
 
+class TimeBudget:
+    """A wall-clock budget of ``seconds`` for :meth:`Trainer.fit`, counted from the moment
+    it is created (so time spent before ``fit`` counts too).
+
+    Args:
+        seconds: the budget.
+        final_evaluations: keep time for this many more passes over the validation loader
+            after training (e.g. 2 for a test-time-augmented final evaluation), at the speed
+            measured on the per-epoch evaluations.
+        clock: the clock in seconds (default ``time.perf_counter``; tests pass a fake one).
+
+    Examples:
+        >>> now = [0.0]
+        >>> budget = TimeBudget(60, clock=lambda: now[0])
+        >>> now[0] = 45.0
+        >>> budget.elapsed(), budget.remaining()
+        (45.0, 15.0)
+    """
+
+    def __init__(self, seconds: float, final_evaluations: float = 0.0, clock: Callable[[], float] = time.perf_counter
+                 ) -> None:
+        if not seconds > 0:
+            raise ValueError(f"a time budget needs a positive number of seconds, got {seconds!r}")
+        if not final_evaluations >= 0:
+            raise ValueError(f"final_evaluations must be >= 0, got {final_evaluations!r}")
+        self.seconds, self.final_evaluations, self.clock = float(seconds), float(final_evaluations), clock
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the budget was created."""
+        return self.clock() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left (negative once overrun)."""
+        return self.seconds - self.elapsed()
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters and floating-point buffers
+    (batch norm's running statistics, averaged alongside the weights they belong to), updated
+    every ``every`` calls of :meth:`update`: ``avg = decay * avg + (1 - decay) * current``.
+    Early on the decay is ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the first
+    weights are soon forgotten. Integer buffers are copied.
+
+    Pass ``step_hooks=[average.update]`` to a :class:`Trainer`, then :meth:`copy_to` the model
+    to evaluate with the averaged weights.
+
+    Examples:
+        >>> import tt_core as tt
+        >>> model = tt.Linear(1, 1)
+        >>> model.weight.data[...] = 0.0
+        >>> average = WeightAverage(model, decay=0.05)
+        >>> model.weight.data[...] = 1.0; average.update()  # 0.05 * 0 + 0.95 * 1
+        >>> model.weight.data[...] = 2.0; average.update()  # 0.05 * 0.95 + 0.95 * 2
+        >>> round(float(average.state["weight"][0, 0]), 4)
+        1.9475
+    """
+
+    def __init__(self, model: Module, decay: float = 0.9, every: int = 1) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+        if not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.model, self.decay, self.every = model, decay, every
+        self.calls = self.updates = 0
+        self.state = {name: np.array(value, copy=True) for name, value in model.state_dict().items()}
+
+    def _tensors(self):
+        yield from self.model.named_parameters()
+        yield from self.model.named_buffers()
+
+    def update(self, *_) -> None:
+        """Count a step; on every ``every``-th, fold the model's current values into the average
+        (extra arguments, such as the Trainer a step hook receives, are ignored)."""
+        self.calls += 1
+        if self.calls % self.every:
+            return
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        for name, tensor in self._tensors():
+            average, current = self.state[name], tensor.data
+            if np.issubdtype(average.dtype, np.floating):
+                average *= decay
+                average += (1 - decay) * current
+            else:
+                average[...] = current
+
+    def copy_to(self, model: Module | None = None) -> None:
+        """Load the averaged values into ``model`` (default: the averaged model itself)."""
+        (model or self.model).load_state_dict(self.state)
+
+
 def _batch_size(y) -> int:
     return len(y.data if isinstance(y, Tensor) else y)
 
@@ -145,12 +244,17 @@ class Trainer:
         console: the rich Console to draw on (default: a new one).
         track_gradients: record, per epoch and per parameter, the gradient norm and the
             update-to-weight ratio in ``gradient_stats`` (default False: nothing is measured).
+        budget: a :class:`TimeBudget`: ``fit`` re-plans its epochs (and the scheduler's length)
+            to end inside it; see the module docstring. The first epoch is always trained.
+        step_hooks: callables, each called with the trainer after every optimizer step.
 
     Attributes:
         history: one dict per finished epoch: ``epoch``, ``loss``, the metrics, ``val_loss``
             and ``val_<metric>`` when there is a validation loader, ``lr``, ``seconds`` and
             ``samples_per_s``.
         epoch: the number of finished epochs.
+        planned_epochs: with a budget, the epochs ``fit`` plans to finish in all (re-planned
+            after every epoch); else the ``epochs`` of the last ``fit``.
         gradient_stats: with ``track_gradients``, one dict per parameter per finished epoch
             (``epoch``, ``parameter`` -- its name in ``model.named_parameters()`` --, ``shape``,
             ``grad_norm`` and ``grad_norm_last``: the mean over the epoch's steps and the last
@@ -163,7 +267,8 @@ class Trainer:
     def __init__(self, model: Module, optimizer: Optimizer, loss_fn: Callable, scheduler: LRScheduler | None = None,
                  metrics: dict[str, Callable] | None = None, scheduler_interval: str = "epoch",
                  max_grad_norm: float | None = None, progress: bool = True, console=None,
-                 track_gradients: bool = False) -> None:
+                 track_gradients: bool = False, budget: TimeBudget | None = None,
+                 step_hooks: Iterable[Callable[[Trainer], Any]] = ()) -> None:
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss_fn, scheduler
@@ -177,6 +282,10 @@ class Trainer:
         self.bad_epochs = 0
         self._loader_rng: dict | None = None
         self._watch = GradientWatch(model) if track_gradients else None
+        self.budget, self.step_hooks = budget, list(step_hooks)
+        self.planned_epochs = 0
+        self._epoch_seconds: list[float] = []  # whole epochs (training and evaluation), by the budget's clock
+        self._eval_seconds = 0.0
 
     @property
     def gradient_stats(self) -> list[dict[str, Any]]:
@@ -199,6 +308,8 @@ class Trainer:
             self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "batch":
             self.scheduler.step()
+        for hook in self.step_hooks:
+            hook(self)
         return self._measure(output, y, loss)
 
     @no_grad()
@@ -224,10 +335,17 @@ class Trainer:
         self.model.train()
         running = _Running(self.metrics)
         started = time.perf_counter()
+        clock = self.budget.clock if self.budget is not None else time.perf_counter
+        step_started = clock()
         for x, y in loader:
             running.add(_batch_size(y), self.train_step(x, y))
             if bar is not None:
                 bar(running.means(), running.samples / max(time.perf_counter() - started, 1e-9))
+            step_seconds, step_started = clock() - step_started, clock()  # with loading the batch
+            if self._budget_spent(step_seconds):
+                self.planned_epochs = self.epoch + 1
+                self._log_text(f"time budget: stopping epoch {self.epoch + 1} early, the budget is nearly spent")
+                break
         _require_samples(running, f"the training loader (epoch {self.epoch + 1})")
         seconds = time.perf_counter() - started
         return {**running.means(), "seconds": seconds, "samples_per_s": running.samples / max(seconds, 1e-9)}
@@ -270,13 +388,19 @@ class Trainer:
         if monitor not in watchable:
             raise ValueError(f"cannot monitor {monitor!r}: choose one of {', '.join(watchable)}")
         self._restore_loader_rng(train_loader)
+        self.planned_epochs = epochs
         with self._progress_bar() as new_bar:
-            while self.epoch < epochs:
+            while self.epoch < self.planned_epochs:
                 lr = self.optimizer.param_groups[0]["lr"]
                 row: dict[str, Any] = {"epoch": self.epoch + 1}
-                row.update(self._train_epoch(train_loader, new_bar(self.epoch + 1, epochs, train_loader)))
+                clock = self.budget.clock if self.budget is not None else time.perf_counter
+                started = clock()
+                row.update(self._train_epoch(train_loader, new_bar(self.epoch + 1, self.planned_epochs, train_loader)))
                 if val_loader is not None:
+                    evaluated = clock()
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+                    self._eval_seconds = clock() - evaluated
+                self._epoch_seconds.append(clock() - started)
                 row["lr"] = lr
                 if self._watch is not None and self._watch.steps:
                     self._watch.end_epoch(self.epoch + 1)
@@ -285,6 +409,8 @@ class Trainer:
                 self.history.append(row)
                 self.epoch += 1
                 self._log(row)
+                if self.budget is not None:
+                    self._replan(epochs, train_loader)
                 stop = self._early_stop(row[monitor], mode, patience)
                 if checkpoint is not None:
                     self.save_checkpoint(checkpoint, train_loader)
@@ -292,6 +418,35 @@ class Trainer:
                     self._log_text(f"early stopping: no improvement of {monitor} for {patience} epochs")
                     break
         return self.history
+
+    def _kept_seconds(self, evaluations: float) -> float:
+        """Time to keep for ``evaluations`` passes over the validation loader plus the
+        budget's final evaluations, at the measured speed."""
+        return (evaluations + self.budget.final_evaluations) * self._eval_seconds
+
+    def _budget_spent(self, step_seconds: float) -> bool:
+        """Whether another training step of ``step_seconds`` would leave too little of the
+        budget for this epoch's evaluation and the final ones (known after the first epoch)."""
+        return (self.budget is not None and bool(self._epoch_seconds)
+                and self.budget.remaining() < step_seconds + self._kept_seconds(1))
+
+    def _replan(self, epochs: int, train_loader) -> None:
+        """Plan as many more epochs as fit in the budget (at most ``epochs`` in all) at the
+        speed of the slower of the last two whole epochs, keeping time for the final
+        evaluations, and stretch or shrink the scheduler to end with the last of them."""
+        epoch_seconds = max(self._epoch_seconds[-2:])
+        spare = self.budget.remaining() - self._kept_seconds(0)
+        planned = min(epochs, self.epoch + max(int(spare // max(epoch_seconds, 1e-9)), 0))
+        if planned == self.planned_epochs:
+            return
+        self.planned_epochs = planned
+        self._log_text(f"time budget: {epoch_seconds:.1f} s per epoch, {spare:.0f} s left: planning {planned} "
+                       f"epochs in all")
+        if planned > self.epoch and hasattr(self.scheduler, "replan"):
+            if self.scheduler_interval == "epoch":
+                self.scheduler.replan(planned)
+            elif hasattr(train_loader, "__len__"):
+                self.scheduler.replan(planned * len(train_loader))
 
     def _early_stop(self, value: float, mode: str, patience: int | None) -> bool:
         improved = self.best is None or (value < self.best if mode == "min" else value > self.best)
