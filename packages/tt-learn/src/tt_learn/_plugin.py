@@ -14,7 +14,7 @@ from .losses import LOSSES
 from .metrics import accuracy, confusion_matrix
 from .optim import OPTIMIZERS
 from .schedulers import SCHEDULERS
-from .train import Trainer, batches
+from .train import TimeBudget, Trainer, WeightAverage, batches
 from .watch import GradientWatch
 
 
@@ -34,6 +34,8 @@ def tt_register_components(registry):
     registry.register("function", "clip_grad_value_", clip_grad_value_)
     registry.register("function", "batches", batches)
     registry.register("function", "GradientWatch", GradientWatch)
+    registry.register("function", "TimeBudget", TimeBudget)
+    registry.register("function", "WeightAverage", WeightAverage)
     registry.register("trainer", "Trainer", Trainer)
     registry.register("metric", "accuracy", accuracy)
     registry.register("metric", "confusion_matrix", confusion_matrix)

@@ -116,7 +116,7 @@ class TimeBudget:
         final_evaluations: keep time for this many more passes over the validation loader
             after training (e.g. 2 for a test-time-augmented final evaluation), at the speed
             measured on the per-epoch evaluations.
-        clock: the clock in seconds (default ``time.perf_counter``; tests pass a fake one).
+        clock: the clock in seconds (None: ``time.perf_counter``; tests pass a fake one).
 
     Examples:
         >>> now = [0.0]
@@ -126,12 +126,12 @@ class TimeBudget:
         (45.0, 15.0)
     """
 
-    def __init__(self, seconds: float, final_evaluations: float = 0.0, clock: Callable[[], float] = time.perf_counter
-                 ) -> None:
+    def __init__(self, seconds: float, final_evaluations: float = 0.0, clock: Callable[[], float] | None = None) -> None:
         if not seconds > 0:
             raise ValueError(f"a time budget needs a positive number of seconds, got {seconds!r}")
         if not final_evaluations >= 0:
             raise ValueError(f"final_evaluations must be >= 0, got {final_evaluations!r}")
+        clock = time.perf_counter if clock is None else clock
         self.seconds, self.final_evaluations, self.clock = float(seconds), float(final_evaluations), clock
         self.started = clock()
 

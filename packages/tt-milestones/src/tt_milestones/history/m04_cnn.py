@@ -10,9 +10,16 @@ answer tolerant to small shifts. Two runs:
 2. **A CNN with batch norm on CIFAR-10** (32x32 colour photos, ten classes): seven 3x3
    convolutions with batch normalisation, trained with augmentation (random crops of the
    zero-padded image, horizontal flips), label smoothing, SGD with Nesterov momentum and a
-   one-cycle learning-rate schedule. Target >= 80% test accuracy within 30 minutes of
-   training on a 2-core CPU. The number of epochs is planned from the measured speed of a
-   few training steps, so that training fits the budget on a slower or busier machine.
+   one-cycle learning-rate schedule. Target >= 85% test accuracy within 20 minutes, counted
+   from the first training step to the end of the final evaluation, on a 2-core CPU. The
+   budget holds by construction: tt-learn's ``TimeBudget`` re-plans the number of epochs and
+   the one-cycle schedule's length after every epoch from the measured time of whole epochs
+   (augmentation, data loading and the per-epoch evaluation included) and keeps time for the
+   final evaluation, so a slower or busier machine trains fewer epochs (a lower accuracy)
+   instead of overrunning. The per-epoch curves are measured on the first 2,000 test images
+   (cheap); the reported accuracy is on all 10,000, averaged over six views of each image
+   (test-time augmentation: the image and its mirror image, each as it is and shifted by one
+   pixel up-left and down-right, the unshifted views weighted double).
 
 The report holds the learning curves, per-class accuracy, the confusion matrix, a grid of
 test images with their predicted labels and the gradient flow (the gradient norm and
@@ -37,9 +44,12 @@ CIFAR_WIDTHS = (32, 64, 128, 256)
 
 LENET = {"epochs": 15, "batch_size": 32, "max_lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
 CIFAR = {
-    "widths": CIFAR_WIDTHS, "max_epochs": 10, "batch_size": 256, "max_lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4,
-    "label_smoothing": 0.2, "crop_padding": 4, "budget_minutes": 30.0, "eval_batch_size": 500,
+    "widths": CIFAR_WIDTHS, "max_epochs": 16, "batch_size": 256, "max_lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4,
+    "label_smoothing": 0.2, "crop_padding": 4, "budget_minutes": 20.0, "eval_batch_size": 500, "curve_images": 2000,
 }
+# test-time augmentation: (pixels shifted right and down, mirrored, weight) of each view
+TTA_VIEWS = ((0, False, 0.25), (0, True, 0.25), (-1, False, 0.125), (-1, True, 0.125), (1, False, 0.125),
+             (1, True, 0.125))
 
 
 # ----------------------------------------------------------------------------------------
@@ -103,8 +113,9 @@ def cifar_net(nn: SimpleNamespace, widths: tuple[int, int, int, int] = CIFAR_WID
 # ----------------------------------------------------------------------------------------
 
 
-def loaders(ctx: RunContext, train, test, batch_size: int, eval_batch_size: int, augment=None):
-    """Shuffled training batches (with ``augment`` applied) and in-order test batches."""
+def loaders(ctx: RunContext, train, test, batch_size: int, eval_batch_size: int, augment=None, curve_images=None):
+    """Shuffled training batches (with ``augment`` applied) and in-order test batches; with
+    ``curve_images``, also the batches of that many first test images (for per-epoch curves)."""
     DataLoader = ctx.component("loader", "DataLoader")
     TensorDataset = ctx.component("dataset_class", "TensorDataset")
     Compose = ctx.component("transform", "Compose")
@@ -112,7 +123,10 @@ def loaders(ctx: RunContext, train, test, batch_size: int, eval_batch_size: int,
     train_transform = Compose([*(augment or []), normalize])
     train_loader = DataLoader(TensorDataset(*train), batch_size=batch_size, shuffle=True, transform=train_transform)
     test_loader = DataLoader(TensorDataset(*test), batch_size=eval_batch_size, transform=normalize)
-    return train_loader, test_loader
+    if curve_images is None:
+        return train_loader, test_loader
+    first = tuple(array[:curve_images] for array in test)
+    return train_loader, test_loader, DataLoader(TensorDataset(*first), batch_size=eval_batch_size, transform=normalize)
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,9 +135,9 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pixels.mean(axis=1, dtype=np.float64), pixels.std(axis=1, dtype=np.float64)
 
 
-def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoothing: float = 0.0):
+def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoothing: float = 0.0, budget=None):
     """The registry's Trainer with SGD (Nesterov momentum) and a one-cycle schedule, recording
-    the gradient flow."""
+    the gradient flow; ``budget`` (a ``TimeBudget``) makes it re-plan epochs and schedule."""
     optimizer = ctx.component("optimizer", "SGD")(
         model.parameters(), lr=settings["max_lr"], momentum=settings["momentum"], nesterov=True,
         weight_decay=settings["weight_decay"],
@@ -133,49 +147,35 @@ def make_trainer(ctx: RunContext, model, settings: dict, steps: int, label_smoot
     accuracy = ctx.component("metric", "accuracy")
     return ctx.component("trainer", "Trainer")(
         model, optimizer, loss_fn, scheduler, metrics={"accuracy": accuracy}, scheduler_interval="batch",
-        console=ctx.console, progress=ctx.console is not None, track_gradients=True,
+        console=ctx.console, progress=ctx.console is not None, track_gradients=True, budget=budget,
     )
 
 
-def predict(ctx: RunContext, model, loader, flip: bool = False) -> np.ndarray:
-    """Class scores for every batch of ``loader`` in eval mode; with ``flip``, the mean of
-    the scores of each image and its mirror image (test-time augmentation)."""
+def view(images: np.ndarray, shift: int, mirrored: bool) -> np.ndarray:
+    """``images`` (N, C, H, W) shifted by ``shift`` pixels right and down (the uncovered border
+    is 0, the mean after normalisation), mirrored left-right with ``mirrored``."""
+    out = np.ascontiguousarray(images[..., ::-1]) if mirrored else images
+    if shift:
+        moved = np.zeros_like(out)
+        if shift > 0:
+            moved[..., shift:, shift:] = out[..., :-shift, :-shift]
+        else:
+            moved[..., :shift, :shift] = out[..., -shift:, -shift:]
+        out = moved
+    return out
+
+
+def predict(ctx: RunContext, model, loader, views=((0, False, 1.0),)) -> np.ndarray:
+    """Class scores for every batch of ``loader`` in eval mode: the weighted sum of the scores
+    of each ``(shift, mirrored, weight)`` view of the images (see :func:`view`; one plain view
+    by default, :data:`TTA_VIEWS` for test-time augmentation)."""
     model.eval()
     scores = []
     with ctx.component("function", "no_grad")():
         for x, _ in loader:
-            out = model(x).data
-            if flip:
-                out = (out + model(Tensor(np.ascontiguousarray(x.data[..., ::-1]))).data) / 2
-            scores.append(out)
+            scores.append(sum(weight * model(Tensor(view(x.data, shift, mirrored))).data
+                              for shift, mirrored, weight in views))
     return np.concatenate(scores)
-
-
-def seconds_per_step(model, loss_fn, x: Tensor, y: Tensor, steps: int = 3) -> float:
-    """The time of one forward + backward pass on a batch (after one warm-up pass); the
-    model's parameters and batch-norm statistics are restored afterwards."""
-    saved = model.state_dict()
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        loss_fn(model(x), y).backward()
-        times.append(time.perf_counter() - start)
-    model.zero_grad()
-    model.load_state_dict(saved)
-    return float(np.median(times[1:]))
-
-
-def plan_epochs(ctx: RunContext, model, train_loader, test_batches: int, settings: dict) -> int:
-    """As many epochs as fit in 90% of the time budget at the measured speed (at most
-    ``max_epochs``, at least 1). Evaluating a test batch costs about a third of a step."""
-    x, y = next(iter(train_loader))
-    step = seconds_per_step(model, ctx.component("loss", "CrossEntropyLoss")(), x, y)
-    epoch = step * (len(train_loader) + test_batches * len(y) / settings["batch_size"] / 3)
-    epochs = int(np.clip(0.9 * settings["budget_minutes"] * 60 // epoch, 1, settings["max_epochs"]))
-    ctx.record("cifar10_measured_seconds_per_step", step)
-    ctx.log(f"CIFAR-10: {step:.2f} s per training step of {len(y)} images, about {epoch / 60:.1f} min per epoch: "
-            f"planning {epochs} epochs for the {settings['budget_minutes']:g}-minute budget")
-    return epochs
 
 
 # ----------------------------------------------------------------------------------------
@@ -207,17 +207,22 @@ def run_cifar(ctx: RunContext) -> None:
         ctx.component("transform", "RandomCrop")(32, padding=settings["crop_padding"]),
         ctx.component("transform", "RandomHorizontalFlip")(),
     ]
-    train_loader, test_loader = loaders(ctx, train, test, settings["batch_size"], settings["eval_batch_size"], augment)
+    train_loader, test_loader, curve_loader = loaders(ctx, train, test, settings["batch_size"],
+                                                      settings["eval_batch_size"], augment, settings["curve_images"])
     model = cifar_net(layer_kit(ctx), settings["widths"])
-    start = time.perf_counter()  # the budget counts from here: planning, training, evaluation
-    epochs = plan_epochs(ctx, model, train_loader, len(test_loader), settings)
-    ctx.configure(cifar10={**settings, "epochs": epochs, "parameters": model.num_parameters()})
-    trainer = make_trainer(ctx, model, settings, epochs * len(train_loader), settings["label_smoothing"])
-    history = trainer.fit(train_loader, test_loader, epochs=epochs)
-    scores = predict(ctx, model, test_loader, flip=True)
-    minutes = (time.perf_counter() - start) / 60
+    ctx.configure(cifar10={**settings, "parameters": model.num_parameters(), "tta_views": TTA_VIEWS})
+    # the budget counts from here to the end of the final evaluation, which it keeps time for:
+    # len(TTA_VIEWS) passes over all test images, in passes over the curve's images
+    final_passes = len(TTA_VIEWS) * len(test[1]) / settings["curve_images"]
+    budget = ctx.component("function", "TimeBudget")(settings["budget_minutes"] * 60, final_evaluations=final_passes)
+    trainer = make_trainer(ctx, model, settings, settings["max_epochs"] * len(train_loader),
+                           settings["label_smoothing"], budget)
+    history = trainer.fit(train_loader, curve_loader, epochs=settings["max_epochs"])
+    scores = predict(ctx, model, test_loader, TTA_VIEWS)
+    minutes = budget.elapsed() / 60
+    ctx.record("cifar10_epochs_trained", len(history))
     ctx.check("cifar10_training_minutes", minutes, "<=", settings["budget_minutes"])
-    ctx.record("cifar10_test_accuracy_without_flip_averaging", history[-1]["val_accuracy"])
+    ctx.record("cifar10_test_accuracy_one_view", float(np.mean(predict(ctx, model, test_loader).argmax(1) == test[1])))
     report(ctx, "cifar10", cifar.classes, model, test_loader, test, history, scores)
     report_gradient_flow(ctx, "cifar10", trainer.gradient_stats, "CNN on CIFAR-10")
     tt_core.save(model.state_dict(), ctx.out / "cifar10_cnn.npz")  # after the checks: a failed save keeps them
@@ -229,7 +234,7 @@ def report(ctx: RunContext, name: str, classes, model, test_loader, test, histor
     images, labels = test
     scores = predict(ctx, model, test_loader) if scores is None else scores
     predicted = scores.argmax(axis=1)
-    target = {"tinydigits": 0.97, "cifar10": 0.80}[name]
+    target = {"tinydigits": 0.97, "cifar10": 0.85}[name]
     ctx.check(f"{name}_test_accuracy", float(np.mean(predicted == labels)), ">=", target)
     confusion = np.bincount(labels * len(classes) + predicted, minlength=len(classes) ** 2).reshape(len(classes), -1)
     per_class = confusion.diagonal() / confusion.sum(axis=1)

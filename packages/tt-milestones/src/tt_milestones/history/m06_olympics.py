@@ -35,7 +35,7 @@ machine, in one process:
 The machine this runs on may be shared: BLAS runs single-threaded (when threadpoolctl is
 installed), and the generation ratios compare CPU times (see ``tt_perf.timing``).
 
-The networks are those of milestones 03 (MNIST MLP 784-512-512-10) and 04 (the CIFAR-10
+The networks are those of milestones 03 (MNIST MLP 784-512-256-10) and 04 (the CIFAR-10
 CNN), built by those milestones' own functions. Their trained weights are used when their
 runs left them beside this run's folder (``03-mlp/mnist_mlp.npz``, ``04-cnn/cifar10_cnn.npz``:
 state dicts); otherwise this run trains them itself, the CNN narrower and with a short budget
