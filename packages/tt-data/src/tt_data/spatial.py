@@ -30,6 +30,10 @@ pixels whose input lies inside the image, and the rest of the buffer stays zero.
 out)``: ``dW = cols.T @ g``, ``dcols = g @ W.T``, and ``dx`` sums ``dcols`` back onto the image
 with the same slices (col2im); the bias gradient is ``g`` summed over pixels. Groups split
 the channels into independent convolutions, one batched matmul.
+
+**Winograd.** 3x3 convolutions with stride 1 and padding 1 of many channels (the body of a
+CNN) take another route with fewer multiplications: Winograd's F(2x2, 3x3) transforms, then
+16 batched matmuls (:func:`_winograd_conv`, the maths in its docstring).
 """
 
 from __future__ import annotations
