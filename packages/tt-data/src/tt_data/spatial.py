@@ -360,17 +360,13 @@ def _combine(parts, matrix: np.ndarray, out) -> None:
     """``out[a] = sum_i matrix[a, i] * parts[i]`` for a matrix of 0 and +-1, by adds and
     subtracts of whole arrays (each ``parts[i]`` and ``out[a]`` of one shape)."""
     for target, row in zip(out, matrix):
-        (c0, p0), *rest = [(c, part) for c, part in zip(row, parts) if c]
-        if not rest:
-            np.copyto(target, p0) if c0 > 0 else np.negative(p0, out=target)
-            continue
-        (c1, p1), *rest = rest
-        if c0 > 0:
+        terms = sorted(((c, part) for c, part in zip(row, parts) if c), key=lambda term: term[0] < 0)
+        (c0, p0), *rest = terms  # a positive term first, when there is one
+        if c0 > 0 and rest:
+            (c1, p1), *rest = rest
             (np.add if c1 > 0 else np.subtract)(p0, p1, out=target)
-        elif c1 > 0:
-            np.subtract(p1, p0, out=target)
         else:
-            np.negative(np.add(p0, p1, out=target), out=target)
+            np.copyto(target, p0) if c0 > 0 else np.negative(p0, out=target)
         for c, part in rest:
             (np.add if c > 0 else np.subtract)(target, part, out=target)
 
