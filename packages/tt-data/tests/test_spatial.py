@@ -413,3 +413,64 @@ def test_components_are_registered():
     registry = tt.get_registry()
     for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Flatten", "AdaptiveAvgPool2d"):
         assert registry.get("layer", name) is getattr(tt_data, name)
+
+
+# ----------------------------------------------------------------------------------------
+# conv2d by Winograd F(2x2, 3x3)
+# ----------------------------------------------------------------------------------------
+
+WINOGRAD_SHAPES = {"even": (2, 4, 3, 6, 4), "odd": (2, 3, 4, 5, 7), "batch 1, 1x1 image": (1, 2, 3, 1, 1)}  # N, C, O, H, W
+
+
+def _conv_both_ways(x, w, b, monkeypatch):
+    """Output and gradients of x, w, b by Winograd and by im2col (thresholds patched)."""
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(tt_data.spatial, "WINOGRAD_MIN_CHANNELS", threshold)
+        xt, wt, bt = (tt.Tensor(a, requires_grad=True) for a in (x, w, b))
+        out = conv2d(xt, wt, bt, padding=1)
+        out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape).astype(x.dtype))
+        results.append((out.data, xt.grad, wt.grad, bt.grad))
+    return results
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("name", sorted(WINOGRAD_SHAPES))
+def test_winograd_matches_im2col_and_the_reference(name, layout, monkeypatch):
+    n, c, o, h, w = WINOGRAD_SHAPES[name]
+    x, weight, bias = randn(n, c, h, w), randn(o, c, 3, 3), randn(o)
+    if layout == "channels_last":
+        x = channels_last(x)
+    winograd, im2col = _conv_both_ways(x, weight, bias, monkeypatch)
+    np.testing.assert_allclose(winograd[0], conv2d_reference(x, weight, bias, padding=1), rtol=1e-5, atol=1e-5)
+    for ours, theirs in zip(winograd, im2col):
+        assert ours.shape == theirs.shape and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("name", sorted(WINOGRAD_SHAPES))
+def test_winograd_gradcheck(name, monkeypatch):
+    monkeypatch.setattr(tt_data.spatial, "WINOGRAD_MIN_CHANNELS", 1)
+    _, c, o, h, w = WINOGRAD_SHAPES[name]
+    inputs = [randn(1, c, h, w, dtype=np.float64), randn(o, c, 3, 3, dtype=np.float64), randn(o, dtype=np.float64)]
+    assert gradcheck(lambda x, wt, b: conv2d(via_channels_last(x), wt, b, padding=1), inputs)
+    assert gradcheck(lambda x, wt: conv2d(x, wt, padding=1), inputs[:2])
+
+
+def test_winograd_is_used_only_where_it_applies(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tt_data.spatial, "WINOGRAD_MIN_CHANNELS", 4)
+    real = tt_data.spatial._winograd_conv
+    monkeypatch.setattr(tt_data.spatial, "_winograd_conv", lambda *a: calls.append(1) or real(*a))
+    x = tt.Tensor(randn(1, 4, 6, 6))
+    cases = {  # options: uses Winograd
+        (3, 1, 1, 1, 1): True, (3, 2, 1, 1, 1): False, (3, 1, 0, 1, 1): False, (3, 1, 2, 2, 1): False,
+        (3, 1, 1, 1, 2): False, (5, 1, 2, 1, 1): False,
+    }
+    for (k, s, p, d, g), expected in cases.items():
+        calls.clear()
+        conv2d(x, tt.Tensor(randn(4, 4 // g, k, k)), stride=s, padding=p, dilation=d, groups=g)
+        assert bool(calls) == expected, (k, s, p, d, g)
+    calls.clear()
+    conv2d(tt.Tensor(randn(1, 3, 6, 6)), tt.Tensor(randn(4, 3, 3, 3)), padding=1)  # too few channels
+    assert not calls
