@@ -63,5 +63,7 @@ FUNCTION_CHECKS = {
     "clip_grad_value_": grading_training.check_clip_grad_value,
     "batches": grading_training.check_batches,
     "GradientWatch": grading_training.check_gradient_watch,
+    "TimeBudget": grading_training.check_time_budget,
+    "WeightAverage": grading_training.check_weight_average,
 }
 """The check of each of tt-learn's functions, by the function's name."""

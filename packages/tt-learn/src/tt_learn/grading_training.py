@@ -558,3 +558,51 @@ def check_batches(grader: Grader, yours, reference, name: str) -> None:
         expect(not problems, "; ".join(problems) + ": raise an error saying what is wrong")
     if reference is not None:
         grader.time(lambda: list(yours(x, y, size, shuffle=True)), lambda: list(reference(x, y, size, shuffle=True)))
+
+
+def check_time_budget(grader: Grader, yours, reference, name: str) -> None:
+    """The check of ``function:TimeBudget``: ``TimeBudget(seconds, final_evaluations=0,
+    clock=None)`` counts from its creation by ``clock``, ``elapsed()`` and ``remaining()``
+    follow that clock, and a budget that is not positive raises."""
+    now = [100.0]
+    with grader.case("elapsed() and remaining() follow the clock from the moment of creation"):
+        budget = yours(60, final_evaluations=2, clock=lambda: now[0])
+        for moment, elapsed in ((100.0, 0.0), (145.0, 45.0), (170.0, 70.0)):
+            now[0] = moment
+            grader.compare(np.float64(budget.elapsed()), np.float64(elapsed), what=f"elapsed() at clock {moment}",
+                           check_dtype=False)
+            grader.compare(np.float64(budget.remaining()), np.float64(60 - elapsed),
+                           what=f"remaining() at clock {moment}", check_dtype=False)
+        expect(float(budget.final_evaluations) == 2.0, f"final_evaluations is {budget.final_evaluations!r}, not 2")
+    for seconds in (0, -5):
+        with grader.case(f"TimeBudget({seconds}) raises"):
+            expect(raises(lambda: yours(seconds)), f"TimeBudget({seconds}) gave a budget; a budget must be positive")
+
+
+def _averaged(average_class, values: list[np.ndarray]) -> dict:
+    """The averaged state of a Linear(3, 2) whose weight takes each of ``values`` in turn."""
+    model = Linear(3, 2)
+    model.weight.data[...] = 0.0
+    average = average_class(model, decay=0.5, every=2)
+    for value in values:
+        model.weight.data[...] = value
+        average.update()
+    model.weight.data[...] = 7.0
+    average.copy_to()
+    return {"state": {k: np.array(v) for k, v in average.state.items()}, "copied": model.weight.data.copy()}
+
+
+def check_weight_average(grader: Grader, yours, reference, name: str) -> None:
+    """The check of ``function:WeightAverage``: ``WeightAverage(model, decay, every)`` folds the
+    model's values into its ``state`` on every ``every``-th ``update()``, like the reference,
+    and ``copy_to()`` loads the average into the model; a decay outside [0, 1) raises."""
+    if reference is None:
+        grader.skip("averages", "no built-in WeightAverage to compare with")
+        return
+    values = [grader.rng.standard_normal((2, 3)).astype(np.float32) for _ in range(6)]
+    with grader.case("decay=0.5, every=2: the averaged weight after six updates, and copy_to()"):
+        got, expected = _averaged(yours, values), _averaged(reference, values)
+        grader.compare(got["state"]["weight"], expected["state"]["weight"], what="the averaged weight", rtol=1e-5)
+        grader.compare(got["copied"], expected["state"]["weight"], what="the weight after copy_to()", rtol=1e-5)
+    with grader.case("decay outside [0, 1) raises"):
+        expect(raises(lambda: yours(Linear(2, 2), decay=1.5)), "decay=1.5 was accepted; it must lie in [0, 1)")
