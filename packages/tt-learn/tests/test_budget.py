@@ -98,18 +98,31 @@ def test_replan_refuses_fewer_steps_than_were_taken():
         scheduler.replan(10)
 
 
-def test_weight_average_of_parameters_and_batch_norm_statistics():
-    from tt_data import BatchNorm2d
+class RunningMean(tt.Module):
+    """A scale with batch-norm-like buffers: a float running mean and an integer batch count."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = tt.Parameter(np.ones(3, dtype=np.float32))
+        self.register_buffer("running_mean", tt.Tensor(np.zeros(3, dtype=np.float32)))
+        self.register_buffer("batches", tt.Tensor(np.zeros(1, dtype=np.int64)))
+
+    def forward(self, x):
+        self.running_mean.data[...] = 0.9 * self.running_mean.data + 0.1 * x.data.mean(axis=0)
+        self.batches.data[...] += 1
+        return x * self.weight
+
+
+def test_weight_average_of_parameters_and_float_buffers_copies_integer_buffers():
     tt.manual_seed(0)
-    model = tt.Sequential(BatchNorm2d(3))
+    model = tt.Sequential(RunningMean())
     average = WeightAverage(model, decay=0.8, every=2)
     rng = np.random.default_rng(0)
     reference = {name: value.astype(np.float64) for name, value in model.state_dict().items()}
     updates = 0
     for call in range(1, 9):
         model.train()
-        model(tt.Tensor(rng.normal(size=(4, 3, 2, 2)).astype(np.float32)))  # moves the running statistics
+        model(tt.Tensor(rng.normal(size=(4, 3)).astype(np.float32)))  # moves the running mean and the count
         model[0].weight.data[...] += 0.1
         average.update(None)
         if call % 2 == 0:
@@ -124,6 +137,7 @@ def test_weight_average_of_parameters_and_batch_norm_statistics():
         np.testing.assert_allclose(value, reference[name], rtol=1e-5, atol=1e-6)
     average.copy_to()
     np.testing.assert_allclose(model[0].running_mean.data, reference["0.running_mean"], rtol=1e-5, atol=1e-6)
+    assert int(average.state["0.batches"][0]) == 8
 
 
 @pytest.mark.parametrize("decay, every", [(1.0, 1), (-0.1, 1), (0.9, 0)])
