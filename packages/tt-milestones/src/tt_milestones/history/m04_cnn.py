@@ -17,9 +17,10 @@ answer tolerant to small shifts. Two runs:
    (augmentation, data loading and the per-epoch evaluation included) and keeps time for the
    final evaluation, so a slower or busier machine trains fewer epochs (a lower accuracy)
    instead of overrunning. The per-epoch curves are measured on every fifth test image
-   (2,000, all classes alike: the test split is sorted by class); the reported accuracy is on all 10,000, averaged over six views of each image
-   (test-time augmentation: the image and its mirror image, each as it is and shifted by one
-   pixel up-left and down-right, the unshifted views weighted double).
+   (2,000, all classes alike: the test split is sorted by class); the reported accuracy is
+   on all 10,000, averaged over six views of each image (test-time augmentation: the image
+   and its mirror image, each as it is and shifted by one pixel up-left and down-right, the
+   unshifted views weighted double).
 
 The report holds the learning curves, per-class accuracy, the confusion matrix, a grid of
 test images with their predicted labels and the gradient flow (the gradient norm and

@@ -314,7 +314,7 @@ def tinytalks(ctx: RunContext) -> tuple:
     first = _eval_loss(ctx, model, train_ids, block)
     every = max(1, steps // 12)
     curve = []  # {step, train_loss, val_loss} every ``every`` steps
-    best = {"val_loss": math.inf}
+    best = {}  # the point with the lowest held-out loss so far, and its weights
     watch = ctx.component("function", "GradientWatch")(model)
     start, losses = time.perf_counter(), []
     with ctx.progress(steps, "TinyTalks") as advance:
@@ -327,7 +327,7 @@ def tinytalks(ctx: RunContext) -> tuple:
                 point = {"step": step + 1, "train_loss": round(_eval_loss(ctx, model, train_ids, block), 4),
                          "val_loss": round(_eval_loss(ctx, model, val_ids, block), 4)}
                 curve.append(point)
-                if point["val_loss"] < best["val_loss"]:  # a copy: the arrays change in place as training goes on
+                if not best or point["val_loss"] < best["val_loss"]:  # a copy: the arrays change in place
                     best = {**point, "state": {k: np.array(v, copy=True) for k, v in model.state_dict().items()}}
     seconds = time.perf_counter() - start
     final = curve[-1]
