@@ -165,3 +165,28 @@ def test_gelu_tanh_is_the_former_inline_formula_to_the_last_bit(rng):
     np.testing.assert_array_equal(t, former)
     np.testing.assert_array_equal(F.gelu(Tensor(x)).data, 0.5 * x * (1 + former))
     assert ops.GELU_C == float(np.sqrt(2 / np.pi)) and ops.GELU_CUBIC == 0.044715
+
+
+# -- sums as BLAS products -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1)])
+def test_row_sums_and_leading_sums_equal_numpy_sums(dtype, shape):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    rows = ops.row_sums(a)
+    assert rows.dtype == dtype and rows.shape == shape[:-1] + (1,)
+    np.testing.assert_allclose(rows, a.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
+    for count in range(len(shape) + 1):
+        lead = ops.leading_sums(a, count)
+        assert lead.shape == shape[count:] and lead.dtype == dtype
+        np.testing.assert_allclose(lead, a.sum(axis=tuple(range(count))), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("a", [np.arange(12).reshape(3, 4), np.arange(12.0).reshape(3, 4).T, np.zeros((0, 3)),
+                               np.zeros((3, 0), np.float32), np.array(2.5)])
+def test_row_sums_fall_back_to_numpy_for_integers_views_and_empty_arrays(a):
+    np.testing.assert_array_equal(ops.row_sums(a), np.sum(a, axis=-1, keepdims=True))
+    count = min(a.ndim, 1)
+    np.testing.assert_array_equal(ops.leading_sums(a, count), np.sum(a, axis=tuple(range(count))))
+    assert ops.row_sums(a).dtype == np.sum(a, axis=-1).dtype

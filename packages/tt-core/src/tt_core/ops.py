@@ -14,9 +14,61 @@ runs and is recorded is in :mod:`tt_core.dispatch`.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 from .dispatch import Op
+
+# ----------------------------------------------------------------------------------------
+# Sums as BLAS products (for kernels and gradient rules)
+# ----------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype=dtype)
+    ones.setflags(write=False)
+    return ones
+
+
+def _blas_ready(a: np.ndarray) -> bool:
+    return a.dtype in (np.float32, np.float64) and a.size > 0 and a.flags.c_contiguous
+
+
+def row_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=-1, keepdims=True)``, computed as one matrix-vector product ``a @ ones``.
+
+    BLAS sums a float32 or float64 array several times faster than NumPy's reduction and on
+    every BLAS thread; the values agree with ``np.sum`` up to float rounding (the order of the
+    additions differs). Other arrays (integers, non-contiguous views, empty) are summed by NumPy.
+
+    Examples:
+        >>> row_sums(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+        [[3.0], [7.0]]
+    """
+    if a.ndim == 0 or not _blas_ready(a):
+        return np.sum(a, axis=-1, keepdims=True)
+    n = a.shape[-1]
+    return (a.reshape(-1, n) @ _ones(n, a.dtype)).reshape(a.shape[:-1] + (1,))
+
+
+def leading_sums(a: np.ndarray, count: int) -> np.ndarray:
+    """``a`` summed over its first ``count`` axes (shape ``a.shape[count:]``), as one product
+    ``ones @ a``: how a bias gradient sums over the batch. Same fallback as :func:`row_sums`.
+
+    Examples:
+        >>> leading_sums(np.ones((2, 3, 4)), 2).tolist()
+        [6.0, 6.0, 6.0, 6.0]
+    """
+    if count == 0:
+        return a
+    if not _blas_ready(a) or count == a.ndim:
+        return np.sum(a, axis=tuple(range(count)), keepdims=True).reshape(a.shape[count:])
+    rows = math.prod(a.shape[:count])
+    return (_ones(rows, a.dtype) @ a.reshape(rows, -1)).reshape(a.shape[count:])
+
 
 # ----------------------------------------------------------------------------------------
 # Forward kernels of tt-core's primitives

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 from tt_core import Op
+from tt_core.ops import leading_sums, row_sums
 from tt_learn import unbroadcast
 
 # ----------------------------------------------------------------------------------------
@@ -71,16 +72,17 @@ def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(xhat, rstd)``: the normalised array (new, ``x``'s shape) and ``1/std`` (..., 1).
     """
-    xhat = x - x.mean(axis=-1, keepdims=True)
-    var = np.mean(xhat * xhat, axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + eps)
+    n = x.shape[-1]
+    mean = row_sums(x)
+    mean /= n
+    xhat = x - mean
+    var = row_sums(xhat * xhat)
+    var /= n
+    var += eps
+    rstd = np.sqrt(var, out=var)
+    np.reciprocal(rstd, out=rstd)
     xhat *= rstd
     return xhat, rstd
-
-
-def _row_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``mean(a * b, axis=-1, keepdims=True)`` without the product as a temporary array."""
-    return np.einsum("...i,...i->...", a, b)[..., None] / a.shape[-1]
 
 
 def layer_norm(ctx, x, weight, bias, eps=1e-5):
@@ -101,19 +103,23 @@ def layer_norm_grad(ctx, grad):
     x, weight, _ = ctx.inputs
     need_x, need_w, need_b = ctx.needs
     xhat, rstd = ctx.xhat, ctx.rstd
-    lead = tuple(range(x.ndim - 1))
+    n, lead = x.shape[-1], x.ndim - 1
     grad_x = grad_w = grad_b = None
     if need_x:
         g = grad * weight
-        grad_x = xhat * _row_mean(g, xhat)
+        grad_x = np.multiply(g, xhat)
+        mean_gx = row_sums(grad_x)
+        mean_gx /= n
+        np.multiply(xhat, mean_gx, out=grad_x)
         np.subtract(g, grad_x, out=grad_x)
-        grad_x -= g.mean(axis=-1, keepdims=True)
+        mean_g = row_sums(g)
+        mean_g /= n
+        grad_x -= mean_g
         grad_x *= rstd
-    rows = x.size // x.shape[-1]
     if need_w:
-        grad_w = np.einsum("ni,ni->i", grad.reshape(rows, -1), xhat.reshape(rows, -1))
+        grad_w = leading_sums(grad * xhat, lead)
     if need_b:
-        grad_b = np.sum(grad, axis=lead)
+        grad_b = leading_sums(grad, lead)
     return grad_x, grad_w, grad_b
 
 
@@ -158,9 +164,10 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
     if mask is not None:
         top[~np.isfinite(top)] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
     scores -= top
-    scores *= scale  # softmax(scale * s) = exp(scale * (s - max s)) / sum, as scale > 0
+    if scale != 1:
+        scores *= scale  # softmax(scale * s) = exp(scale * (s - max s)) / sum, as scale > 0
     weights = np.exp(scores, out=scores)
-    total = weights @ np.ones((weights.shape[-1], 1), dtype=weights.dtype)  # row sums as one BLAS call
+    total = row_sums(weights)
     if mask is not None:
         total[total == 0] = 1
     weights /= total
@@ -186,7 +193,7 @@ def _attend_grad(ctx, grad, out, q, k, v, needs):
     grad_q = grad_k = None
     if need_q or need_k:
         d_scores = grad @ np.swapaxes(v, -1, -2)
-        d_scores -= np.sum(grad * out, axis=-1, keepdims=True)
+        d_scores -= row_sums(grad * out)
         d_scores *= weights
         if need_q:
             grad_q = d_scores @ k

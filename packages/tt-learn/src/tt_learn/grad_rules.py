@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 from tt_core.dispatch import GradRule
-from tt_core.ops import CORE_OPS, GELU_C, GELU_CUBIC
+from tt_core.ops import CORE_OPS, GELU_C, GELU_CUBIC, leading_sums
 
 __all__ = ["GRAD_RULES", "unbroadcast"]
 
@@ -39,6 +39,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
+    if grad.shape[extra:] == shape:  # broadcast over leading axes only (a bias): one BLAS product
+        return leading_sums(grad, extra)
     axes = tuple(range(extra)) + tuple(
         extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
     )
