@@ -171,8 +171,9 @@ def test_gelu_tanh_is_the_former_inline_formula_to_the_last_bit(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1)])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1), (5000,), (64, 128), (2, 40, 64)])
 def test_row_sums_and_leading_sums_equal_numpy_sums(dtype, shape):
+    """Small arrays take NumPy's reduction, large ones (>= BLAS_SUM_MIN_ELEMENTS) a BLAS product."""
     a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     rows = ops.row_sums(a)
     assert rows.dtype == dtype and rows.shape == shape[:-1] + (1,)

@@ -33,8 +33,12 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
     return ones
 
 
+BLAS_SUM_MIN_ELEMENTS = 4096
+"""Below this many elements NumPy's own reduction is quicker (a BLAS call costs more to set up)."""
+
+
 def _blas_ready(a: np.ndarray) -> bool:
-    return a.dtype in (np.float32, np.float64) and a.size > 0 and a.flags.c_contiguous
+    return a.dtype in (np.float32, np.float64) and a.size >= BLAS_SUM_MIN_ELEMENTS and a.flags.c_contiguous
 
 
 def row_sums(a: np.ndarray) -> np.ndarray:
@@ -42,7 +46,7 @@ def row_sums(a: np.ndarray) -> np.ndarray:
 
     BLAS sums a float32 or float64 array several times faster than NumPy's reduction and on
     every BLAS thread; the values agree with ``np.sum`` up to float rounding (the order of the
-    additions differs). Other arrays (integers, non-contiguous views, empty) are summed by NumPy.
+    additions differs). Other arrays (integers, non-contiguous views, small ones) are summed by NumPy.
 
     Examples:
         >>> row_sums(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
