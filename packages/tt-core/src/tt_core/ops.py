@@ -53,7 +53,8 @@ def row_sums(a: np.ndarray) -> np.ndarray:
         [[3.0], [7.0]]
     """
     if a.ndim == 0 or not _blas_ready(a):
-        return np.sum(a, axis=-1, keepdims=True)
+        # np.add.reduce is np.sum without its Python wrapper; integers keep np.sum's promotion
+        return (np.add.reduce if a.dtype.kind == "f" else np.sum)(a, axis=-1, keepdims=True)
     n = a.shape[-1]
     return (a.reshape(-1, n) @ _ones(n, a.dtype)).reshape(a.shape[:-1] + (1,))
 
@@ -213,11 +214,10 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
         A new array of ``x``'s shape and dtype.
     """
     t = np.multiply(x, x, out=np.empty_like(x))  # an array even for 0-d x; x**3 would call pow(), ~20x slower
+    t *= GELU_C * GELU_CUBIC  # GELU_C (x + GELU_CUBIC x³) = x (GELU_C + GELU_C GELU_CUBIC x²): five passes
+    t += GELU_C
     t *= x
-    t *= GELU_CUBIC
-    t += x
-    t *= GELU_C
-    return np.tanh(t, out=t)  # in place: one fresh array instead of six
+    return np.tanh(t, out=t)  # in place: one fresh array instead of five
 
 
 def gelu(ctx, x):

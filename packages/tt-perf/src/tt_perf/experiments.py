@@ -26,9 +26,15 @@ from .accelerate import (
 from .kv_cache import CachedDecoder, KVCache, one_at_a_time
 
 
+ROUND_SECONDS = 0.5
+"""Within one round a run is repeated until it has taken this long, so a short run's best time
+is the best of several tries, as a long run's is of its rounds."""
+
+
 def _seconds(runs: dict[str, Callable[[], object]], repeats: int = 1) -> tuple[dict[str, float], dict[str, object]]:
-    """The best of ``repeats`` CPU times of each run (and its last result), taking turns: one
-    round runs each once, so a slow spell of a shared machine hits all of them alike.
+    """The best of the CPU times of each run (and its last result), taking turns: one round
+    runs each in turn, a short one several times (:data:`ROUND_SECONDS`), so a slow spell of
+    a shared machine hits all of them alike.
 
     CPU time (``time.process_time``), not wall time: on a machine shared with other busy
     processes a long computation is paused while they run and its wall time grows with the
@@ -38,9 +44,12 @@ def _seconds(runs: dict[str, Callable[[], object]], repeats: int = 1) -> tuple[d
     best, results = {name: float("inf") for name in runs}, {}
     for _ in range(repeats):
         for name, fn in runs.items():
-            start = time.process_time()
-            results[name] = fn()
-            best[name] = min(best[name], time.process_time() - start)
+            spent = 0.0
+            while spent < ROUND_SECONDS:
+                start = time.process_time()
+                results[name] = fn()
+                took = time.process_time() - start
+                best[name], spent = min(best[name], took), spent + took
     return best, results
 
 
