@@ -16,9 +16,10 @@ Three experiments:
    final ones. ``--chat`` loads the checkpoint and opens a prompt.
 3. **Tiny Shakespeare.** nanoGPT's CPU configuration (4 layers x 4 heads x 128, context 64),
    trained for a 15-minute wall-clock budget with a cosine learning-rate schedule over that
-   time; target validation loss <= 1.53 (three full runs here: 1.509 to 1.525), and a sample of generated text. The held-out loss
-   is measured on a fixed sample of validation windows (spread over the split) every 30
-   seconds, inside the budget, and drawn beside the training loss.
+   time; target validation loss <= 1.53 (three full runs here: 1.509 to 1.525), and a sample
+   of generated text. The held-out loss is measured on a fixed sample of validation windows
+   (spread over the split) every 30 seconds, inside the budget, and drawn beside the training
+   loss.
 
 ``--quick`` runs (1) and a short TinyTalks run whose loss must fall.
 
