@@ -335,13 +335,13 @@ class Trainer:
         self.model.train()
         running = _Running(self.metrics)
         started = time.perf_counter()
-        clock = self.budget.clock if self.budget is not None else time.perf_counter
-        step_started = clock()
+        step_started = self._clock()
         for x, y in loader:
             running.add(_batch_size(y), self.train_step(x, y))
             if bar is not None:
                 bar(running.means(), running.samples / max(time.perf_counter() - started, 1e-9))
-            step_seconds, step_started = clock() - step_started, clock()  # with loading the batch
+            now = self._clock()
+            step_seconds, step_started = now - step_started, now  # with loading the batch
             if self._budget_spent(step_seconds):
                 self.planned_epochs = self.epoch + 1
                 self._log_text(f"time budget: stopping epoch {self.epoch + 1} early, the budget is nearly spent")
@@ -393,14 +393,13 @@ class Trainer:
             while self.epoch < self.planned_epochs:
                 lr = self.optimizer.param_groups[0]["lr"]
                 row: dict[str, Any] = {"epoch": self.epoch + 1}
-                clock = self.budget.clock if self.budget is not None else time.perf_counter
-                started = clock()
+                started = self._clock()
                 row.update(self._train_epoch(train_loader, new_bar(self.epoch + 1, self.planned_epochs, train_loader)))
                 if val_loader is not None:
-                    evaluated = clock()
+                    evaluated = self._clock()
                     row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
-                    self._eval_seconds = clock() - evaluated
-                self._epoch_seconds.append(clock() - started)
+                    self._eval_seconds = self._clock() - evaluated
+                self._epoch_seconds.append(self._clock() - started)
                 row["lr"] = lr
                 if self._watch is not None and self._watch.steps:
                     self._watch.end_epoch(self.epoch + 1)
@@ -418,6 +417,10 @@ class Trainer:
                     self._log_text(f"early stopping: no improvement of {monitor} for {patience} epochs")
                     break
         return self.history
+
+    def _clock(self) -> float:
+        """Now, by the budget's clock (``time.perf_counter`` without a budget)."""
+        return self.budget.clock() if self.budget is not None else time.perf_counter()
 
     def _kept_seconds(self, evaluations: float) -> float:
         """Time to keep for ``evaluations`` passes over the validation loader plus the
