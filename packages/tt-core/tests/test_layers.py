@@ -49,6 +49,15 @@ def test_linear_forward_shapes_and_values(rng):
     np.testing.assert_allclose(no_bias(Tensor(x)).data, x @ no_bias.weight.data.T, rtol=1e-5, atol=1e-6)
 
 
+def test_linear_weight_is_column_major_so_its_transpose_is_a_plain_matrix():
+    lin = Linear(5, 3)
+    assert lin.weight.shape == (3, 5) and lin.weight.data.flags.f_contiguous
+    assert lin.weight.T.data.flags.c_contiguous
+    tt.manual_seed(1)
+    lin.reset_parameters()
+    assert lin.weight.data.flags.f_contiguous
+
+
 def test_linear_errors():
     with pytest.raises(ShapeError) as info:
         Linear(4, 3)(tt.ones(2, 5))

@@ -175,6 +175,16 @@ def test_load_state_dict_accepts_tensors_and_casts_to_the_parameter_dtype():
     assert lin.weight.data.tolist() == [[1.0, 2.0]] and lin.bias.dtype == np.float32
 
 
+def test_load_state_dict_keeps_each_tensors_memory_layout(rng):
+    lin = Linear(3, 4)
+    assert lin.weight.data.flags.f_contiguous  # Linear keeps its weight column-major
+    weight = rng.standard_normal((4, 3))  # float64, row-major
+    lin.load_state_dict({"weight": weight, "bias": np.arange(4)})
+    assert lin.weight.data.flags.f_contiguous and lin.weight.dtype == np.float32
+    np.testing.assert_array_equal(lin.weight.data, weight.astype(np.float32))
+    assert lin.bias.data.tolist() == [0.0, 1.0, 2.0, 3.0] and lin.bias.dtype == np.float32
+
+
 def test_strict_load_lists_missing_and_unexpected_keys():
     net = Net()
     state = net.state_dict()

@@ -346,11 +346,16 @@ def test_softmax_rules_stay_finite_for_large_logits():
     np.testing.assert_allclose(x.grad.data, [[1 - 3, 1, 1]], atol=1e-6)
 
 
-def test_weight_gradient_through_a_transpose_is_c_contiguous():
-    """``x @ weight.T`` (Linear): the weight's gradient comes back C-contiguous like the weight,
-    which keeps the optimizer's element-wise updates on the fast path."""
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_weight_gradient_through_a_transpose_is_laid_out_like_the_weight(order):
+    """``x @ weight.T`` (Linear): the weight's gradient comes back in the weight's memory layout
+    (column-major, as Linear makes it, or row-major), which keeps the optimizer's element-wise
+    updates on the fast path."""
     layer = tt.Linear(5, 3)
+    layer.weight.data = layer.weight.data.copy(order=order)
     x = tt.randn(4, 5, requires_grad=True)
     layer(x).sum().backward()
-    assert layer.weight.grad.data.flags.c_contiguous and x.grad.data.flags.c_contiguous
-    np.testing.assert_allclose(layer.weight.grad.data, np.ones((4, 3)).T @ x.data, rtol=1e-6)
+    grad = layer.weight.grad.data
+    assert (grad.flags.f_contiguous, grad.flags.c_contiguous) == (order == "F", order == "C")
+    assert x.grad.data.flags.c_contiguous
+    np.testing.assert_allclose(grad, np.ones((4, 3)).T @ x.data, rtol=1e-6)

@@ -78,6 +78,19 @@ def test_adamw_decays_weights_directly():
     assert q.data[0] == pytest.approx(2.0 - 0.1, rel=1e-5)
 
 
+def test_a_linear_weight_stays_column_major_through_steps():
+    tt.manual_seed(0)
+    layer = tt.Linear(6, 4)
+    opt = AdamW(layer.parameters(), lr=0.1)
+    x = tt.randn(8, 6)
+    for _ in range(2):
+        opt.zero_grad()
+        before = layer.weight.data.copy()
+        (layer(x) ** 2).sum().backward()
+        opt.step()
+        assert layer.weight.data.flags.f_contiguous and not np.allclose(layer.weight.data, before)
+
+
 def test_rmsprop_first_step():
     p = param([1.0])
     set_grad(p, [2.0])

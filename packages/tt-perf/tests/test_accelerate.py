@@ -65,9 +65,13 @@ def test_dtype_and_contiguity(mlp, rng):
     assert all(p.dtype == np.float64 for p in wide.parameters())
     assert all(p.dtype == np.float32 for p in mlp.parameters())
     np.testing.assert_allclose(run(wide, x.astype(np.float64)), run(mlp, x), atol=1e-5)
-    mlp[0].weight.data = np.asfortranarray(mlp[0].weight.data)
+    weight = mlp[0].weight.data
+    mlp[0].weight.data = np.repeat(weight, 2, axis=1)[:, ::2]  # the same values, as a strided view
+    column_major = mlp[2].weight.data
+    assert column_major.flags["F_CONTIGUOUS"]  # as every Linear weight is made
     make_contiguous(mlp)
-    assert all(p.data.flags["C_CONTIGUOUS"] for p in mlp.parameters())
+    assert mlp[0].weight.data.flags["C_CONTIGUOUS"] and mlp[2].weight.data is column_major
+    np.testing.assert_array_equal(mlp[0].weight.data, weight)
 
 
 def test_compare_reports_speed_and_equality(mlp, rng):

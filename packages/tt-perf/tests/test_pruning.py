@@ -57,7 +57,7 @@ def test_shrink_gives_a_smaller_model_with_the_same_outputs(mlp, rng):
     expected = mlp(x).data
     shrink(mlp)
     assert [mlp[0].out_features, mlp[2].in_features, mlp[2].out_features, mlp[4].in_features] == [16, 16, 8, 8]
-    assert mlp[0].weight.shape == (16, 64) and mlp[0].weight.data.flags["C_CONTIGUOUS"]
+    assert mlp[0].weight.shape == (16, 64) and mlp[0].weight.data.flags["F_CONTIGUOUS"]  # a Linear's layout
     np.testing.assert_allclose(mlp(x).data, expected, atol=1e-6)
 
 

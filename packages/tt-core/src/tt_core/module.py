@@ -296,7 +296,8 @@ class Module:
         """Copy values into this module's parameters and buffers, all or nothing.
 
         Everything is checked first (see :meth:`check_state_dict`); only when every value
-        fits is anything changed. Values are copied and cast to each tensor's dtype.
+        fits is anything changed. Values are copied and cast to each tensor's dtype, into
+        arrays of each tensor's memory layout (a column-major ``Linear`` weight stays so).
 
         Args:
             state: ``{dotted name: Tensor, array or nested list}``, e.g. from :meth:`state_dict`.
@@ -312,7 +313,9 @@ class Module:
         """
         assignments, report = self._prepare_load(state, strict)
         for target, value in assignments:
-            target.data = value.astype(target.dtype, copy=True)
+            data = np.empty_like(target.data)
+            np.copyto(data, value, casting="unsafe")
+            target.data = data
         return report
 
     # -- printing ------------------------------------------------------------------------

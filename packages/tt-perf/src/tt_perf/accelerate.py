@@ -168,9 +168,10 @@ def fuse_linear_activations(model: Module) -> Module:
 
 
 def make_contiguous(model: Module) -> Module:
-    """Make every parameter and buffer of ``model`` C-contiguous, in place."""
+    """Copy every parameter and buffer of ``model`` that is a strided view into a C-contiguous
+    array, in place. Column-major arrays (a ``Linear`` weight) are contiguous already and stay."""
     for tensor in [*model.parameters(), *(b for _, b in model.named_buffers())]:
-        if isinstance(tensor, Tensor) and not tensor.data.flags["C_CONTIGUOUS"]:
+        if isinstance(tensor, Tensor) and not (tensor.data.flags["C_CONTIGUOUS"] or tensor.data.flags["F_CONTIGUOUS"]):
             tensor.data = np.ascontiguousarray(tensor.data)
     return model
 

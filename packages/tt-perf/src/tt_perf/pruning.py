@@ -259,8 +259,9 @@ def prune_finetune(model: Module, pruner: Pruner, schedule: SparsitySchedule, ba
 
 def _slice_param(owner: Module, attr: str, index: np.ndarray, axis: int = 0) -> None:
     value = getattr(owner, attr, None)
-    if value is not None:
-        value.data = np.ascontiguousarray(np.take(value.data, index, axis=axis))
+    if value is not None:  # a contiguous copy, column-major when it was (a Linear's weight)
+        order = "F" if value.data.flags.f_contiguous else "C"
+        value.data = np.take(value.data, index, axis=axis).copy(order=order)
 
 
 def shrink(model: Module) -> Module:

@@ -92,7 +92,7 @@ def share_weights(model: Module, clusters: int | dict[str, int] = 16, *, iterati
             continue
         k = clusters.get(name, 16) if isinstance(clusters, dict) else clusters
         centroids, codes = kmeans_codebook(weight[kept], k, iterations)
-        shared = weight.copy()
+        shared = weight.copy(order="K")  # the layout of the weight (a Linear's is column-major)
         shared[kept] = centroids[codes]
         layer.weight.data = shared
         books[name] = centroids
