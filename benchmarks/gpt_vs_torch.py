@@ -6,10 +6,12 @@ vocabulary 65 (Tiny Shakespeare's characters), tied input/output embeddings, bat
 step = forward + cross-entropy + backward + AdamW step on random ids, with the same initial
 weights on both sides (the first losses agree). Both libraries use the same number of
 threads. Rounds alternate tt and torch so that machine noise hits both alike; the result is
-the median ms per step of each and their ratio. Generation: tokens/s of sampling 100 tokens
-from a one-token prompt without a KV cache (the context window is recomputed each token).
+the median ms per step of each and their ratio. Generation: ms per token of sampling 100
+tokens from a one-token prompt without a KV cache (the context window is recomputed each
+token), in alternating rounds as well; its comparison is printed first, so the last line is
+the training step's ratio.
 
-    python benchmarks/gpt_vs_torch.py [--threads 1] [--steps 5] [--rounds 7]
+    python benchmarks/gpt_vs_torch.py [--threads 1] [--steps 5] [--rounds 7] [--generation-rounds 7]
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ import _harness as bench
 def parse():
     parser = bench.parser(__doc__)
     bench.add_round_options(parser, steps=5, rounds=7, warmup=3)
-    parser.add_argument("--new-tokens", type=int, default=100, help="tokens generated for the tokens/s figure")
+    parser.add_argument("--new-tokens", type=int, default=100, help="tokens generated per generation round")
+    parser.add_argument("--generation-rounds", type=int, default=7, help="timed generation rounds per library")
     return parser.parse_args()
 
 
 ARGS = parse()
 bench.use_threads(ARGS.threads)  # before NumPy and torch load their BLAS
 
-import time
 
 import numpy as np
 import torch
@@ -135,22 +137,23 @@ def main() -> None:
 
     result = bench.interleaved({"tt": tt_step, "torch": torch_step}, rounds=ARGS.rounds, steps=ARGS.steps)
 
-    prompt = np.zeros(1, dtype=np.int64)
-    start = time.perf_counter()
-    generate(model, prompt, ARGS.new_tokens, temperature=1.0, seed=0)
-    tt_tps = ARGS.new_tokens / (time.perf_counter() - start)
+    prompt, torch_prompt = np.zeros(1, dtype=np.int64), torch.zeros((1, 1), dtype=torch.long)
     net.eval()
-    start = time.perf_counter()
-    torch_generate(net, torch.zeros((1, 1), dtype=torch.long), ARGS.new_tokens, torch.Generator().manual_seed(0))
-    torch_tps = ARGS.new_tokens / (time.perf_counter() - start)
+    generation = {"tt": lambda i: generate(model, prompt, ARGS.new_tokens, temperature=1.0, seed=i),
+                  "torch": lambda i: torch_generate(net, torch_prompt, ARGS.new_tokens, torch.Generator().manual_seed(i))}
+    bench.warm_up(list(generation.values()), 1)
+    sampled = bench.interleaved(generation, rounds=ARGS.generation_rounds)
+    for name in sampled.ms:  # ms per generation of new_tokens -> ms per token (a generation step)
+        sampled.ms[name] = [ms / ARGS.new_tokens for ms in sampled.ms[name]]
+    sampled.steps = ARGS.new_tokens
 
     print(f"GPT {LAYERS} layers x {HEADS} heads x {WIDTH}, context {BLOCK}, vocab {VOCAB}, batch {BATCH}, AdamW; "
           f"threads={ARGS.threads} (BLAS and torch)")
-    print(f"losses of steps 1, 2: tt {first[0]:.5f}, {second[0]:.5f}  torch {first[1]:.5f}, {second[1]:.5f}")
+    print(f"generation without a KV cache, {ARGS.new_tokens} tokens from a one-token prompt:")
+    bench.print_comparison(sampled, unit="token", digits=3, target=1.0)
+    print(f"training step; losses of steps 1, 2: tt {first[0]:.5f}, {second[0]:.5f}  "
+          f"torch {first[1]:.5f}, {second[1]:.5f}")
     bench.print_comparison(result, unit="step", digits=2, target=1.0)
-    print(f"generation, no KV cache, {ARGS.new_tokens} tokens: tt {tt_tps:.0f} tokens/s, torch {torch_tps:.0f} tokens/s "
-          f"(ratio {torch_tps / tt_tps:.2f}x)")
-
 
 if __name__ == "__main__":
     sys.exit(main())
