@@ -32,7 +32,6 @@ def parse():
 ARGS = parse()
 bench.use_threads(ARGS.threads)  # before NumPy and torch load their BLAS
 
-
 import numpy as np
 import torch
 import tt_core as tt
