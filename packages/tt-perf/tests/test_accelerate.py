@@ -54,6 +54,14 @@ def test_fused_linear_activation_equals_the_pair(act, rng):
     np.testing.assert_allclose(run(fused, x), run(model, x), atol=1e-5)
 
 
+def test_fused_linear_keeps_a_copy_of_the_weight():
+    linear = tt_core.Linear(3, 2)
+    fused = FusedLinear(linear, None)
+    expected = linear.weight.data.T.copy()
+    linear.weight.data[...] = 0.0
+    np.testing.assert_array_equal(fused.weight_t.data, expected)
+
+
 def test_fused_linear_rejects_unknown_activation():
     with pytest.raises(ValueError, match="activation"):
         FusedLinear(tt_core.Linear(2, 2), "Softplus")

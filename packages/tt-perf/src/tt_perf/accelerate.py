@@ -114,8 +114,8 @@ def fold_batchnorms(model: Module) -> Module:
 class FusedLinear(Module):
     """``activation(x @ W^T + b)`` as one in-place NumPy computation (inference only).
 
-    The weight is kept transposed and contiguous, (in_features, out_features), so ``x @ W``
-    reads it straight; the bias add and the activation overwrite the matmul's output buffer.
+    The weight is kept as a transposed, C-contiguous copy, (in_features, out_features), so
+    ``x @ W`` reads it straight; the bias add and the activation overwrite the matmul's output buffer.
     """
 
     def __init__(self, linear: Module, activation: str | None) -> None:
@@ -124,7 +124,7 @@ class FusedLinear(Module):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")
         self.activation = activation
         self.in_features, self.out_features = linear.weight.shape[1], linear.weight.shape[0]
-        self.register_buffer("weight_t", Tensor(np.ascontiguousarray(linear.weight.data.T)))
+        self.register_buffer("weight_t", Tensor(np.array(linear.weight.data.T, order="C")))
         self.register_buffer("bias", None if linear.bias is None else Tensor(linear.bias.data.copy()))
 
     @property
