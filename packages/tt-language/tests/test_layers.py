@@ -119,6 +119,22 @@ def test_gpt_shapes_tying_and_state_dict(tmp_path):
         model(np.zeros((1, 17), dtype=np.int64))
 
 
+def test_a_batch_of_one_gets_the_values_and_gradients_of_a_row_of_a_batch():
+    """A (1, T) batch goes through the layers without the reshape to (T, C) that a larger
+    batch takes: the same logits and the same weight gradients."""
+    ids = RNG.integers(0, 11, (2, 9))
+    grads = []
+    for batch in (ids[:1], np.concatenate([ids[:1], ids[:1]])):
+        model = small_gpt()
+        logits = model(batch)
+        (logits[0] * tt.Tensor(np.linspace(-1, 1, 9 * 11).reshape(9, 11).astype(np.float32))).sum().backward()
+        grads.append((logits.data[0], {name: p.grad.data for name, p in model.named_parameters()}))
+    (one, one_grads), (two, two_grads) = grads
+    np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)
+    for name, grad in one_grads.items():
+        np.testing.assert_allclose(grad, two_grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 def test_gpt_with_a_cache_equals_gpt_on_the_whole_sequence():
     model = small_gpt()
     ids = RNG.integers(0, 11, (2, 10))
