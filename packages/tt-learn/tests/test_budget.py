@@ -113,6 +113,22 @@ class RunningMean(tt.Module):
         return x * self.weight
 
 
+def test_weight_average_of_a_tied_weight_is_kept_under_each_of_its_names():
+    tt.manual_seed(0)
+    first, second = tt.Linear(2, 2), tt.Linear(2, 2)
+    second.weight = first.weight  # one Parameter in two modules, as a GPT's tied embedding
+    model = tt.Sequential(first, second)
+    average = WeightAverage(model, decay=0.5)
+    for value in (1.0, 2.0, 3.0):
+        first.weight.data[...] = value
+        average.update()
+    expected = average.state["0.weight"].copy()
+    np.testing.assert_array_equal(average.state["1.weight"], expected)
+    average.copy_to()
+    np.testing.assert_allclose(model[1].weight.data, expected)
+    assert model[1].weight is model[0].weight and 1.0 < expected[0, 0] < 3.0
+
+
 def test_weight_average_of_parameters_and_float_buffers_copies_integer_buffers():
     tt.manual_seed(0)
     model = tt.Sequential(RunningMean())

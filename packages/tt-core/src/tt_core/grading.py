@@ -567,9 +567,9 @@ def _check_parameters(grader: Grader, mine: Module, ref: Module) -> None:
             problems.append("unexpected: " + ", ".join(unexpected))
         problems += [f"{k} has shape {yours[k]}, the reference {theirs[k]}"
                      for k in theirs if k in yours and yours[k] != theirs[k]]
-        kinds = {k: isinstance(v, Parameter) for k, v in mine._named_tensors().items()}
+        kinds = {k: isinstance(v, Parameter) for k, v in mine.named_tensors().items()}
         problems += [f"{k} is a learned Parameter in the reference, a plain buffer in yours"
-                     for k, v in ref._named_tensors().items() if isinstance(v, Parameter) and kinds.get(k) is False]
+                     for k, v in ref.named_tensors().items() if isinstance(v, Parameter) and kinds.get(k) is False]
         if problems:
             raise Mismatch("; ".join(problems))
 

@@ -224,8 +224,9 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- state ---------------------------------------------------------------------------
-    def _named_tensors(self) -> "OrderedDict[str, Tensor]":
-        """Every parameter and (non-None) buffer by dotted name: what a state dict holds."""
+    def named_tensors(self) -> "OrderedDict[str, Tensor]":
+        """Every parameter and (non-None) buffer by dotted name: what a state dict holds. A
+        tensor shared by two modules (tied weights) is listed under each of its names."""
         tensors: OrderedDict[str, Tensor] = OrderedDict()
         for prefix, module in self.named_modules():
             for name, value in (*module._parameters.items(), *module._buffers.items()):
@@ -235,7 +236,7 @@ class Module:
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
-        return OrderedDict((key, np.array(t.data)) for key, t in self._named_tensors().items())
+        return OrderedDict((key, np.array(t.data)) for key, t in self.named_tensors().items())
 
     def check_state_dict(self, state: Mapping, strict: bool = True) -> dict[str, list[str]]:
         """Check that :meth:`load_state_dict` would accept ``state``, changing nothing.
@@ -261,7 +262,7 @@ class Module:
         the :class:`CheckpointError` of :meth:`check_state_dict`."""
         if not isinstance(state, Mapping):
             raise CheckpointError(f"load_state_dict needs a dict of name -> array, got a {type(state).__name__}")
-        targets = self._named_tensors()
+        targets = self.named_tensors()
         missing = [k for k in targets if k not in state]
         unexpected = [str(k) for k in state if k not in targets]
         assignments, unreadable, mismatched, wrong_dtype = [], [], [], []

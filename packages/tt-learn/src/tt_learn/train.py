@@ -174,10 +174,6 @@ class WeightAverage:
         self.calls = self.updates = 0
         self.state = {name: np.array(value, copy=True) for name, value in model.state_dict().items()}
 
-    def _tensors(self):
-        yield from self.model.named_parameters()
-        yield from self.model.named_buffers()
-
     def update(self, *_) -> None:
         """Count a step; on every ``every``-th, fold the model's current values into the average
         (extra arguments, such as the Trainer a step hook receives, are ignored)."""
@@ -186,7 +182,7 @@ class WeightAverage:
             return
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        for name, tensor in self._tensors():
+        for name, tensor in self.model.named_tensors().items():  # a tied weight under each name
             average, current = self.state[name], tensor.data
             if np.issubdtype(average.dtype, np.floating):
                 average *= decay
