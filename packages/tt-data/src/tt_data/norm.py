@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from tt_core import Op, dispatch
 from tt_core.errors import ShapeError, TinyTorchError
+from tt_core.ops import leading_sums
 from tt_core.tensor import Tensor
 
 __all__ = ["OPS", "batch_norm"]
@@ -37,9 +38,9 @@ def _from_channel_matrix(matrix: np.ndarray, like: np.ndarray) -> np.ndarray:
     return np.moveaxis(matrix.reshape(np.moveaxis(like, 1, -1).shape), -1, 1)
 
 
-def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``sum(a * b, axis=0)`` for two ``(values, C)`` matrices, without the temporary product."""
-    return np.einsum("ij,ij->j", a, b)
+def _column_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=0)`` of a ``(values, C)`` matrix, as one BLAS product (:func:`leading_sums`)."""
+    return leading_sums(a, 1)
 
 
 def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
@@ -49,9 +50,10 @@ def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, train
         count = xm.shape[0]
         if count < 2:
             raise ValueError(f"batch_norm in training mode needs more than one value per channel, input shape {x.shape}")
-        mean = xm.mean(axis=0)
+        mean = _column_sums(xm) / count
         x_hat = xm - mean
-        var = _column_dot(x_hat, x_hat) / count
+        out = np.multiply(x_hat, x_hat)  # the squares first; the same buffer then holds the output
+        var = _column_sums(out) / count
         inv_std = 1 / np.sqrt(var + eps)
         x_hat *= inv_std
         if running_mean is not None:
@@ -59,7 +61,7 @@ def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, train
             running_mean += momentum * mean
             running_var *= 1 - momentum
             running_var += (momentum * count / (count - 1)) * var
-        out = x_hat * weight
+        np.multiply(x_hat, weight, out=out)
         out += bias
         ctx.x_hat = x_hat
     else:
@@ -75,20 +77,22 @@ def _batch_norm_grad(ctx, grad):
     """Fused gradient rule of ``batch_norm`` (training: through the batch statistics too)."""
     x, weight, _ = ctx.inputs
     g = _channel_matrix(grad)
-    grad_bias = g.sum(axis=0)
+    grad_bias = _column_sums(g)
     if ctx.attrs.get("training", True):
         x_hat = ctx.x_hat
     elif ctx.needs[1]:
         x_hat = (_channel_matrix(x) - ctx.attrs["running_mean"]) * ctx.inv_std
     else:
         x_hat = None
-    grad_weight = _column_dot(g, x_hat) if x_hat is not None else None
-    grad_x = None
+    gx = grad_weight = grad_x = None
+    if x_hat is not None:
+        gx = np.multiply(g, x_hat)  # summed for the weight's gradient, then reused for the input's
+        grad_weight = _column_sums(gx)
     if ctx.needs[0]:
         scale = weight * ctx.inv_std
         if ctx.attrs.get("training", True):
             count = g.shape[0]
-            gx = x_hat * (-grad_weight / count)
+            np.multiply(x_hat, -grad_weight / count, out=gx)
             gx += g
             gx -= grad_bias / count
             gx *= scale

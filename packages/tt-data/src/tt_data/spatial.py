@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 from tt_core import Op, dispatch
 from tt_core.errors import ShapeError
+from tt_core.ops import leading_sums
 from tt_core.tensor import Tensor
 
 from ._scratch import SCRATCH
@@ -295,7 +296,7 @@ def _conv2d_grad(ctx, grad):
         grad_w = grad_wmat.reshape(groups, kh, kw, cg, -1).transpose(0, 4, 3, 1, 2).reshape(weight.shape)
     if len(ctx.inputs) == 2:
         return grad_x, grad_w
-    return grad_x, grad_w, (g.sum(axis=0) if ctx.needs[2] else None)
+    return grad_x, grad_w, (leading_sums(g, 1) if ctx.needs[2] else None)
 
 
 def _col2im(ctx, x, g_groups):
