@@ -43,27 +43,31 @@ def _column_sums(a: np.ndarray) -> np.ndarray:
     return leading_sums(a, 1)
 
 
+def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum(a * b, axis=0)`` for two ``(values, C)`` matrices, without the temporary product."""
+    return np.einsum("ij,ij->j", a, b)
+
+
 def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
-    """Forward kernel of ``batch_norm`` (see :func:`batch_norm`)."""
+    """Forward kernel of ``batch_norm`` (see :func:`batch_norm`). Training saves the centred
+    input ``d = x - mean`` (``x_hat = d / std`` is never stored: ``y = d * (gamma / std) + beta``)."""
     xm = _channel_matrix(x)
     if training:
         count = xm.shape[0]
         if count < 2:
             raise ValueError(f"batch_norm in training mode needs more than one value per channel, input shape {x.shape}")
         mean = _column_sums(xm) / count
-        x_hat = xm - mean
-        out = np.multiply(x_hat, x_hat)  # the squares first; the same buffer then holds the output
-        var = _column_sums(out) / count
+        centred = xm - mean
+        var = _column_dot(centred, centred) / count
         inv_std = 1 / np.sqrt(var + eps)
-        x_hat *= inv_std
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
             running_var += (momentum * count / (count - 1)) * var
-        np.multiply(x_hat, weight, out=out)
+        out = centred * (weight * inv_std)
         out += bias
-        ctx.x_hat = x_hat
+        ctx.centred = centred
     else:
         inv_std = 1 / np.sqrt(running_var + eps)
         scale = weight * inv_std
@@ -74,25 +78,25 @@ def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, train
 
 
 def _batch_norm_grad(ctx, grad):
-    """Fused gradient rule of ``batch_norm`` (training: through the batch statistics too)."""
+    """Fused gradient rule of ``batch_norm`` (training: through the batch statistics too).
+
+    With ``d`` the centred input and ``s = sum(g d)``: ``dgamma = s / std``, and in training
+    ``dx = gamma / std * (g - d s / (M std^2) - dbeta / M)`` (the formula of the module
+    docstring with ``x_hat = d / std``)."""
     x, weight, _ = ctx.inputs
+    training, inv_std = ctx.attrs.get("training", True), ctx.inv_std
     g = _channel_matrix(grad)
     grad_bias = _column_sums(g)
-    if ctx.attrs.get("training", True):
-        x_hat = ctx.x_hat
-    elif ctx.needs[1]:
-        x_hat = (_channel_matrix(x) - ctx.attrs["running_mean"]) * ctx.inv_std
-    else:
-        x_hat = None
-    gx = grad_weight = grad_x = None
-    if x_hat is not None:
-        gx = np.multiply(g, x_hat)  # summed for the weight's gradient, then reused for the input's
-        grad_weight = _column_sums(gx)
+    centred = ctx.centred if training else None
+    if centred is None and ctx.needs[1]:
+        centred = _channel_matrix(x) - ctx.attrs["running_mean"]
+    dot = _column_dot(g, centred) if centred is not None else None
+    grad_x = None
     if ctx.needs[0]:
-        scale = weight * ctx.inv_std
-        if ctx.attrs.get("training", True):
+        scale = weight * inv_std
+        if training:
             count = g.shape[0]
-            np.multiply(x_hat, -grad_weight / count, out=gx)
+            gx = centred * (-dot * inv_std * inv_std / count)
             gx += g
             gx -= grad_bias / count
             gx *= scale
@@ -101,7 +105,7 @@ def _batch_norm_grad(ctx, grad):
         grad_x = _from_channel_matrix(gx, x)
     return (
         grad_x,
-        grad_weight if ctx.needs[1] else None,
+        dot * inv_std if ctx.needs[1] else None,
         grad_bias if ctx.needs[2] else None,
     )
 
