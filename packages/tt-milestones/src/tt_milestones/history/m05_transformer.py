@@ -15,11 +15,13 @@ Three experiments:
    answers held-out test questions with them and reports their step and losses beside the
    final ones. ``--chat`` loads the checkpoint and opens a prompt.
 3. **Tiny Shakespeare.** nanoGPT's CPU configuration (4 layers x 4 heads x 128, context 64),
-   trained for a 15-minute wall-clock budget with a cosine learning-rate schedule over that
-   time; target validation loss <= 1.53 (three full runs here: 1.509 to 1.525), and a sample
-   of generated text. The held-out loss is measured on a fixed sample of validation windows
-   (spread over the split) every 30 seconds, inside the budget, and drawn beside the training
-   loss.
+   batch 32, trained for a 15-minute wall-clock budget with a cosine learning-rate schedule
+   over that time. The weights evaluated, sampled and saved are an exponential moving average
+   of the trained ones (tt-learn's ``WeightAverage``, decay 0.99 every 10 steps); the final
+   weights' loss is reported beside theirs. Target validation loss <= 1.51 (a full run here:
+   1.495 averaged, 1.512 final), and a sample of generated text. The held-out loss is measured
+   on a fixed sample of validation windows (spread over the split) every 30 seconds, inside the
+   budget, and drawn beside the training loss.
 
 ``--quick`` runs (1) and a short TinyTalks run whose loss must fall.
 
@@ -57,6 +59,7 @@ CHECKPOINT = "tinytalks_gpt.npz"
 SHAKESPEARE_EVAL_SECONDS = 30.0  # the held-out loss is measured this often during the 15 minutes ...
 SHAKESPEARE_EVAL_WINDOWS = 256  # ... on this many validation windows of the context length
 SHAKESPEARE_WATCH_EVERY = 10  # the gradient statistics sample every 10th step: measuring one costs ~6% of it
+SHAKESPEARE_AVERAGE = {"decay": 0.99, "every": 10}  # the weight average: about the last 1,000 steps
 CHAT_ENTRIES = {
     "config": "the GPT's constructor arguments",
     "state": "its weights, model.state_dict()",
@@ -445,14 +448,16 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     tokenizer = ctx.component("tokenizer", "char")(text)
     train_ids, val_ids = tokenizer.encode(corpus("train")), tokenizer.encode(corpus("val"))
     config = {"vocab_size": tokenizer.vocab_size, "block_size": 64, "num_layers": 4, "num_heads": 4, "embed_dim": 128}
-    batch, lr = 16, 3e-3
+    batch, lr = 32, 4e-3
     model = ctx.component("model", "GPT")(**config)
     opt = _optimizer(ctx, model, lr)
     windows = ctx.component("function", "random_windows")
     rng = np.random.default_rng(ctx.seed)
     ctx.configure(shakespeare=dict(config, batch=batch, lr=lr, budget_s=budget_s, parameters=model.num_parameters(),
-                                   schedule="warm-up 5% then cosine to 10%, over wall-clock time"))
+                                   schedule="warm-up 5% then cosine to 10%, over wall-clock time",
+                                   weight_average=SHAKESPEARE_AVERAGE))
     watch = ctx.component("function", "GradientWatch")(model)
+    average = ctx.component("function", "WeightAverage")(model, **SHAKESPEARE_AVERAGE)
     start, step, losses, curve, next_eval = time.perf_counter(), 0, [], [], 0.0
     with ctx.progress(int(budget_s), "Shakespeare (seconds)") as advance:
         while (elapsed := time.perf_counter() - start) < budget_s:
@@ -460,6 +465,7 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
             measured = watch if step % SHAKESPEARE_WATCH_EVERY == 0 else None
             losses.append(_train_step(ctx, model, opt, x, y, _cosine(elapsed / budget_s, lr), measured))
             _close_period(watch, step, 200)
+            average.update()
             step += 1
             if elapsed >= next_eval:  # a fixed sample of held-out windows, timed inside the budget
                 curve.append({"step": step, "val_loss": round(_eval_loss(ctx, model, val_ids, config["block_size"],
@@ -469,14 +475,17 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     seconds = time.perf_counter() - start
     if watch.steps:  # the steps after the last full period of 200
         watch.end_epoch(step)
+    final_loss = _eval_loss(ctx, model, val_ids, config["block_size"])  # the whole validation split
+    average.copy_to()  # from here on the model holds the averaged weights
     val_loss = _eval_loss(ctx, model, val_ids, config["block_size"])
     ctx.record("shakespeare_steps", step)
     ctx.record("shakespeare_train_seconds", round(seconds, 1))
     ctx.record("shakespeare_final_train_loss", round(float(np.mean(losses[-50:])), 4))
-    curve.append({"step": step, "val_loss": round(val_loss, 4)})  # the whole validation split, at the end
+    ctx.record("shakespeare_final_weights_val_loss", round(final_loss, 4))
+    curve.append({"step": step, "val_loss": round(final_loss, 4)})
     ctx.record("shakespeare_val_curve", curve)
     report_gradient_flow(ctx, "shakespeare", watch.records, "Tiny Shakespeare GPT", xlabel="training step")
-    ctx.check("shakespeare_val_loss", val_loss, "<=", 1.53)
+    ctx.check("shakespeare_val_loss", val_loss, "<=", 1.51)
     generate = ctx.component("function", "generate")
     sample = tokenizer.decode(generate(model, tokenizer.encode("\n"), 500, temperature=0.8, top_k=40, seed=ctx.seed))
     ctx.record("shakespeare_sample", sample)
@@ -485,10 +494,12 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     val_text = corpus("val")
     line_start = val_text.index("\n") + 1
     text_attention(ctx, "shakespeare", model, tokenizer, val_text[line_start:line_start + config["block_size"]])
-    ctx.log(f"  {step} steps in {seconds:.0f} s, val loss {val_loss:.3f}; a sample:\n{sample}")
+    ctx.log(f"  {step} steps in {seconds:.0f} s, val loss {val_loss:.3f} with the averaged weights "
+            f"({final_loss:.3f} with the final ones); a sample:\n{sample}")
     save({"config": config, "state": model.state_dict(), "tokenizer": tokenizer.to_dict()},
          ctx.out / "shakespeare_gpt.npz")
-    plot_loss_curves(ctx, "shakespeare", losses, curve, None, "Tiny Shakespeare, character level",
+    kept = {"step": step, "val_loss": val_loss, "why": "their moving average"}
+    plot_loss_curves(ctx, "shakespeare", losses, curve, kept, "Tiny Shakespeare, character level",
                      f"validation ({SHAKESPEARE_EVAL_WINDOWS} windows spread over it every "
                      f"{SHAKESPEARE_EVAL_SECONDS:g} s; all of it at the end)")
 
@@ -497,7 +508,7 @@ def plot_loss_curves(ctx: RunContext, name: str, losses: list[float], curve: lis
                      title: str, held_out: str) -> None:
     """The training loss of every step (20-step mean) with the held-out loss of ``curve``'s
     points beside it (and their loss on the whole training text, when measured); ``best``
-    marks the kept weights."""
+    marks the kept weights (``best["why"]`` says which, default the lowest held-out loss)."""
     fig, ax = ctx.figure(figsize=(8, 4.5))
     smooth = min(20, len(losses))
     ax.plot(np.arange(smooth, len(losses) + 1), np.convolve(losses, np.ones(smooth) / smooth, mode="valid"),
@@ -508,12 +519,13 @@ def plot_loss_curves(ctx: RunContext, name: str, losses: list[float], curve: lis
     ax.plot(steps, [point["val_loss"] for point in curve], marker="o", color="tab:orange", label=held_out)
     if best is not None:
         ax.axvline(best["step"], color="grey", linestyle="--", linewidth=0.8)
+        ax.plot(best["step"], best["val_loss"], marker="*", markersize=11, color="tab:red", linestyle="none")
         ax.annotate(f"kept: step {best['step']}, held-out {best['val_loss']:.3f}", (best["step"], best["val_loss"]),
                     textcoords="offset points", xytext=(-6, 10), ha="right", fontsize=8)
     ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title=title)
     ax.legend()
     ax.grid(alpha=0.3)
-    kept = " The dashed line marks the weights kept (lowest held-out loss)." if best is not None else ""
+    kept = f" The dashed line marks the weights kept ({best.get('why', 'lowest held-out loss')})." if best else ""
     ctx.save_figure(fig, f"{name}_loss.png", f"{title}: the training loss per step beside the held-out loss "
                     f"({held_out}).{kept}")
 
