@@ -154,5 +154,6 @@ def main() -> None:
           f"torch {first[1]:.5f}, {second[1]:.5f}")
     bench.print_comparison(result, unit="step", digits=2, target=1.0)
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,11 +38,6 @@ def _from_channel_matrix(matrix: np.ndarray, like: np.ndarray) -> np.ndarray:
     return np.moveaxis(matrix.reshape(np.moveaxis(like, 1, -1).shape), -1, 1)
 
 
-def _column_sums(a: np.ndarray) -> np.ndarray:
-    """``a.sum(axis=0)`` of a ``(values, C)`` matrix, as one BLAS product (:func:`leading_sums`)."""
-    return leading_sums(a, 1)
-
-
 def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``sum(a * b, axis=0)`` for two ``(values, C)`` matrices, without the temporary product."""
     return np.einsum("ij,ij->j", a, b)
@@ -56,7 +51,7 @@ def _batch_norm(ctx, x, weight, bias, running_mean=None, running_var=None, train
         count = xm.shape[0]
         if count < 2:
             raise ValueError(f"batch_norm in training mode needs more than one value per channel, input shape {x.shape}")
-        mean = _column_sums(xm) / count
+        mean = leading_sums(xm, 1) / count
         centred = xm - mean
         var = _column_dot(centred, centred) / count
         inv_std = 1 / np.sqrt(var + eps)
@@ -86,7 +81,7 @@ def _batch_norm_grad(ctx, grad):
     x, weight, _ = ctx.inputs
     training, inv_std = ctx.attrs.get("training", True), ctx.inv_std
     g = _channel_matrix(grad)
-    grad_bias = _column_sums(g)
+    grad_bias = leading_sums(g, 1)
     centred = ctx.centred if training else None
     if centred is None and ctx.needs[1]:
         centred = _channel_matrix(x) - ctx.attrs["running_mean"]
