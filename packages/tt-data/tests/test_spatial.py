@@ -114,24 +114,25 @@ def test_conv2d_gradcheck(name, layout):
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("name", ["padding", "groups", "stride"])
-def test_conv2d_input_gradient_in_chunks_of_images(name, layout, monkeypatch):
-    """col2im a few images at a time (here one, and two with a shorter last chunk) sums the
-    same input gradient as all images at once, and passes the finite-difference check."""
+def test_conv2d_in_chunks_of_images(name, layout, monkeypatch):
+    """im2col a few images at a time (here one, and two with a shorter last chunk) gives the
+    same output and gradients as all images at once, and passes the finite-difference check."""
     x, w, b, options = _conv_arrays(CONV_CASES[name], batch=3, dtype=np.float64)
     arrange = via_channels_last if layout == "channels_last" else (lambda t: t)
     inputs = [x, w] if b is None else [x, w, b]
 
-    def input_grad():
-        xt = tt.Tensor(x, requires_grad=True)
-        out = conv2d(arrange(xt), *(tt.Tensor(a) for a in inputs[1:]), **options)
+    def output_and_grads():
+        tensors = [tt.Tensor(a, requires_grad=True) for a in inputs]
+        out = conv2d(arrange(tensors[0]), *tensors[1:], **options)
         out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape))
-        return xt.grad, out.shape
+        return [out.data.copy()] + [t.grad for t in tensors], out.shape
 
-    whole, (_, _, out_h, out_w) = input_grad()
+    whole, (_, _, out_h, out_w) = output_and_grads()
     one_image = out_h * out_w * w[0].size * options["groups"] * x.dtype.itemsize  # its im2col rows
     for images in (1, 2):
-        monkeypatch.setattr(tt_data.spatial, "COL2IM_CHUNK_BYTES", images * one_image)
-        np.testing.assert_allclose(input_grad()[0], whole, rtol=1e-12, atol=1e-12)
+        monkeypatch.setattr(tt_data.spatial, "CHUNK_BYTES", images * one_image)
+        for got, expected in zip(output_and_grads()[0], whole):  # float32: the sums' order differs
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert gradcheck(lambda x, *wb: conv2d(arrange(x), *wb, **options), inputs)
 
 
@@ -150,24 +151,32 @@ def test_conv2d_skips_the_input_gradient_when_not_needed():
     np.testing.assert_allclose(weight.grad.data, np.broadcast_to(expected, w.shape), rtol=1e-4)
 
 
-def test_stacked_convolutions_of_the_same_shape_keep_their_own_buffers():
-    """Two convolutions with identical shapes in one graph: each keeps its im2col matrix
-    until backward (the scratch pool never hands a lent buffer out twice)."""
+def test_stacked_convolutions_of_the_same_shape_share_buffers_correctly():
+    """Two convolutions with identical shapes in one graph reuse the same scratch buffers."""
     x = randn(1, 2, 5, 5, dtype=np.float64)
     w1, w2 = randn(2, 2, 3, 3, dtype=np.float64), randn(2, 2, 3, 3, dtype=np.float64)
     assert gradcheck(lambda x, a, b: conv2d(conv2d(x, a, padding=1), b, padding=1), [x, w1, w2])
 
 
-def test_scratch_buffers_come_back_after_backward():
+def test_reused_buffers_keep_their_zero_padding():
+    """Convolutions whose im2col matrices have one shape but zero padding in other places
+    (padding 2 with dilation 2, then padding 1 with dilation 1 on a larger image) each get
+    the reference values, in either order."""
+    w = randn(3, 2, 3, 3)
+    cases = [(randn(2, 2, 6, 6), {"padding": 2, "dilation": 2}), (randn(2, 2, 6, 6), {"padding": 1})]
+    for x, options in cases + cases[::-1]:
+        np.testing.assert_allclose(conv2d(tt.Tensor(x), tt.Tensor(w), **options).data,
+                                   conv2d_reference(x, w, **options), rtol=1e-5, atol=1e-5)
+
+
+def test_scratch_buffers_are_reused_from_call_to_call():
     SCRATCH.clear()
     x = tt.Tensor(randn(2, 3, 8, 8))
     w = tt.Tensor(randn(4, 3, 3, 3), requires_grad=True)
-    out = conv2d(x, w, padding=1)
-    assert SCRATCH.nbytes == 0  # lent to the graph
-    out.sum().backward()
+    conv2d(x, w, padding=1).sum().backward()
     held = SCRATCH.nbytes
-    assert held > 0  # given back once backward freed the graph
-    conv2d(x, w, padding=1)  # no graph kept: borrowed and returned at once, nothing new
+    assert held > 0  # the im2col chunks and their gradient, given back
+    conv2d(x, w, padding=1).sum().backward()  # the same buffers again, nothing new
     assert SCRATCH.nbytes == held
 
 
@@ -434,9 +443,11 @@ def _conv_both_ways(x, w, b, monkeypatch):
     return results
 
 
+@pytest.mark.parametrize("chunk_bytes", [tt_data.spatial.CHUNK_BYTES, 1], ids=["whole batch", "one image at a time"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("name", sorted(WINOGRAD_SHAPES))
-def test_winograd_matches_im2col_and_the_reference(name, layout, monkeypatch):
+def test_winograd_matches_im2col_and_the_reference(name, layout, chunk_bytes, monkeypatch):
+    monkeypatch.setattr(tt_data.spatial, "CHUNK_BYTES", chunk_bytes)
     n, c, o, h, w = WINOGRAD_SHAPES[name]
     x, weight, bias = randn(n, c, h, w), randn(o, c, 3, 3), randn(o)
     if layout == "channels_last":

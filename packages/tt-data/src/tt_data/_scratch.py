@@ -4,21 +4,16 @@ This is speed only, and can be skipped on first reading: with ``np.zeros`` in pl
 pool the convolution computes the same numbers (:func:`tt_data.spatial.conv2d_reference` is
 the plain definition).
 
-The im2col matrix of a convolution (and, a few images at a time, its gradient) is the largest
-temporary of a CNN step: tens of megabytes per layer. Writing into an array that already
+A convolution builds its im2col matrix (and its gradient) a few images at a time, in
+buffers of a few megabytes, several times per step. Writing into an array that already
 exists is several times faster than writing a fresh one, which page-faults on first touch,
-so these temporaries come from a :class:`ScratchPool` instead of ``np.empty``.
-
-A buffer is *taken* and *given back*. A buffer that a forward kernel keeps for its gradient
-rule is *lent* to the op's context: it goes back to the pool by itself when the context dies,
-which is right after ``backward`` frees the graph, or at once when no graph is recorded
-(evaluation, ``no_grad``). So a buffer is never handed out twice while someone can still
-read it.
+so these temporaries come from a :class:`ScratchPool` instead of ``np.empty``: a buffer is
+*taken*, used, and *given back* before the kernel returns, so it is never handed out twice
+while someone can still read it.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Hashable
 
 import numpy as np
@@ -58,12 +53,6 @@ class ScratchPool:
             return
         self._free.setdefault(key, []).append(buffer)
         self._bytes += buffer.nbytes
-
-    def lend(self, owner: object, key: Hashable, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """Like :meth:`take`, and the buffer comes back by itself when ``owner`` is garbage."""
-        buffer = self.take(key, shape, dtype)
-        weakref.finalize(owner, self.give, key, buffer)
-        return buffer
 
     @property
     def nbytes(self) -> int:

@@ -24,12 +24,15 @@ out as a row of ``kh * kw * C`` numbers, times the weights reshaped to ``(kh * k
 The matrix of receptive fields is filled with one slice copy per kernel offset (9 for 3x3) —
 never a loop over pixels, channels or samples — into a buffer reused from call to call
 (:mod:`tt_data._scratch`). Zero padding costs nothing: each offset copies only the output
-pixels whose input lies inside the image, and the rest of the buffer stays zero.
+pixels whose input lies inside the image, and the rest of the buffer stays zero. The matrix
+is built for a few images at a time (:data:`CHUNK_BYTES`) and multiplied while it is still
+in the cache: the whole matrix is nine times the input, tens of megabytes.
 
 **Gradients.** With ``cols`` the im2col matrix and ``g`` the output gradient as ``(pixels,
 out)``: ``dW = cols.T @ g``, ``dcols = g @ W.T``, and ``dx`` sums ``dcols`` back onto the image
-with the same slices (col2im); the bias gradient is ``g`` summed over pixels. Groups split
-the channels into independent convolutions, one batched matmul.
+with the same slices (col2im); the bias gradient is ``g`` summed over pixels. The gradient
+rule builds ``cols`` again, chunk by chunk, rather than keeping it from the forward pass.
+Groups split the channels into independent convolutions, one batched matmul.
 
 **Winograd.** 3x3 convolutions with stride 1 and padding 1 of many channels (the body of a
 CNN) take another route with fewer multiplications: Winograd's F(2x2, 3x3) transforms, then
@@ -39,6 +42,7 @@ CNN) take another route with fewer multiplications: Winograd's F(2x2, 3x3) trans
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -210,8 +214,49 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 # ----------------------------------------------------------------------------------------
 
 
-COL2IM_CHUNK_BYTES = 1 << 20
-"""How much of the im2col gradient :func:`_col2im` computes at a time (about a core's L2 cache)."""
+CHUNK_BYTES = 1 << 21
+"""How much of a convolution's temporaries exists at a time: the im2col matrix (or its
+gradient, or Winograd's tiles) of a few images, about what a core's caches hold. Each chunk
+is multiplied while it is still in the cache, instead of writing tens of megabytes to memory
+and reading them back; the gradient rule builds the chunks again rather than keeping them."""
+
+
+def _image_chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``n`` images of ``image_bytes`` each,
+    :data:`CHUNK_BYTES` or one image per chunk."""
+    images = max(1, min(n, CHUNK_BYTES // image_bytes))
+    return [(start, min(n, start + images)) for start in range(0, n, images)]
+
+
+class ConvPlan(NamedTuple):
+    """How :func:`_conv2d` lays out one convolution's im2col matrix (kept for the gradient).
+
+    ``dims`` is ``(n, out_h, out_w, groups, kh, kw, cg)``; ``channels_last`` the input's
+    memory layout; ``offsets`` the kernel offsets; ``key`` everything that decides which
+    entries of a chunk the copies write (the others are the zero padding, left untouched in
+    a reused buffer)."""
+
+    dims: tuple[int, ...]
+    channels_last: bool
+    offsets: tuple[Offset, ...]
+    key: tuple
+
+    @property
+    def rows_per_image(self) -> int:
+        return self.dims[1] * self.dims[2]
+
+    def chunks(self, itemsize: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each chunk of images of the im2col matrix, in order."""
+        return _image_chunks(self.dims[0], math.prod(self.dims[1:]) * itemsize)
+
+
+def _plan(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: int) -> ConvPlan:
+    n = x.shape[0]
+    out_channels, cg, kh, kw = weight.shape
+    (out_h, out_w), steps = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
+    channels_last = _channels_last(x)
+    key = (channels_last, x.shape[1:], weight.shape, stride, padding, dilation, groups, x.dtype.str)
+    return ConvPlan((n, out_h, out_w, groups, kh, kw, cg), channels_last, tuple(_offsets(steps)), key)
 
 
 def _weight_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -245,89 +290,97 @@ def _grouped_pixels(x: np.ndarray, groups: int) -> np.ndarray:
     return x.transpose(0, 2, 3, 1).reshape(n, h, w, groups, c // groups)
 
 
+def _im2col_chunks(x: np.ndarray, plan: ConvPlan):
+    """Yield ``(start, stop, cols)``: the im2col matrix of images ``start:stop`` as
+    ``(groups, pixels, kh*kw*cg)``, one chunk after the other in a reused buffer (each
+    ``cols`` is valid until the next is asked for)."""
+    pixels = _grouped_pixels(x, plan.dims[3])
+    for start, stop in plan.chunks(x.dtype.itemsize):
+        dims = (stop - start, *plan.dims[1:])
+        key = ("cols", plan.key, dims[0])
+        buffer = SCRATCH.take(key, (math.prod(dims),), x.dtype)
+        cols, windows = _column_views(buffer, plan.channels_last, dims)
+        chunk = pixels[start:stop]
+        for o in plan.offsets:  # one slice copy per kernel offset
+            windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :] = chunk[:, o.in_rows, o.in_cols]
+        yield start, stop, cols
+        SCRATCH.give(key, buffer)
+
+
 def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments): the values of
-    :func:`conv2d_reference`, made fast with im2col into a reused scratch buffer, or with
+    :func:`conv2d_reference`, made fast with im2col a few images at a time, or with
     Winograd's transforms for the 3x3 convolutions they suit (:func:`_winograd_conv`)."""
-    if _winograd_applies(x, weight, stride, padding, dilation, groups):
-        out, ctx.tiles = _winograd_conv(x, weight)
+    ctx.winograd = _winograd_applies(x, weight, stride, padding, dilation, groups)
+    if ctx.winograd:
+        out = _winograd_conv(x, weight)
         if bias:
             out += bias[0][:, None, None]
-        ctx.cols = ctx.wmat = ctx.channels_last = ctx.dims = ctx.offsets = None
+        ctx.plan = ctx.wmat = None
         return out
-    ctx.tiles = None
-    n = x.shape[0]
-    out_channels, cg, kh, kw = weight.shape
-    (out_h, out_w), steps = _geometry("conv2d", x.shape, (kh, kw), stride, padding, dilation)
-    offsets = _offsets(steps)
-    channels_last = _channels_last(x)
-    dims = (n, out_h, out_w, groups, kh, kw, cg)
-    key = ("cols", channels_last, x.shape, weight.shape, stride, padding, dilation, groups, x.dtype.str)
-    buffer = SCRATCH.lend(ctx, key, (groups * n * out_h * out_w * kh * kw * cg,), x.dtype)
-    cols, windows = _column_views(buffer, channels_last, dims)
-    pixels = _grouped_pixels(x, groups)
-    for o in offsets:  # im2col: one slice copy per kernel offset
-        windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :] = pixels[:, o.in_rows, o.in_cols]
-    wmat = _weight_matrix(weight, groups)
-    out = np.matmul(cols, wmat)  # (groups, pixels, out/groups)
+    ctx.plan = plan = _plan(x, weight, stride, padding, dilation, groups)
+    ctx.wmat = wmat = _weight_matrix(weight, groups)
+    n, out_h, out_w = plan.dims[:3]
+    out_channels = weight.shape[0]
+    rows = plan.rows_per_image
+    out = np.empty((groups, n * rows, out_channels // groups), x.dtype)
+    for start, stop, cols in _im2col_chunks(x, plan):
+        np.matmul(cols, wmat, out=out[:, start * rows: stop * rows])
     out = out[0] if groups == 1 else out.transpose(1, 0, 2).reshape(-1, out_channels)
     if bias:
         out += bias[0]
-    ctx.cols, ctx.wmat, ctx.channels_last, ctx.dims, ctx.offsets = cols, wmat, channels_last, dims, offsets
     return out.reshape(n, out_h, out_w, out_channels).transpose(0, 3, 1, 2)
 
 
 def _conv2d_grad(ctx, grad):
-    """Gradient rule of ``conv2d``: input (col2im), weight and bias gradients."""
+    """Gradient rule of ``conv2d``: input (col2im), weight and bias gradients.
+
+    The im2col matrix is built again, chunk by chunk as in the forward kernel: ``dW`` sums
+    ``cols.T @ g`` over the chunks, and ``dx`` sums each chunk's ``g @ W.T`` back onto the
+    image (:func:`_col2im`) while it is in the cache."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
     out_channels = weight.shape[0]
-    if ctx.tiles is not None:
-        grad_x, grad_w = _winograd_grad(weight, ctx.tiles, grad, ctx.needs)
+    if ctx.winograd:
+        grad_x, grad_w = _winograd_grad(x, weight, grad, ctx.needs)
         grad_b = grad.sum(axis=(0, 2, 3)) if len(ctx.inputs) == 3 and ctx.needs[2] else None
         return (grad_x, grad_w) if len(ctx.inputs) == 2 else (grad_x, grad_w, grad_b)
-    groups, kh, kw, cg = ctx.dims[3:]
+    plan = ctx.plan
+    groups, kh, kw, cg = plan.dims[3:]
+    rows = plan.rows_per_image
     g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)  # (pixels, out)
     g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
-    grad_x = grad_w = None
-    if ctx.needs[0]:
-        grad_x = _col2im(ctx, x, g_groups)
-    if ctx.needs[1]:
-        grad_wmat = np.matmul(ctx.cols.transpose(0, 2, 1), g_groups)  # (groups, kh*kw*cg, out/groups)
+    grad_x = _empty_like_layout(x, x.shape, zero=True) if ctx.needs[0] else None
+    grad_wmat = np.zeros_like(ctx.wmat) if ctx.needs[1] else None
+    chunks = _im2col_chunks(x, plan) if ctx.needs[1] else ((start, stop, None) for start, stop in plan.chunks(x.dtype.itemsize))
+    for start, stop, cols in chunks:
+        g_chunk = g_groups[:, start * rows: stop * rows]
+        if cols is not None:
+            grad_wmat += np.matmul(cols.transpose(0, 2, 1), g_chunk)  # (groups, kh*kw*cg, out/groups)
+        if grad_x is not None:
+            _col2im(plan, ctx.wmat, g_chunk, grad_x[start:stop])
+    grad_w = None
+    if grad_wmat is not None:
         grad_w = grad_wmat.reshape(groups, kh, kw, cg, -1).transpose(0, 4, 3, 1, 2).reshape(weight.shape)
     if len(ctx.inputs) == 2:
         return grad_x, grad_w
     return grad_x, grad_w, (leading_sums(g, 1) if ctx.needs[2] else None)
 
 
-def _col2im(ctx, x, g_groups):
-    """``dx``: the gradient of the im2col matrix, ``g @ W.T``, summed back onto the image.
-
-    It goes a few images at a time (:data:`COL2IM_CHUNK_BYTES` of im2col rows): each chunk's
-    product is summed onto the image while it is still in the cache, instead of writing the
-    whole matrix to memory and reading it back.
-    """
-    n, out_h, out_w, groups, kh, kw, cg = ctx.dims
-    row_bytes = groups * out_h * out_w * kh * kw * cg * x.dtype.itemsize  # one image's rows
-    chunk = max(1, min(n, COL2IM_CHUNK_BYTES // row_bytes))
-    key = ("grad_cols", ctx.channels_last, ctx.dims, x.dtype.str)
-    buffer = SCRATCH.take(key, (chunk * row_bytes // x.dtype.itemsize,), x.dtype)
-    grad_x = _empty_like_layout(x, x.shape, zero=True)
-    pixels = _grouped_pixels(grad_x, groups)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        dims = (stop - start, *ctx.dims[1:])
-        grad_cols, windows = _column_views(buffer[: (stop - start) * row_bytes // x.dtype.itemsize],
-                                           ctx.channels_last, dims)
-        g_chunk = g_groups[:, start * out_h * out_w: stop * out_h * out_w]
-        if ctx.channels_last:
-            np.matmul(g_chunk, ctx.wmat.transpose(0, 2, 1), out=grad_cols)
-        else:  # channels-first memory: write the transposed product, which is contiguous there
-            np.matmul(ctx.wmat, g_chunk.transpose(0, 2, 1), out=grad_cols.transpose(0, 2, 1))
-        chunk_pixels = pixels[start:stop]
-        for o in ctx.offsets:
-            chunk_pixels[:, o.in_rows, o.in_cols] += windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :]
+def _col2im(plan: ConvPlan, wmat: np.ndarray, g_chunk: np.ndarray, grad_x: np.ndarray) -> None:
+    """Add to ``grad_x`` (some images' input gradient) the gradient of their im2col rows,
+    ``g @ W.T``, summed back onto the image with the slices of the im2col copies."""
+    dims = (grad_x.shape[0], *plan.dims[1:])
+    key = ("grad_cols", plan.channels_last, dims, grad_x.dtype.str)
+    buffer = SCRATCH.take(key, (math.prod(dims),), grad_x.dtype)
+    grad_cols, windows = _column_views(buffer, plan.channels_last, dims)
+    if plan.channels_last:
+        np.matmul(g_chunk, wmat.transpose(0, 2, 1), out=grad_cols)
+    else:  # channels-first memory: write the transposed product, which is contiguous there
+        np.matmul(wmat, g_chunk.transpose(0, 2, 1), out=grad_cols.transpose(0, 2, 1))
+    pixels = _grouped_pixels(grad_x, plan.dims[3])
+    for o in plan.offsets:
+        pixels[:, o.in_rows, o.in_cols] += windows[:, o.out_rows, o.out_cols, :, o.i, o.j, :]
     SCRATCH.give(key, buffer)
-    return grad_x
 
 
 # ----------------------------------------------------------------------------------------
@@ -357,19 +410,26 @@ def _winograd_applies(x: np.ndarray, weight: np.ndarray, stride, padding, dilati
             and groups == 1 and x.shape[1] >= WINOGRAD_MIN_CHANNELS)
 
 
+@functools.lru_cache(maxsize=8)
+def _terms(matrix: tuple[tuple[float, ...], ...]) -> tuple:
+    """Each row of a matrix of 0 and +-1 (as nested tuples) as its nonzero ``(coefficient,
+    column)`` terms, a positive one first when there is one."""
+    return tuple(tuple(sorted(((c, i) for i, c in enumerate(row) if c), key=lambda term: term[0] < 0))
+                 for row in matrix)
+
+
 def _combine(parts, matrix: np.ndarray, out) -> None:
     """``out[a] = sum_i matrix[a, i] * parts[i]`` for a matrix of 0 and +-1, by adds and
     subtracts of whole arrays (each ``parts[i]`` and ``out[a]`` of one shape)."""
-    for target, row in zip(out, matrix):
-        terms = sorted(((c, part) for c, part in zip(row, parts) if c), key=lambda term: term[0] < 0)
-        (c0, p0), *rest = terms  # a positive term first, when there is one
+    for target, terms in zip(out, _terms(tuple(map(tuple, matrix.tolist())))):
+        (c0, i0), *rest = terms
         if c0 > 0 and rest:
-            (c1, p1), *rest = rest
-            (np.add if c1 > 0 else np.subtract)(p0, p1, out=target)
+            (c1, i1), *rest = rest
+            (np.add if c1 > 0 else np.subtract)(parts[i0], parts[i1], out=target)
         else:
-            np.copyto(target, p0) if c0 > 0 else np.negative(p0, out=target)
-        for c, part in rest:
-            (np.add if c > 0 else np.subtract)(target, part, out=target)
+            np.copyto(target, parts[i0]) if c0 > 0 else np.negative(parts[i0], out=target)
+        for c, i in rest:
+            (np.add if c > 0 else np.subtract)(target, parts[i], out=target)
 
 
 def _tile_grid(h: int, w: int) -> tuple[int, int]:
@@ -405,19 +465,22 @@ def _winograd_filter(weight: np.ndarray) -> np.ndarray:
     return (np.kron(WINOGRAD_G, WINOGRAD_G).astype(weight.dtype) @ by_tap).reshape(16, cin, out)
 
 
-def _winograd_output(products: np.ndarray, n: int, h: int, w: int) -> np.ndarray:
-    """``A^T m A`` of every transform-domain tile ``m`` of ``(16, tiles, out)``: the ``(n, h,
-    w, out)`` image of 2x2 output tiles (columns, then rows, as in :func:`_winograd_input`)."""
+def _winograd_output(products: np.ndarray, out: np.ndarray) -> None:
+    """``A^T m A`` of every transform-domain tile ``m`` of ``(16, tiles, out)``, written into
+    ``out``, the ``(n, h, w, channels)`` image of 2x2 output tiles (columns, then rows, as in
+    :func:`_winograd_input`)."""
+    n, h, w, c = out.shape
     th, tw = _tile_grid(h, w)
-    m = products.reshape(4, 4, n, th, tw, -1)
+    m = products.reshape(4, 4, n, th, tw, c)
     cols = np.empty((4, 2, *m.shape[2:]), m.dtype)
     for a in range(4):
         _combine(m[a], WINOGRAD_AT, cols[a])
-    out = np.empty((n, th, 2, tw, 2, m.shape[-1]), m.dtype)
+    even = (2 * th, 2 * tw) == (h, w)
+    tiles = out.reshape(n, th, 2, tw, 2, c) if even else np.empty((n, th, 2, tw, 2, c), m.dtype)
     for x in range(2):
-        _combine(cols[:, x], WINOGRAD_AT, out[:, :, :, :, x].transpose(2, 0, 1, 3, 4))
-    out = out.reshape(n, 2 * th, 2 * tw, -1)
-    return out if (2 * th, 2 * tw) == (h, w) else np.ascontiguousarray(out[:, :h, :w])
+        _combine(cols[:, x], WINOGRAD_AT, tiles[:, :, :, :, x].transpose(2, 0, 1, 3, 4))
+    if not even:
+        out[...] = tiles.reshape(n, 2 * th, 2 * tw, c)[:, :h, :w]
 
 
 def _winograd_gradient_tiles(grad: np.ndarray) -> np.ndarray:
@@ -436,9 +499,15 @@ def _winograd_gradient_tiles(grad: np.ndarray) -> np.ndarray:
     return tiles.reshape(16, n * th * tw, c)
 
 
-def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _winograd_chunks(x: np.ndarray, out_channels: int) -> list[tuple[int, int]]:
+    """Chunks of images whose input tiles and products together take :data:`CHUNK_BYTES`."""
+    n, c, h, w = x.shape
+    return _image_chunks(n, 16 * math.prod(_tile_grid(h, w)) * (c + out_channels) * x.dtype.itemsize)
+
+
+def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The 3x3, stride-1, padding-1 convolution of ``x`` by ``weight`` (no bias), written
-    channels-last (an NCHW view of NHWC memory), and the input tiles (for the weight gradient).
+    channels-last (an NCHW view of NHWC memory), a few images at a time (:data:`CHUNK_BYTES`).
 
     **Winograd F(2x2, 3x3).** A 2x2 block of outputs reads a 4x4 tile ``d`` of the padded
     input; per channel pair it is ``A^T [(G g G^T) * (B^T d B)] A`` with ``*`` element-wise,
@@ -449,26 +518,32 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.nd
     results differ from im2col's only by rounding.
     """
     n, _, h, w = x.shape
-    tiles = _winograd_input(x)
-    out = _winograd_output(np.matmul(tiles, _winograd_filter(weight)), n, h, w)
-    return out.transpose(0, 3, 1, 2), tiles
+    filters = _winograd_filter(weight)
+    out = np.empty((n, h, w, weight.shape[0]), x.dtype)
+    for start, stop in _winograd_chunks(x, weight.shape[0]):
+        _winograd_output(np.matmul(_winograd_input(x[start:stop]), filters), out[start:stop])
+    return out.transpose(0, 3, 1, 2)
 
 
-def _winograd_grad(weight: np.ndarray, tiles: np.ndarray, grad: np.ndarray, needs) -> tuple:
+def _winograd_grad(x: np.ndarray, weight: np.ndarray, grad: np.ndarray, needs) -> tuple:
     """Input and weight gradients of :func:`_winograd_conv` (``None`` where not needed).
 
     The input gradient is itself a 3x3 "same" convolution: of the output gradient by the
     filters turned 180 degrees with input and output channels swapped, so the same kernel
     computes it. The weight gradient is taken in the transform domain: the products' gradient
     ``A dY A^T``, times the input tiles summed over tiles (16 matmuls ``(in, tiles) @ (tiles,
-    out)``), back through the filter transform by ``G^T . G``.
+    out)``, chunk by chunk, the tiles built again), back through the filter transform by
+    ``G^T . G``.
     """
     grad_x = grad_w = None
     if needs[0]:
-        grad_x = _winograd_conv(grad, weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))[0]
+        grad_x = _winograd_conv(grad, weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     if needs[1]:
         out, cin = weight.shape[:2]
-        grad_u = np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad))  # (16, in, out)
+        grad_u = np.zeros((16, cin, out), x.dtype)
+        for start, stop in _winograd_chunks(x, out):
+            tiles = _winograd_input(x[start:stop])
+            grad_u += np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad[start:stop]))
         by_tap = np.kron(WINOGRAD_G, WINOGRAD_G).T.astype(weight.dtype) @ grad_u.reshape(16, cin * out)
         grad_w = np.ascontiguousarray(by_tap.reshape(3, 3, cin, out).transpose(3, 2, 0, 1))
     return grad_x, grad_w
@@ -686,7 +761,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 
 OPS = {
-    "conv2d": Op(_conv2d, _conv2d_grad, saves=("cols", "wmat", "channels_last", "dims", "offsets", "tiles")),
+    "conv2d": Op(_conv2d, _conv2d_grad, saves=("plan", "wmat", "winograd")),
     "max_pool2d": Op(_max_pool2d, _max_pool2d_grad, saves=("steps_h", "steps_w", "winner_h", "winner_w")),
     "avg_pool2d": Op(_avg_pool2d, _avg_pool2d_grad, saves=("steps_h", "steps_w")),
 }
