@@ -443,11 +443,9 @@ def _conv_both_ways(x, w, b, monkeypatch):
     return results
 
 
-@pytest.mark.parametrize("chunk_bytes", [tt_data.spatial.CHUNK_BYTES, 1], ids=["whole batch", "one image at a time"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("name", sorted(WINOGRAD_SHAPES))
-def test_winograd_matches_im2col_and_the_reference(name, layout, chunk_bytes, monkeypatch):
-    monkeypatch.setattr(tt_data.spatial, "CHUNK_BYTES", chunk_bytes)
+def test_winograd_matches_im2col_and_the_reference(name, layout, monkeypatch):
     n, c, o, h, w = WINOGRAD_SHAPES[name]
     x, weight, bias = randn(n, c, h, w), randn(o, c, 3, 3), randn(o)
     if layout == "channels_last":

@@ -215,17 +215,10 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 
 
 CHUNK_BYTES = 1 << 21
-"""How much of a convolution's temporaries exists at a time: the im2col matrix (or its
-gradient, or Winograd's tiles) of a few images, about what a core's caches hold. Each chunk
-is multiplied while it is still in the cache, instead of writing tens of megabytes to memory
-and reading them back; the gradient rule builds the chunks again rather than keeping them."""
-
-
-def _image_chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of ``n`` images of ``image_bytes`` each,
-    :data:`CHUNK_BYTES` or one image per chunk."""
-    images = max(1, min(n, CHUNK_BYTES // image_bytes))
-    return [(start, min(n, start + images)) for start in range(0, n, images)]
+"""How much of a convolution's im2col matrix (or of its gradient) exists at a time: a few
+images' rows, about what a core's caches hold. Each chunk is multiplied while it is still in
+the cache, instead of writing tens of megabytes to memory and reading them back; the gradient
+rule builds the chunks again rather than keeping them."""
 
 
 class ConvPlan(NamedTuple):
@@ -246,8 +239,11 @@ class ConvPlan(NamedTuple):
         return self.dims[1] * self.dims[2]
 
     def chunks(self, itemsize: int) -> list[tuple[int, int]]:
-        """``(start, stop)`` of each chunk of images of the im2col matrix, in order."""
-        return _image_chunks(self.dims[0], math.prod(self.dims[1:]) * itemsize)
+        """``(start, stop)`` of each chunk of images of the im2col matrix, in order: as many
+        images as fit in :data:`CHUNK_BYTES`, at least one."""
+        n = self.dims[0]
+        images = max(1, min(n, CHUNK_BYTES // (math.prod(self.dims[1:]) * itemsize)))
+        return [(start, min(n, start + images)) for start in range(0, n, images)]
 
 
 def _plan(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: int) -> ConvPlan:
@@ -311,13 +307,13 @@ def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1
     """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments): the values of
     :func:`conv2d_reference`, made fast with im2col a few images at a time, or with
     Winograd's transforms for the 3x3 convolutions they suit (:func:`_winograd_conv`)."""
-    ctx.winograd = _winograd_applies(x, weight, stride, padding, dilation, groups)
-    if ctx.winograd:
-        out = _winograd_conv(x, weight)
+    if _winograd_applies(x, weight, stride, padding, dilation, groups):
+        out, ctx.tiles = _winograd_conv(x, weight)
         if bias:
             out += bias[0][:, None, None]
         ctx.plan = ctx.wmat = None
         return out
+    ctx.tiles = None
     ctx.plan = plan = _plan(x, weight, stride, padding, dilation, groups)
     ctx.wmat = wmat = _weight_matrix(weight, groups)
     n, out_h, out_w = plan.dims[:3]
@@ -340,8 +336,8 @@ def _conv2d_grad(ctx, grad):
     image (:func:`_col2im`) while it is in the cache."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
     out_channels = weight.shape[0]
-    if ctx.winograd:
-        grad_x, grad_w = _winograd_grad(x, weight, grad, ctx.needs)
+    if ctx.tiles is not None:
+        grad_x, grad_w = _winograd_grad(weight, ctx.tiles, grad, ctx.needs)
         grad_b = grad.sum(axis=(0, 2, 3)) if len(ctx.inputs) == 3 and ctx.needs[2] else None
         return (grad_x, grad_w) if len(ctx.inputs) == 2 else (grad_x, grad_w, grad_b)
     plan = ctx.plan
@@ -499,15 +495,9 @@ def _winograd_gradient_tiles(grad: np.ndarray) -> np.ndarray:
     return tiles.reshape(16, n * th * tw, c)
 
 
-def _winograd_chunks(x: np.ndarray, out_channels: int) -> list[tuple[int, int]]:
-    """Chunks of images whose input tiles and products together take :data:`CHUNK_BYTES`."""
-    n, c, h, w = x.shape
-    return _image_chunks(n, 16 * math.prod(_tile_grid(h, w)) * (c + out_channels) * x.dtype.itemsize)
-
-
-def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 3x3, stride-1, padding-1 convolution of ``x`` by ``weight`` (no bias), written
-    channels-last (an NCHW view of NHWC memory), a few images at a time (:data:`CHUNK_BYTES`).
+    channels-last (an NCHW view of NHWC memory), and the input tiles (for the weight gradient).
 
     **Winograd F(2x2, 3x3).** A 2x2 block of outputs reads a 4x4 tile ``d`` of the padded
     input; per channel pair it is ``A^T [(G g G^T) * (B^T d B)] A`` with ``*`` element-wise,
@@ -518,32 +508,27 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     results differ from im2col's only by rounding.
     """
     n, _, h, w = x.shape
-    filters = _winograd_filter(weight)
+    tiles = _winograd_input(x)
     out = np.empty((n, h, w, weight.shape[0]), x.dtype)
-    for start, stop in _winograd_chunks(x, weight.shape[0]):
-        _winograd_output(np.matmul(_winograd_input(x[start:stop]), filters), out[start:stop])
-    return out.transpose(0, 3, 1, 2)
+    _winograd_output(np.matmul(tiles, _winograd_filter(weight)), out)
+    return out.transpose(0, 3, 1, 2), tiles
 
 
-def _winograd_grad(x: np.ndarray, weight: np.ndarray, grad: np.ndarray, needs) -> tuple:
+def _winograd_grad(weight: np.ndarray, tiles: np.ndarray, grad: np.ndarray, needs) -> tuple:
     """Input and weight gradients of :func:`_winograd_conv` (``None`` where not needed).
 
     The input gradient is itself a 3x3 "same" convolution: of the output gradient by the
     filters turned 180 degrees with input and output channels swapped, so the same kernel
     computes it. The weight gradient is taken in the transform domain: the products' gradient
     ``A dY A^T``, times the input tiles summed over tiles (16 matmuls ``(in, tiles) @ (tiles,
-    out)``, chunk by chunk, the tiles built again), back through the filter transform by
-    ``G^T . G``.
+    out)``), back through the filter transform by ``G^T . G``.
     """
     grad_x = grad_w = None
     if needs[0]:
-        grad_x = _winograd_conv(grad, weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        grad_x = _winograd_conv(grad, weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))[0]
     if needs[1]:
         out, cin = weight.shape[:2]
-        grad_u = np.zeros((16, cin, out), x.dtype)
-        for start, stop in _winograd_chunks(x, out):
-            tiles = _winograd_input(x[start:stop])
-            grad_u += np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad[start:stop]))
+        grad_u = np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad))  # (16, in, out)
         by_tap = np.kron(WINOGRAD_G, WINOGRAD_G).T.astype(weight.dtype) @ grad_u.reshape(16, cin * out)
         grad_w = np.ascontiguousarray(by_tap.reshape(3, 3, cin, out).transpose(3, 2, 0, 1))
     return grad_x, grad_w
@@ -761,7 +746,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 
 OPS = {
-    "conv2d": Op(_conv2d, _conv2d_grad, saves=("plan", "wmat", "winograd")),
+    "conv2d": Op(_conv2d, _conv2d_grad, saves=("plan", "wmat", "tiles")),
     "max_pool2d": Op(_max_pool2d, _max_pool2d_grad, saves=("steps_h", "steps_w", "winner_h", "winner_w")),
     "avg_pool2d": Op(_avg_pool2d, _avg_pool2d_grad, saves=("steps_h", "steps_w")),
 }
