@@ -18,8 +18,8 @@ Three experiments:
    batch 32, trained for a 15-minute wall-clock budget with a cosine learning-rate schedule
    over that time, down to 30% of its peak. The weights evaluated, sampled and saved are an exponential moving average
    of the trained ones (tt-learn's ``WeightAverage``, decay 0.99 every 10 steps); the final
-   weights' loss is reported beside theirs. Target validation loss <= 1.51 (a full run here:
-   1.495 averaged, 1.512 final), and a sample of generated text. The held-out loss is measured
+   weights' loss is reported beside theirs. Target validation loss <= 1.50 (a full run here:
+   1.490 averaged, 1.544 final), and a sample of generated text. The held-out loss is measured
    on a fixed sample of validation windows (spread over the split) every 30 seconds, inside the
    budget, and drawn beside the training loss.
 
@@ -488,7 +488,7 @@ def shakespeare(ctx: RunContext, budget_s: float = 15 * 60) -> None:
     curve.append({"step": step, "val_loss": round(final_loss, 4)})
     ctx.record("shakespeare_val_curve", curve)
     report_gradient_flow(ctx, "shakespeare", watch.records, "Tiny Shakespeare GPT", xlabel="training step")
-    ctx.check("shakespeare_val_loss", val_loss, "<=", 1.51)
+    ctx.check("shakespeare_val_loss", val_loss, "<=", 1.50)
     generate = ctx.component("function", "generate")
     sample = tokenizer.decode(generate(model, tokenizer.encode("\n"), 500, temperature=0.8, top_k=40, seed=ctx.seed))
     ctx.record("shakespeare_sample", sample)
