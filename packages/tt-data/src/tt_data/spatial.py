@@ -347,7 +347,10 @@ def _conv2d_grad(ctx, grad):
     g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
     grad_x = _empty_like_layout(x, x.shape, zero=True) if ctx.needs[0] else None
     grad_wmat = np.zeros_like(ctx.wmat) if ctx.needs[1] else None
-    chunks = _im2col_chunks(x, plan) if ctx.needs[1] else ((start, stop, None) for start, stop in plan.chunks(x.dtype.itemsize))
+    if ctx.needs[1]:
+        chunks = _im2col_chunks(x, plan)
+    else:  # no weight gradient: the chunks' bounds only, no im2col copies
+        chunks = ((start, stop, None) for start, stop in plan.chunks(x.dtype.itemsize))
     for start, stop, cols in chunks:
         g_chunk = g_groups[:, start * rows: stop * rows]
         if cols is not None:
