@@ -237,3 +237,49 @@ def test_self_attention_equals_split_heads_attention_and_gradchecks():
     assert gradcheck(lambda x: F.self_attention(x, 2, mask=mask, causal=True), [qkv])
     with pytest.raises(ShapeError):
         F.self_attention(tt.Tensor(randn(2, 5, 12)), 5)
+
+
+# -- kernels sharing the batch between threads (tt_core.threads) -----------------------------
+
+
+@pytest.fixture
+def split_small(monkeypatch):
+    """Every kernel shares even tiny work between 2 threads."""
+    monkeypatch.setattr(tt.threads, "MIN_PART_WORK", 1)
+    with tt.threads.limit(2):
+        yield
+
+
+def _values_and_grads(fn, arrays):
+    inputs = [tt.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    (out * out).sum().backward()
+    return [out.data] + [t.grad.data for t in inputs]
+
+
+@pytest.mark.parametrize("case", ["layer_norm", "self_attention", "padded_attention", "heads_attention"])
+def test_kernels_in_parts_give_the_same_bits_as_in_one_pass(split_small, case):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4, 12)).astype(np.float32)
+    padding = np.array([[True] * 4, [True, True, False, False], [True] * 4, [True, False, False, False], [True] * 4])
+    fn, arrays = {
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, w, b), [x, rng.standard_normal(12), rng.standard_normal(12)]),
+        "self_attention": (lambda qkv: F.self_attention(qkv, 2, causal=True), [x]),
+        "padded_attention": (lambda qkv: F.self_attention(qkv, 2, mask=F.padding_mask(padding)), [x]),
+        "heads_attention": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+                            [x.reshape(5, 2, 4, 6)] * 3),
+    }[case]
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    in_parts = _values_and_grads(fn, arrays)
+    with tt.threads.limit(1):
+        whole = _values_and_grads(fn, arrays)
+    summed_over_the_batch = 2 if case == "layer_norm" else 0  # the weight's and bias's gradients
+    for a, b in zip(in_parts[:len(in_parts) - summed_over_the_batch], whole):
+        assert np.array_equal(a, b)
+    for a, b in zip(in_parts[len(in_parts) - summed_over_the_batch:], whole[len(whole) - summed_over_the_batch:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_gradients_in_parts_match_finite_differences(split_small):
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, w, b), [randn(3, 2, 6), randn(6), randn(6)])
+    assert gradcheck(lambda qkv: F.self_attention(qkv, 2, causal=True), [randn(3, 4, 12)])
