@@ -12,7 +12,9 @@ This module imports only the standard library at load time (NumPy, torch and Tin
 the functions that need them), so importing it does not start a BLAS too early.
 
 Timing: the contenders run in alternating rounds (tt, torch, tt, torch, ...) so that a burst
-of load from other processes hits all of them alike; each round times ``steps`` consecutive
+of load from other processes hits all of them alike; with more than one thread, each round
+starts :data:`SETTLE_SECONDS` after the previous one, once the other library's idle threads
+have stopped spinning; each round times ``steps`` consecutive
 calls and records ms per call. Reported are the median per contender and the per-round ratios
 (each round ran tt right before torch, so their ratio is paired). Single measurements that are
 not compared round by round use :func:`tt_perf.timing.measure` instead.
@@ -50,6 +52,14 @@ def add_round_options(parser: argparse.ArgumentParser, *, steps: int, rounds: in
     parser.add_argument("--profile", action="store_true", help="cProfile the tt steps instead of comparing")
 
 
+SETTLE_SECONDS = 0.3
+"""With more than one thread, each contender's round starts this long after the previous
+round ended: an idle BLAS or OpenMP thread keeps its core busy for a while after its last
+task (OpenBLAS spins about 0.1 s by default), and would otherwise slow the next contender."""
+
+_threads = 1
+
+
 def use_threads(threads: int, *, blas: bool = True):
     """Run with ``threads`` threads: BLAS (NumPy's and torch's) and torch's intra-op pool.
 
@@ -60,6 +70,8 @@ def use_threads(threads: int, *, blas: bool = True):
 
     Returns the torch module, or None when torch is not installed.
     """
+    global _threads
+    _threads = threads
     if blas:
         for var in BLAS_ENV_VARS:
             os.environ[var] = str(threads)
@@ -185,6 +197,8 @@ def interleaved(contenders: dict[str, Callable[[int], object]], *, rounds: int, 
     result = Rounds(rounds, steps, clock, {name: [] for name in contenders})
     for _ in range(rounds):
         for name, fn in contenders.items():
+            if _threads > 1:
+                time.sleep(SETTLE_SECONDS)
             start = now()
             for i in range(steps):
                 result.last[name] = fn(i)
