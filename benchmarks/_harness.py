@@ -75,7 +75,6 @@ def use_threads(threads: int, *, blas: bool = True):
     if blas:
         for var in BLAS_ENV_VARS:
             os.environ[var] = str(threads)
-    import tt_core  # noqa: F401 - before torch loads NumPy, so that tt_core.threads can set up OpenBLAS
     try:
         import torch
     except ImportError:

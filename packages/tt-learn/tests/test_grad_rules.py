@@ -359,20 +359,3 @@ def test_weight_gradient_through_a_transpose_is_laid_out_like_the_weight(order):
     assert (grad.flags.f_contiguous, grad.flags.c_contiguous) == (order == "F", order == "C")
     assert x.grad.data.flags.c_contiguous
     np.testing.assert_allclose(grad, np.ones((4, 3)).T @ x.data, rtol=1e-6)
-
-
-def test_gelu_gradient_in_parts_is_the_same_bits_and_matches_finite_differences(monkeypatch):
-    monkeypatch.setattr(tt.threads, "MIN_PART_WORK", 1)  # share even tiny work between 2 threads
-    x = np.random.default_rng(2).standard_normal((5, 3, 4)).astype(np.float32)
-
-    def grad():
-        t = tt.Tensor(x, requires_grad=True)
-        y = tt.GELU()(t)
-        (y * y).sum().backward()
-        return t.grad.data
-
-    with tt.threads.limit(2):
-        in_parts = grad()
-        assert gradcheck(lambda x: tt.GELU()(x), [np.random.default_rng(1).standard_normal((6, 5))])
-    with tt.threads.limit(1):
-        assert np.array_equal(in_parts, grad())

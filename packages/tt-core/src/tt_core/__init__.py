@@ -1,6 +1,5 @@
 """tt-core, Act I of TinyTorch: tensors, modules, layers and the plugin machinery."""
 
-from . import threads  # noqa: I001 - first: before NumPy loads (see its docstring)
 from . import functional, memory
 from .__about__ import __version__
 from .dispatch import GradRule, Op, apply, is_grad_enabled, set_grad_enabled
@@ -40,5 +39,5 @@ __all__ = [
     "TinyTorchError", "__version__", "apply", "arange", "concatenate", "functional", "get_plugin_system",
     "get_registry", "get_rng_state", "hookimpl", "hookspec", "is_grad_enabled", "load", "manual_seed", "memory",
     "ones", "ones_like", "rand", "randn", "reset_plugins", "save", "set_grad_enabled", "set_rng_state",
-    "stack", "tensor", "threads", "where", "zeros", "zeros_like",
+    "stack", "tensor", "where", "zeros", "zeros_like",
 ]

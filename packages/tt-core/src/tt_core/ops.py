@@ -19,7 +19,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import threads
 from .dispatch import Op
 
 # ----------------------------------------------------------------------------------------
@@ -202,7 +201,7 @@ GELU_CUBIC = 0.044715
 """GELU's tanh approximation: ``gelu(x) = x/2 (1 + tanh(GELU_C (x + GELU_CUBIC x³)))``."""
 
 
-def gelu_tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """``t = tanh(GELU_C (x + GELU_CUBIC x³))``, so that ``gelu(x) = x/2 (1 + t)``.
 
     The one place GELU's formula is written: the training kernel :func:`gelu` (which saves
@@ -210,38 +209,24 @@ def gelu_tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     Args:
         x: a floating-point array (its dtype is kept).
-        out: where to write ``t`` (x's shape and dtype); None: a new array.
 
     Returns:
-        ``t``, in ``out`` when given.
+        A new array of ``x``'s shape and dtype.
     """
-    t = np.multiply(x, x, out=np.empty_like(x) if out is None else out)  # x**3 would call pow(), ~20x slower
+    t = np.multiply(x, x, out=np.empty_like(x))  # an array even for 0-d x; x**3 would call pow(), ~20x slower
     t *= GELU_C * GELU_CUBIC  # GELU_C (x + GELU_CUBIC x³) = x (GELU_C + GELU_C GELU_CUBIC x²): five passes
     t += GELU_C
     t *= x
     return np.tanh(t, out=t)  # in place: one fresh array instead of five
 
 
-def row_parts(x: np.ndarray) -> list:
-    """``x``'s first axis cut for :func:`tt_core.threads.run_parts` (one part, ``...``, for a
-    0-d array; one slice when the work is too small to share)."""
-    return threads.split(x.shape[0], x.size) if x.ndim else [...]
-
-
 def gelu(ctx, x):
-    """GELU, tanh approximation (PyTorch's ``GELU(approximate='tanh')``), computed on parts
-    of the batch side by side (:mod:`tt_core.threads`)."""
+    """GELU, tanh approximation (PyTorch's ``GELU(approximate='tanh')``)."""
     x = _floating(x)
-    t, out = np.empty_like(x), np.empty_like(x)
-
-    def part(rows):
-        gelu_tanh(x[rows], out=t[rows])
-        np.add(t[rows], 1, out=out[rows])
-        out[rows] *= 0.5
-        out[rows] *= x[rows]
-
-    threads.run_parts(part, row_parts(x))
-    ctx.tanh = t
+    ctx.tanh = gelu_tanh(x)
+    out = ctx.tanh + 1
+    out *= 0.5
+    out *= x
     return out
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from tt_core import Op, threads
-from tt_core.ops import leading_sums, row_parts, row_sums
+from tt_core import Op
+from tt_core.ops import leading_sums, row_sums
 from tt_learn import unbroadcast
 
 # ----------------------------------------------------------------------------------------
@@ -57,13 +57,7 @@ def embedding_grad(ctx, grad):
 # ----------------------------------------------------------------------------------------
 
 
-def _batch_parts(x: np.ndarray) -> list:
-    """Parts of ``x``'s first axis to run side by side, when it has axes before the last."""
-    return row_parts(x) if x.ndim > 1 else [...]
-
-
-def normalize(x: np.ndarray, eps: float, out: np.ndarray | None = None,
-              rstd_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """A layer norm without its scale and shift: ``(x - mean) / sqrt(var + eps)`` over the
     last axis (biased variance, as PyTorch).
 
@@ -74,19 +68,18 @@ def normalize(x: np.ndarray, eps: float, out: np.ndarray | None = None,
     Args:
         x: a floating-point array (..., C) (its dtype is kept).
         eps: added to the variance.
-        out, rstd_out: where to write the two results (shapes as returned); None: new arrays.
 
     Returns:
-        ``(xhat, rstd)``: the normalised array (``x``'s shape) and ``1/std`` (..., 1).
+        ``(xhat, rstd)``: the normalised array (new, ``x``'s shape) and ``1/std`` (..., 1).
     """
     n = x.shape[-1]
     mean = row_sums(x)
     mean /= n
-    xhat = np.subtract(x, mean, out=out)
+    xhat = x - mean
     var = row_sums(xhat * xhat)
     var /= n
     var += eps
-    rstd = np.sqrt(var, out=var if rstd_out is None else rstd_out)
+    rstd = np.sqrt(var, out=var)
     np.reciprocal(rstd, out=rstd)
     xhat *= rstd
     return xhat, rstd
@@ -94,51 +87,39 @@ def normalize(x: np.ndarray, eps: float, out: np.ndarray | None = None,
 
 def layer_norm(ctx, x, weight, bias, eps=1e-5):
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis (see
-    :func:`normalize`), on parts of the batch side by side (:mod:`tt_core.threads`). Saves the
-    normalised input and ``1/std`` for the gradient."""
-    xhat, rstd, out = np.empty_like(x), np.empty(x.shape[:-1] + (1,), x.dtype), np.empty_like(x)
-
-    def part(rows):
-        normalize(x[rows], eps, out=xhat[rows], rstd_out=rstd[rows])
-        np.multiply(xhat[rows], weight, out=out[rows])
-        out[rows] += bias
-
-    threads.run_parts(part, _batch_parts(x))
+    :func:`normalize`). Saves the normalised input and ``1/std`` for the gradient."""
+    xhat, rstd = normalize(x, eps)
     ctx.xhat, ctx.rstd = xhat, rstd
+    out = xhat * weight
+    out += bias
     return out
 
 
 def layer_norm_grad(ctx, grad):
     """With ``xhat`` the normalised input and ``g = grad * weight``:
     ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``dweight = sum(grad * xhat)``,
-    ``dbias = sum(grad)`` (sums over every axis but the last), on parts of the batch side by
-    side (the weight's and bias's sums add up the parts'). The formula never divides by a
+    ``dbias = sum(grad)`` (sums over every axis but the last). The formula never divides by a
     small difference, so it stays accurate for inputs of any scale."""
     x, weight, _ = ctx.inputs
     need_x, need_w, need_b = ctx.needs
+    xhat, rstd = ctx.xhat, ctx.rstd
     n, lead = x.shape[-1], x.ndim - 1
-    grad = np.broadcast_to(grad, x.shape)
-    grad_x = np.empty_like(x) if need_x else None
-
-    def part(rows):
-        xhat, rstd, g_out = ctx.xhat[rows], ctx.rstd[rows], grad[rows]
-        if need_x:
-            g = g_out * weight
-            gx = np.multiply(g, xhat, out=grad_x[rows])
-            mean_gx = row_sums(gx)
-            mean_gx /= n
-            np.multiply(xhat, mean_gx, out=gx)
-            np.subtract(g, gx, out=gx)
-            mean_g = row_sums(g)
-            mean_g /= n
-            gx -= mean_g
-            gx *= rstd
-        return (leading_sums(g_out * xhat, lead) if need_w else None,
-                leading_sums(g_out, lead) if need_b else None)
-
-    sums = threads.run_parts(part, _batch_parts(x))
-    grad_w = sum(w for w, _ in sums) if need_w else None
-    grad_b = sum(b for _, b in sums) if need_b else None
+    grad_x = grad_w = grad_b = None
+    if need_x:
+        g = grad * weight
+        grad_x = np.multiply(g, xhat)
+        mean_gx = row_sums(grad_x)
+        mean_gx /= n
+        np.multiply(xhat, mean_gx, out=grad_x)
+        np.subtract(g, grad_x, out=grad_x)
+        mean_g = row_sums(g)
+        mean_g /= n
+        grad_x -= mean_g
+        grad_x *= rstd
+    if need_w:
+        grad_w = leading_sums(grad * xhat, lead)
+    if need_b:
+        grad_b = leading_sums(grad, lead)
     return grad_x, grad_w, grad_b
 
 
@@ -167,8 +148,7 @@ def _hiding(queries: int, keys: int, dtype: np.dtype) -> np.ndarray:
 
 
 def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, mask: np.ndarray | None = None,
-                      causal: bool = False, out: np.ndarray | None = None,
-                      weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``softmax(q @ k^T * scale) @ v`` on arrays q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv).
 
     The one place the attention softmax is written: both attention ops and every inference
@@ -180,12 +160,11 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
         mask: boolean, broadcastable to (..., Tq, Tk): True where a query may attend; a query
             with no allowed key gets weight 0 everywhere (output 0, never NaN).
         causal: also hide later keys (see :func:`causal_mask`).
-        out, weights: where to write the two results (shapes as returned); None: new arrays.
 
     Returns:
         ``(out, weights)``: (..., Tq, dv) and the attention weights (..., Tq, Tk).
     """
-    scores = np.matmul(q, np.swapaxes(k, -1, -2), out=weights)
+    scores = q @ np.swapaxes(k, -1, -2)
     if causal:
         scores += _hiding(q.shape[-2], k.shape[-2], scores.dtype)
     if mask is not None:
@@ -201,42 +180,24 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
     if mask is not None:
         total[total == 0] = 1
     weights /= total
-    return np.matmul(weights, v, out=out), weights
-
-
-def _batch_rows(mask, rows, ndim: int):
-    """The part ``rows`` of a mask that may vary along the batch axis (of arrays with ``ndim`` axes)."""
-    return mask[rows] if mask is not None and np.ndim(mask) == ndim and np.shape(mask)[0] > 1 else mask
+    return weights @ v, weights
 
 
 def _attend(ctx, q, k, v, mask, causal, scale):
-    """The attention forward pass shared by both attention ops; saves the weights on ``ctx``.
-    When q, k and v have the same batch axes, parts of the batch run side by side
-    (:mod:`tt_core.threads`)."""
+    """The attention forward pass shared by both attention ops; saves the weights on ``ctx``."""
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
-    if q.ndim < 3 or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
-        out, ctx.weights = softmax_attention(q, k, v, scale, mask, causal)
-    else:
-        dtype = np.result_type(q, k, v)
-        out = np.empty(q.shape[:-1] + v.shape[-1:], dtype)
-        weights = np.empty(q.shape[:-1] + k.shape[-2:-1], dtype)
-
-        def part(rows):
-            softmax_attention(q[rows], k[rows], v[rows], scale, _batch_rows(mask, rows, q.ndim), causal,
-                              out=out[rows], weights=weights[rows])
-
-        threads.run_parts(part, threads.split(q.shape[0], weights.size))
-        ctx.weights = weights
+    out, ctx.weights = softmax_attention(q, k, v, scale, mask, causal)
     ctx.scale = scale
     return out
 
 
-def _attend_grad(weights, scale, grad, out, q, k, v, needs):
+def _attend_grad(ctx, grad, out, q, k, v, needs):
     """The attention backward pass. With ``P`` the weights and ``o = P v`` the output:
     ``dv = P^T g``, ``dP = g v^T``, ``dS = P * (dP - rowsum(g * o))`` (the softmax rule, with
     ``rowsum(dP * P) = rowsum(g * o)`` computed on the small output instead of the T x T
     weights), ``dq = scale * dS k``, ``dk = scale * dS^T q``."""
     need_q, need_k, need_v = needs
+    weights, scale = ctx.weights, ctx.scale
     grad_v = np.swapaxes(weights, -1, -2) @ grad if need_v else None
     grad_q = grad_k = None
     if need_q or need_k:
@@ -266,7 +227,7 @@ def scaled_dot_product_attention(ctx, q, k, v, mask=None, causal=False, scale=No
 
 def scaled_dot_product_attention_grad(ctx, grad):
     q, k, v = ctx.inputs
-    grads = _attend_grad(ctx.weights, ctx.scale, grad, ctx.out, q, k, v, ctx.needs)
+    grads = _attend_grad(ctx, grad, ctx.out, q, k, v, ctx.needs)
     return tuple(unbroadcast(g, x.shape) if g is not None else None for g, x in zip(grads, (q, k, v)))
 
 
@@ -289,20 +250,15 @@ def self_attention(ctx, qkv, num_heads, mask=None, causal=False):
 
 
 def self_attention_grad(ctx, grad):
-    """The gradients of q, k and v, written into one packed (B, T, 3C) array, for parts of
-    the batch side by side (as the forward pass)."""
-    qkv, heads = ctx.inputs[0], ctx.attrs["num_heads"]
-    batch, length, width = qkv.shape
-    grad = grad.reshape(batch, length, heads, width // (3 * heads)).transpose(0, 2, 1, 3)
+    """The gradients of q, k and v, written into one packed (B, T, 3C) array."""
+    qkv = ctx.inputs[0]
+    q, k, v = _split_heads(qkv, ctx.attrs["num_heads"])
+    batch, length, heads, head_dim = q.shape[0], q.shape[2], q.shape[1], q.shape[3]
+    grad = grad.reshape(batch, length, heads, head_dim).transpose(0, 2, 1, 3)
     grad_qkv = np.empty_like(qkv)
-
-    def part(rows):
-        q, k, v = _split_heads(qkv[rows], heads)
-        grads = _attend_grad(ctx.weights[rows], ctx.scale, grad[rows], ctx.heads_out[rows], q, k, v, (True,) * 3)
-        for into, value in zip(_split_heads(grad_qkv[rows], heads), grads):
-            into[...] = value
-
-    threads.run_parts(part, threads.split(batch, ctx.weights.size))
+    parts = _split_heads(grad_qkv, heads)
+    for part, value in zip(parts, _attend_grad(ctx, grad, ctx.heads_out, q, k, v, (True, True, True))):
+        part[...] = value
     return (grad_qkv,)
 
 

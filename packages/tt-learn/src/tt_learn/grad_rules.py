@@ -23,9 +23,8 @@ import builtins
 from collections.abc import Callable
 
 import numpy as np
-from tt_core import threads
 from tt_core.dispatch import GradRule
-from tt_core.ops import CORE_OPS, GELU_C, GELU_CUBIC, leading_sums, row_parts
+from tt_core.ops import CORE_OPS, GELU_C, GELU_CUBIC, leading_sums
 
 __all__ = ["GRAD_RULES", "unbroadcast"]
 
@@ -312,24 +311,19 @@ def gelu(ctx, grad):
     """y = x/2 (1 + t), t = tanh(c (x + a x³)) (c, a: ``tt_core.ops.GELU_C``, ``GELU_CUBIC``):
     dy/dx = (1 + t)/2 + x/2 (1 - t²) c (1 + 3 a x²), or with 1 - t² = (1 - t)(1 + t),
     dy/dx = (1 + t)/2 (1 + x (1 - t) (c + 3ac x²)): computed in place on one result array
-    and one scratch array, on parts of the batch side by side (as the kernel)."""
+    and one scratch array."""
     x, t = ctx.inputs[0], ctx.tanh
-    grad = np.broadcast_to(grad, x.shape)
-    result, scratch = np.empty_like(x), np.empty_like(t)
-
-    def part(rows):
-        out = np.multiply(x[rows], x[rows], out=result[rows])
-        out *= 3 * GELU_C * GELU_CUBIC
-        out += GELU_C
-        out *= x[rows]
-        out *= np.subtract(1.0, t[rows], out=scratch[rows])
-        out += 1.0
-        out *= np.add(t[rows], 1.0, out=scratch[rows])
-        out *= grad[rows]
-        out *= 0.5
-
-    threads.run_parts(part, row_parts(x))
-    return (result,)
+    out = np.multiply(x, x, out=np.empty_like(x))  # an array even for 0-d x
+    out *= 3 * GELU_C * GELU_CUBIC
+    out += GELU_C
+    out *= x
+    scratch = np.subtract(1.0, t, out=np.empty_like(t))
+    out *= scratch
+    out += 1.0
+    out *= np.add(t, 1.0, out=scratch)
+    out *= grad
+    out *= 0.5
+    return (out,)
 
 
 def softmax(ctx, grad):

@@ -273,14 +273,13 @@ def default_threads() -> int:
 
 @contextlib.contextmanager
 def blas_threads(count: int | None):
-    """BLAS (OpenBLAS, MKL, ...) and TinyTorch's own kernels (:mod:`tt_core.threads`) limited to
-    ``count`` threads inside the block; None: unchanged."""
+    """BLAS (OpenBLAS, MKL, ...) limited to ``count`` threads inside the block; None: unchanged."""
     if count is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=count, user_api="blas"), tt_core.threads.limit(count):
+    with threadpool_limits(limits=count, user_api="blas"):
         yield
 
 

@@ -195,8 +195,7 @@ def threadpoolctl_available() -> bool:
 
 @contextmanager
 def blas_threads(count: int | None) -> Iterator[None]:
-    """Limit BLAS (OpenBLAS, MKL, ...) and TinyTorch's own kernels (:mod:`tt_core.threads`) to
-    ``count`` threads inside the block (None: no limit).
+    """Limit BLAS (OpenBLAS, MKL, ...) to ``count`` threads inside the block (None: no limit).
 
     Needs the ``threadpoolctl`` package: BLAS reads ``OPENBLAS_NUM_THREADS`` only when NumPy is
     first imported, so changing threads in a running process needs its run-time API.
@@ -210,7 +209,7 @@ def blas_threads(count: int | None) -> Iterator[None]:
             "otherwise set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting Python")
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=count, user_api="blas"), tt_core.threads.limit(count):
+    with threadpool_limits(limits=count, user_api="blas"):
         yield
 
 
