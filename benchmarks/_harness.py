@@ -12,11 +12,11 @@ This module imports only the standard library at load time (NumPy, torch and Tin
 the functions that need them), so importing it does not start a BLAS too early.
 
 Timing: the contenders run in alternating rounds (tt, torch, tt, torch, ...) so that a burst
-of load from other processes hits all of them alike; with more than one thread, each round
-starts :data:`SETTLE_SECONDS` after the previous one, once the other library's idle threads
-have stopped spinning; each round times ``steps`` consecutive
-calls and records ms per call. Reported are the median per contender and the per-round ratios
-(each round ran tt right before torch, so their ratio is paired). Single measurements that are
+of load from other processes hits all of them alike; each round times ``steps`` consecutive
+calls and records ms per call. With more than one thread, each round starts
+:data:`SETTLE_SECONDS` after the previous one, once the other library's idle threads have
+stopped spinning. Reported are the median per contender and the per-round ratios (each round
+ran tt right before torch, so their ratio is paired). Single measurements that are
 not compared round by round use :func:`tt_perf.timing.measure` instead.
 """
 
