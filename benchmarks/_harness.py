@@ -83,20 +83,22 @@ def use_threads(threads: int, *, blas: bool = True):
     return torch
 
 
-def blas_kernels() -> str:
-    """Which BLAS NumPy multiplies with and which of its kernels run, for a result's header:
-    ``NumPy BLAS: openblas 0.3.31 SkylakeX`` (from threadpoolctl). A set ``OPENBLAS_CORETYPE``
-    is named too: then it, not the CPU, chose OpenBLAS's kernels (AVX2 ``Haswell`` ones run
-    float32 products about half as fast as AVX-512 ``SkylakeX`` ones on a CPU that has both)."""
+def threads_and_kernels() -> str:
+    """The thread count and the BLAS kernels NumPy runs, for a result's header:
+    ``threads=1 (BLAS and torch); NumPy BLAS: openblas 0.3.31.188.0 SkylakeX`` (from threadpoolctl).
+    A set ``OPENBLAS_CORETYPE`` is named too: then it, not the CPU, chose OpenBLAS's kernels
+    (AVX2 ``Haswell`` ones run float32 products about half as fast as AVX-512 ``SkylakeX`` ones
+    on a CPU that has both)."""
+    line = f"threads={_threads} (BLAS and torch); NumPy BLAS: "
     try:
         import numpy  # noqa: F401  (loads the BLAS that threadpoolctl then finds)
         from threadpoolctl import threadpool_info
     except ImportError:
-        return "NumPy BLAS: unknown (threadpoolctl is not installed)"
+        return line + "unknown (threadpoolctl is not installed)"
     found = [f"{info['internal_api']} {info['version']} {info.get('architecture') or ''}".strip()
-             for info in threadpool_info() if info["user_api"] == "blas" and "numpy" in info["filepath"]]
+             for info in threadpool_info() if info["user_api"] == "blas"]
     forced = os.environ.get("OPENBLAS_CORETYPE")
-    return f"NumPy BLAS: {', '.join(found) or 'unknown'}" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
+    return line + (", ".join(found) or "unknown") + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
 
 
 # -- models and steps ----------------------------------------------------------------------------

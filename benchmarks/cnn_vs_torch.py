@@ -112,7 +112,7 @@ def main() -> None:
 
     result = bench.interleaved({"tt": tt_step, "torch": torch_step}, rounds=ARGS.rounds, steps=ARGS.steps)
     print(f"milestone 04 CIFAR network {model.num_parameters():,} parameters, batch {ARGS.batch}, "
-          f"forward + cross-entropy + backward; threads={ARGS.threads} (BLAS and torch); {bench.blas_kernels()}")
+          f"forward + cross-entropy + backward; {bench.threads_and_kernels()}")
     print(f"first loss: tt {first[0]:.5f}  torch {first[1]:.5f}")
     if not ARGS.no_layers:
         print_layer_table(per_layer_type(model, net, x, tx))

@@ -147,7 +147,7 @@ def main() -> None:
     sampled.steps = ARGS.new_tokens
 
     print(f"GPT {LAYERS} layers x {HEADS} heads x {WIDTH}, context {BLOCK}, vocab {VOCAB}, batch {BATCH}, AdamW; "
-          f"threads={ARGS.threads} (BLAS and torch); {bench.blas_kernels()}")
+          f"{bench.threads_and_kernels()}")
     print(f"generation without a KV cache, {ARGS.new_tokens} tokens from a one-token prompt:")
     bench.print_comparison(sampled, unit="token", digits=3, target=1.0)
     print(f"training step; losses of steps 1, 2: tt {first[0]:.5f}, {second[0]:.5f}  "

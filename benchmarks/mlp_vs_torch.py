@@ -62,7 +62,7 @@ def main() -> None:
 
     # same init, same data: the first losses agree
     first = tt_step(0).item(), torch_step(0).item()
-    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, Adam; threads={ARGS.threads} (BLAS and torch); {bench.blas_kernels()}")
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, Adam; {bench.threads_and_kernels()}")
     print(f"first loss: tt {first[0]:.6f}  torch {first[1]:.6f}")
     bench.warm_up([tt_step, torch_step], ARGS.warmup - 1, start=1)
 

@@ -91,7 +91,7 @@ def main() -> None:
     median = {name: result.median(name) / 1e3 for name in contenders}
     batches = ARGS.batches or len(tt_loader)
     print(f"MNIST MLP {'-'.join(map(str, SIZES))} (ReLU), batch {BATCH}, Adam lr {LR}; "
-          f"{batches} batches per epoch; threads={ARGS.threads} (BLAS and torch); {bench.blas_kernels()}")
+          f"{batches} batches per epoch; {bench.threads_and_kernels()}")
     for name, value in median.items():
         print(f"  {name:<20} {value:7.2f} s/epoch  (median of {ARGS.epochs}; last batch loss {result.last[name]:.4f})")
     ours = median["tt (DataLoader)"]
