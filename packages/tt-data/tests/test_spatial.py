@@ -54,6 +54,8 @@ CONV_CASES = {  # name: (in, out, kernel, stride, padding, dilation, groups, bia
     "depthwise": (3, 3, 3, 1, 1, 1, 3, False, (5, 4)),
     "rectangular": (2, 3, (1, 3), (2, 1), (0, 1), 1, 1, True, (5, 4)),
     "1x1": (3, 2, 1, 1, 0, 1, 1, True, (3, 3)),
+    "rectangular_stride_1": (2, 3, (1, 3), 1, (0, 1), 1, 1, False, (4, 5)),
+    "padding_past_kernel": (2, 3, 3, 1, 3, 1, 1, True, (4, 4)),  # input gradient by col2im at stride 1
 }
 
 
@@ -482,4 +484,5 @@ def test_winograd_is_used_only_where_it_applies(monkeypatch):
         assert bool(calls) == expected, (k, s, p, d, g)
     calls.clear()
     conv2d(tt.Tensor(randn(1, 3, 6, 6)), tt.Tensor(randn(4, 3, 3, 3)), padding=1)  # too few channels
+    conv2d(x, tt.Tensor(randn(2, 4, 3, 3)), padding=1)  # enough in, too few out: harmonic mean 2.7
     assert not calls

@@ -29,10 +29,12 @@ is built for a few images at a time (:data:`CHUNK_BYTES`) and multiplied while i
 in the cache: the whole matrix is nine times the input, tens of megabytes.
 
 **Gradients.** With ``cols`` the im2col matrix and ``g`` the output gradient as ``(pixels,
-out)``: ``dW = cols.T @ g``, ``dcols = g @ W.T``, and ``dx`` sums ``dcols`` back onto the image
-with the same slices (col2im); the bias gradient is ``g`` summed over pixels. The gradient
-rule builds ``cols`` again, chunk by chunk, rather than keeping it from the forward pass.
-Groups split the channels into independent convolutions, one batched matmul.
+out)``: ``dW = cols.T @ g``, built again chunk by chunk rather than kept from the forward
+pass; the bias gradient is ``g`` summed over pixels. At stride 1 the input gradient ``dx`` is
+itself a convolution, of ``g`` by the weights turned 180 degrees with input and output
+channels swapped, and goes through the same kernel. At larger strides ``dcols = g @ W.T`` is
+summed back onto the image with the slices of the im2col copies (col2im). Groups split the
+channels into independent convolutions, one batched matmul.
 
 **Winograd.** 3x3 convolutions with stride 1 and padding 1 of many channels (the body of a
 CNN) take another route with fewer multiplications: Winograd's F(2x2, 3x3) transforms, then
@@ -48,7 +50,6 @@ from typing import NamedTuple
 import numpy as np
 from tt_core import Op, dispatch
 from tt_core.errors import ShapeError
-from tt_core.ops import leading_sums
 from tt_core.tensor import Tensor
 
 from ._scratch import SCRATCH
@@ -305,17 +306,23 @@ def _im2col_chunks(x: np.ndarray, plan: ConvPlan):
 
 def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """Forward kernel of ``conv2d`` (see :func:`conv2d` for the arguments): the values of
-    :func:`conv2d_reference`, made fast with im2col a few images at a time, or with
-    Winograd's transforms for the 3x3 convolutions they suit (:func:`_winograd_conv`)."""
+    :func:`conv2d_reference`, made fast by :func:`_convolve`."""
+    out, ctx.plan, ctx.wmat, ctx.tiles = _convolve(x, weight, stride, padding, dilation, groups)
+    if bias:
+        out += bias[0][:, None, None]
+    return out
+
+
+def _convolve(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: int) -> tuple:
+    """The convolution of ``x`` by ``weight`` (no bias), written channels-last, and what its
+    gradient needs: ``(out, plan, wmat, tiles)``. The 3x3 convolutions that Winograd's
+    transforms suit go through :func:`_winograd_conv` (``plan`` and ``wmat`` are None, ``tiles``
+    its input tiles); the others through im2col a few images at a time (``tiles`` is None)."""
     if _winograd_applies(x, weight, stride, padding, dilation, groups):
-        out, ctx.tiles = _winograd_conv(x, weight)
-        if bias:
-            out += bias[0][:, None, None]
-        ctx.plan = ctx.wmat = None
-        return out
-    ctx.tiles = None
-    ctx.plan = plan = _plan(x, weight, stride, padding, dilation, groups)
-    ctx.wmat = wmat = _weight_matrix(weight, groups)
+        out, tiles = _winograd_conv(x, weight)
+        return out, None, None, tiles
+    plan = _plan(x, weight, stride, padding, dilation, groups)
+    wmat = _weight_matrix(weight, groups)
     n, out_h, out_w = plan.dims[:3]
     out_channels = weight.shape[0]
     rows = plan.rows_per_image
@@ -323,29 +330,52 @@ def _conv2d(ctx, x, weight, *bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1
     for start, stop, cols in _im2col_chunks(x, plan):
         np.matmul(cols, wmat, out=out[:, start * rows: stop * rows])
     out = out[0] if groups == 1 else out.transpose(1, 0, 2).reshape(-1, out_channels)
-    if bias:
-        out += bias[0]
-    return out.reshape(n, out_h, out_w, out_channels).transpose(0, 3, 1, 2)
+    return out.reshape(n, out_h, out_w, out_channels).transpose(0, 3, 1, 2), plan, wmat, None
+
+
+def _transposed_padding(weight: np.ndarray, stride, padding, dilation) -> tuple[int, int] | None:
+    """The padding of the stride-1 convolution that maps a ``conv2d``'s output gradient to
+    its input gradient, ``d (k - 1) - p`` per axis; None when there is none (strides above
+    1, or padding wider than the kernel's span)."""
+    back = tuple(d * (k - 1) - p for k, p, d in zip(weight.shape[2:], padding, dilation))
+    return back if stride == (1, 1) and min(back) >= 0 else None
+
+
+def _transposed_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """The weight of that convolution: input and output channels swapped within each group,
+    each kernel turned by 180 degrees, ``(in, out / groups, kh, kw)``."""
+    out, cg, kh, kw = weight.shape
+    per_group = weight.reshape(groups, out // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(per_group.reshape(groups * cg, out // groups, kh, kw)[:, :, ::-1, ::-1])
 
 
 def _conv2d_grad(ctx, grad):
-    """Gradient rule of ``conv2d``: input (col2im), weight and bias gradients.
+    """Gradient rule of ``conv2d``: input, weight and bias gradients.
 
-    The im2col matrix is built again, chunk by chunk as in the forward kernel: ``dW`` sums
-    ``cols.T @ g`` over the chunks, and ``dx`` sums each chunk's ``g @ W.T`` back onto the
-    image (:func:`_col2im`) while it is in the cache."""
+    At stride 1 the input gradient is itself a convolution, of the output gradient by the
+    transposed weight (:func:`_transposed_weight`), and goes through the forward kernel. At
+    larger strides it is col2im: each chunk's ``g @ W.T`` summed back onto the image
+    (:func:`_col2im`) while it is in the cache. The weight gradient builds the im2col matrix
+    again, chunk by chunk as in the forward kernel, and sums ``cols.T @ g`` over the chunks
+    (Winograd's route takes it in the transform domain, :func:`_winograd_weight_grad`)."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
-    out_channels = weight.shape[0]
+    stride, padding, dilation, groups = (ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups"))
+    grad_b = grad.sum(axis=(0, 2, 3)) if len(ctx.inputs) == 3 and ctx.needs[2] else None
+    grad_x = None
+    back_padding = _transposed_padding(weight, stride, padding, dilation)
+    if ctx.needs[0] and back_padding is not None:
+        grad_x = _convolve(grad, _transposed_weight(weight, groups), (1, 1), back_padding, dilation, groups)[0]
     if ctx.tiles is not None:
-        grad_x, grad_w = _winograd_grad(weight, ctx.tiles, grad, ctx.needs)
-        grad_b = grad.sum(axis=(0, 2, 3)) if len(ctx.inputs) == 3 and ctx.needs[2] else None
+        grad_w = _winograd_weight_grad(weight, ctx.tiles, grad) if ctx.needs[1] else None
         return (grad_x, grad_w) if len(ctx.inputs) == 2 else (grad_x, grad_w, grad_b)
-    plan = ctx.plan
-    groups, kh, kw, cg = plan.dims[3:]
+    plan, out_channels = ctx.plan, weight.shape[0]
+    kh, kw, cg = plan.dims[4:]
     rows = plan.rows_per_image
     g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)  # (pixels, out)
     g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
-    grad_x = _empty_like_layout(x, x.shape, zero=True) if ctx.needs[0] else None
+    col2im = ctx.needs[0] and grad_x is None
+    if col2im:
+        grad_x = _empty_like_layout(x, x.shape, zero=True)
     grad_wmat = np.zeros_like(ctx.wmat) if ctx.needs[1] else None
     if ctx.needs[1]:
         chunks = _im2col_chunks(x, plan)
@@ -355,14 +385,12 @@ def _conv2d_grad(ctx, grad):
         g_chunk = g_groups[:, start * rows: stop * rows]
         if cols is not None:
             grad_wmat += np.matmul(cols.transpose(0, 2, 1), g_chunk)  # (groups, kh*kw*cg, out/groups)
-        if grad_x is not None:
+        if col2im:
             _col2im(plan, ctx.wmat, g_chunk, grad_x[start:stop])
     grad_w = None
     if grad_wmat is not None:
         grad_w = grad_wmat.reshape(groups, kh, kw, cg, -1).transpose(0, 4, 3, 1, 2).reshape(weight.shape)
-    if len(ctx.inputs) == 2:
-        return grad_x, grad_w
-    return grad_x, grad_w, (leading_sums(g, 1) if ctx.needs[2] else None)
+    return (grad_x, grad_w) if len(ctx.inputs) == 2 else (grad_x, grad_w, grad_b)
 
 
 def _col2im(plan: ConvPlan, wmat: np.ndarray, g_chunk: np.ndarray, grad_x: np.ndarray) -> None:
@@ -396,17 +424,23 @@ WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
 WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float32)
 """``A^T``: a transform-domain product ``m`` comes back as the 2x2 output tile ``A^T m A``."""
 
-WINOGRAD_MIN_CHANNELS = 64
-"""The fewest input channels for which :func:`_conv2d` uses Winograd. Below it the transforms
-cost more than the multiplications they save: measured at one thread, batch 128, Winograd is
-faster from 64 channels on (8x8 and smaller images) and slower at 32 channels on 16x16 and 3 on 32x32."""
+WINOGRAD_MIN_CHANNELS = 100
+"""The fewest channels for which :func:`_conv2d` uses Winograd, as the harmonic mean of the
+input and output channel counts, ``2 C O / (C + O)``: the transforms cost in proportion to
+``C + O`` per pixel, the multiplications they save to ``C O``. The mean is symmetric, so an
+input gradient (a convolution from ``O`` channels to ``C``) takes the same route as the
+forward pass. Measured at one thread, batch 128, forward and backward of the milestone 04
+network with OpenBLAS's AVX-512 kernels: Winograd is faster from 128 to 128 channels (4x4
+images), slower from 64 to 64 and 64 to 128 (8x8) and from 32 to 64 (16x16)."""
 
 
 def _winograd_applies(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: int) -> bool:
     """True for the convolutions :func:`_winograd_conv` computes: 3x3, stride 1, padding 1,
-    dilation 1, one group, at least :data:`WINOGRAD_MIN_CHANNELS` input channels."""
+    dilation 1, one group, channels in and out of harmonic mean at least
+    :data:`WINOGRAD_MIN_CHANNELS`."""
+    c, o = x.shape[1], weight.shape[0]
     return (weight.shape[2:] == (3, 3) and stride == (1, 1) and padding == (1, 1) and dilation == (1, 1)
-            and groups == 1 and x.shape[1] >= WINOGRAD_MIN_CHANNELS)
+            and groups == 1 and 2 * c * o >= WINOGRAD_MIN_CHANNELS * (c + o))
 
 
 @functools.lru_cache(maxsize=8)
@@ -517,24 +551,15 @@ def _winograd_conv(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.nd
     return out.transpose(0, 3, 1, 2), tiles
 
 
-def _winograd_grad(weight: np.ndarray, tiles: np.ndarray, grad: np.ndarray, needs) -> tuple:
-    """Input and weight gradients of :func:`_winograd_conv` (``None`` where not needed).
-
-    The input gradient is itself a 3x3 "same" convolution: of the output gradient by the
-    filters turned 180 degrees with input and output channels swapped, so the same kernel
-    computes it. The weight gradient is taken in the transform domain: the products' gradient
-    ``A dY A^T``, times the input tiles summed over tiles (16 matmuls ``(in, tiles) @ (tiles,
-    out)``), back through the filter transform by ``G^T . G``.
-    """
-    grad_x = grad_w = None
-    if needs[0]:
-        grad_x = _winograd_conv(grad, weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))[0]
-    if needs[1]:
-        out, cin = weight.shape[:2]
-        grad_u = np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad))  # (16, in, out)
-        by_tap = np.kron(WINOGRAD_G, WINOGRAD_G).T.astype(weight.dtype) @ grad_u.reshape(16, cin * out)
-        grad_w = np.ascontiguousarray(by_tap.reshape(3, 3, cin, out).transpose(3, 2, 0, 1))
-    return grad_x, grad_w
+def _winograd_weight_grad(weight: np.ndarray, tiles: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Weight gradient of :func:`_winograd_conv`, taken in the transform domain: the products'
+    gradient ``A dY A^T``, times the input tiles summed over tiles (16 matmuls ``(in, tiles) @
+    (tiles, out)``), back through the filter transform by ``G^T . G``. (The input gradient is
+    a convolution of its own, see :func:`_conv2d_grad`.)"""
+    out, cin = weight.shape[:2]
+    grad_u = np.matmul(tiles.transpose(0, 2, 1), _winograd_gradient_tiles(grad))  # (16, in, out)
+    by_tap = np.kron(WINOGRAD_G, WINOGRAD_G).T.astype(weight.dtype) @ grad_u.reshape(16, cin * out)
+    return np.ascontiguousarray(by_tap.reshape(3, 3, cin, out).transpose(3, 2, 0, 1))
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
