@@ -153,6 +153,21 @@ def test_conv2d_skips_the_input_gradient_when_not_needed():
     np.testing.assert_allclose(weight.grad.data, np.broadcast_to(expected, w.shape), rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["padding", "stride", "padding_past_kernel"])
+def test_conv2d_input_gradient_alone_with_a_frozen_weight(name):
+    """A weight without a gradient (a frozen layer): the input gradient is the one computed
+    alongside the weight gradient, by either route (a convolution at stride 1, col2im else)."""
+    x, w, _b, options = _conv_arrays(CONV_CASES[name])
+    grads = []
+    for weight_needs_grad in (True, False):
+        xt, wt = tt.Tensor(x, requires_grad=True), tt.Tensor(w, requires_grad=weight_needs_grad)
+        out = conv2d(xt, wt, **options)
+        out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape).astype(x.dtype))
+        grads.append(xt.grad)
+        assert (wt.grad is None) != weight_needs_grad
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
+
+
 def test_stacked_convolutions_of_the_same_shape_share_buffers_correctly():
     """Two convolutions with identical shapes in one graph reuse the same scratch buffers."""
     x = randn(1, 2, 5, 5, dtype=np.float64)

@@ -365,7 +365,8 @@ def _conv2d_grad(ctx, grad):
     back_padding = _transposed_padding(weight, stride, padding, dilation)
     if ctx.needs[0] and back_padding is not None:
         grad_x = _convolve(grad, _transposed_weight(weight, groups), (1, 1), back_padding, dilation, groups)[0]
-    if ctx.tiles is not None:
+    col2im = ctx.needs[0] and grad_x is None
+    if ctx.tiles is not None or not (ctx.needs[1] or col2im):  # Winograd, or no im2col pass left to make
         grad_w = _winograd_weight_grad(weight, ctx.tiles, grad) if ctx.needs[1] else None
         return (grad_x, grad_w) if len(ctx.inputs) == 2 else (grad_x, grad_w, grad_b)
     plan, out_channels = ctx.plan, weight.shape[0]
@@ -373,7 +374,6 @@ def _conv2d_grad(ctx, grad):
     rows = plan.rows_per_image
     g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)  # (pixels, out)
     g_groups = g.reshape(-1, groups, out_channels // groups).transpose(1, 0, 2)
-    col2im = ctx.needs[0] and grad_x is None
     if col2im:
         grad_x = _empty_like_layout(x, x.shape, zero=True)
     grad_wmat = np.zeros_like(ctx.wmat) if ctx.needs[1] else None
