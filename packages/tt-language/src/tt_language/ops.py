@@ -169,18 +169,49 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
         scores += _hiding(q.shape[-2], k.shape[-2], scores.dtype)
     if mask is not None:
         np.copyto(scores, -np.inf, where=~mask)
-    top = scores.max(axis=-1, keepdims=True)
-    if mask is not None:
-        top[~np.isfinite(top)] = 0  # a fully masked row: exp(-inf) = 0 everywhere, no NaN
-    scores -= top
+    weights = _softmax_rows(scores, scale)
+    return weights @ v, weights
+
+
+@lru_cache(maxsize=8)
+def _underflow_floor(dtype: np.dtype) -> float:
+    """``sqrt(tiny)`` of ``dtype``: a row's largest softmax term above it leaves every term
+    that matters (down to ``tiny`` relative to it) a normal number."""
+    return float(np.sqrt(np.finfo(dtype).tiny))
+
+
+def _finite_or_zero(top: np.ndarray) -> np.ndarray:
+    """``top`` with its infinite entries (the maximum of nothing but hidden keys) set to 0,
+    so that subtracting it leaves -inf (weight 0), never NaN."""
+    top[~np.isfinite(top)] = 0
+    return top
+
+
+def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
+    """``softmax(scale * scores)`` over the last axis of (..., Tq, Tk) scores (changed in place).
+
+    Softmax is unchanged by subtracting any constant from a row; the constant only keeps
+    ``exp`` from overflowing. One constant per (Tq, Tk) matrix (its maximum) is used instead
+    of one per row, as NumPy's maximum over short rows costs twice an ``exp``, and a
+    matrix's maximum about a tenth of one. A row whose own maximum lies far below its
+    matrix's would underflow; every row whose terms sum to less than ``Tk * sqrt(tiny)``
+    (so its largest term may be below ``sqrt(tiny)``, 1e-19 in float32) is shifted again by
+    its own maximum. A row of hidden keys only gets weight 0 everywhere."""
+    lead, keys = scores.shape[:-2], scores.shape[-1]
+    scores -= _finite_or_zero(scores.reshape(lead + (-1,)).max(axis=-1, keepdims=True)).reshape(lead + (1, 1))
     if scale != 1:
-        scores *= scale  # softmax(scale * s) = exp(scale * (s - max s)) / sum, as scale > 0
-    weights = np.exp(scores, out=scores)
+        scores *= scale  # softmax(scale * s) = exp(scale * (s - c)) / sum, as scale > 0
+    weights = np.exp(scores)
     total = row_sums(weights)
-    if mask is not None:
+    low = total[..., 0] < keys * _underflow_floor(scores.dtype)
+    if low.any():
+        rows = scores[low]
+        rows -= _finite_or_zero(rows.max(axis=-1, keepdims=True))
+        weights[low] = np.exp(rows)
+        total[low] = row_sums(weights[low])
         total[total == 0] = 1
     weights /= total
-    return weights @ v, weights
+    return weights
 
 
 def _attend(ctx, q, k, v, mask, causal, scale):
