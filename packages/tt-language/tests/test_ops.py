@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import tt_core as tt
@@ -130,7 +132,7 @@ def test_softmax_attention_is_the_formula_and_the_ops_use_it():
     q32, k32, v32 = (a.astype(np.float32) for a in (q, k, v))
     op = F.scaled_dot_product_attention(tt.Tensor(q32), tt.Tensor(k32), tt.Tensor(v32), mask=F.padding_mask(valid),
                                         causal=True).data
-    np.testing.assert_array_equal(op, softmax_attention(q32, k32, v32, 1.0 / np.sqrt(8), F.padding_mask(valid),
+    np.testing.assert_array_equal(op, softmax_attention(q32, k32, v32, 1.0 / math.sqrt(8), F.padding_mask(valid),
                                                         causal=True)[0])  # the op is this function
     unscaled, _ = softmax_attention(q * 0.5, k, v, 1.0)
     np.testing.assert_allclose(unscaled, softmax_attention(q, k, v, 0.5)[0], atol=1e-12)
@@ -168,6 +170,14 @@ def test_attention_rows_far_below_the_rest_of_their_matrix_keep_their_weights(dt
     np.testing.assert_allclose(out, _softmax(q @ np.swapaxes(k, -1, -2)) @ v, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(weights[0, 0, 1], _softmax(-np.array([0.0, 0.5, 1.0, 1.5])), rtol=1e-5)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("queries, keys", [(0, 3), (3, 0), (0, 0)])
+def test_attention_with_no_queries_or_no_keys(queries, keys):
+    q, k, v = randn(1, 2, queries, 4), randn(1, 2, keys, 4), randn(1, 2, keys, 5)
+    out, weights = softmax_attention(q, k, v, 0.5, causal=True)
+    assert out.shape == (1, 2, queries, 5) and weights.shape == (1, 2, queries, keys)
+    assert np.array_equal(out, np.zeros_like(out))  # a query with no key to look at outputs 0
 
 
 def _softmax(scores):

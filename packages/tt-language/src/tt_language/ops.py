@@ -17,6 +17,7 @@ in models, float64 under gradcheck).
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -174,17 +175,18 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
 
 
 @lru_cache(maxsize=8)
-def _underflow_floor(dtype: np.dtype) -> float:
-    """``sqrt(tiny)`` of ``dtype``: a row's largest softmax term above it leaves every term
-    that matters (down to ``tiny`` relative to it) a normal number."""
-    return float(np.sqrt(np.finfo(dtype).tiny))
+def _softmax_limits(dtype: np.dtype) -> tuple[float, float]:
+    """``(lowest, floor)`` of ``dtype``: its most negative finite number, and ``sqrt(tiny)``,
+    above which a row's largest softmax term leaves every term that matters (down to
+    ``tiny`` relative to it) a normal number."""
+    info = np.finfo(dtype)
+    return float(info.min), float(np.sqrt(info.tiny))
 
 
-def _finite_or_zero(top: np.ndarray) -> np.ndarray:
-    """``top`` with its infinite entries (the maximum of nothing but hidden keys) set to 0,
-    so that subtracting it leaves -inf (weight 0), never NaN."""
-    top[~np.isfinite(top)] = 0
-    return top
+def _shift(top: np.ndarray, lowest: float) -> np.ndarray:
+    """Maxima ``top`` made finite: the maximum of nothing but hidden keys (-inf) becomes
+    ``lowest``, so that subtracting it leaves -inf (weight 0), never NaN."""
+    return np.maximum(top, lowest, out=top)
 
 
 def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -198,15 +200,17 @@ def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
     (so its largest term may be below ``sqrt(tiny)``, 1e-19 in float32) is shifted again by
     its own maximum. A row of hidden keys only gets weight 0 everywhere."""
     lead, keys = scores.shape[:-2], scores.shape[-1]
-    scores -= _finite_or_zero(scores.reshape(lead + (-1,)).max(axis=-1, keepdims=True)).reshape(lead + (1, 1))
+    lowest, floor = _softmax_limits(scores.dtype)
+    top = scores.reshape(lead + (-1,)).max(axis=-1, keepdims=True, initial=-np.inf)  # initial: no error when empty
+    scores -= _shift(top, lowest).reshape(lead + (1, 1))
     if scale != 1:
         scores *= scale  # softmax(scale * s) = exp(scale * (s - c)) / sum, as scale > 0
     weights = np.exp(scores)
     total = row_sums(weights)
-    low = total[..., 0] < keys * _underflow_floor(scores.dtype)
-    if low.any():
+    if total.size and total.min() < keys * floor:
+        low = total[..., 0] < keys * floor
         rows = scores[low]
-        rows -= _finite_or_zero(rows.max(axis=-1, keepdims=True))
+        rows -= _shift(rows.max(axis=-1, keepdims=True, initial=-np.inf), lowest)
         weights[low] = np.exp(rows)
         total[low] = row_sums(weights[low])
         total[total == 0] = 1
@@ -216,7 +220,7 @@ def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
 
 def _attend(ctx, q, k, v, mask, causal, scale):
     """The attention forward pass shared by both attention ops; saves the weights on ``ctx``."""
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     out, ctx.weights = softmax_attention(q, k, v, scale, mask, causal)
     ctx.scale = scale
     return out
