@@ -61,7 +61,7 @@ from . import m03_mlp, m04_cnn
 
 QUICK = {
     "task": "tinydigits", "mlp_hidden": (256, 256), "mlp_dropout": 0.0, "mlp_epochs": 15, "mlp_lr": 2e-3,
-    "cnn_widths": "LeNet", "cnn_epochs": 15, "cnn_lr": 3e-3, "batch_size": 32, "sparsity": {"mlp": 0.85, "cnn": 0.85},
+    "cnn_widths": "LeNet", "cnn_epochs": 15, "cnn_lr": 3e-3, "batch_size": 32, "sparsity": {"mlp": 0.85, "cnn": 0.80},
     "clusters": {"mlp": 16, "cnn": 32}, "size_ratio": {"mlp": 16.0, "cnn": 12.0}, "finetune_steps": {"mlp": 500, "cnn": 800},
     "prune_every": 10, "finetune_lr": 1e-3, "student_hidden": (32,),
     "student_epochs": 15,
