@@ -174,11 +174,16 @@ def test_gelu_tanh_is_the_formula(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1), (5000,), (64, 128), (2, 40, 64)])
 def test_row_sums_and_leading_sums_equal_numpy_sums(dtype, shape):
-    """Small arrays take NumPy's reduction, large ones (>= BLAS_SUM_MIN_ELEMENTS) a BLAS product."""
+    """Small arrays take NumPy's reduction, large ones (>= BLAS_SUM_MIN_ELEMENTS) a BLAS product;
+    row_dots is the row sum of a product."""
     a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     rows = ops.row_sums(a)
     assert rows.dtype == dtype and rows.shape == shape[:-1] + (1,)
     np.testing.assert_allclose(rows, a.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
+    b = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    dots = ops.row_dots(a, b)
+    assert dots.dtype == dtype and dots.shape == shape[:-1] + (1,)
+    np.testing.assert_allclose(dots, (a * b).sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-5)
     for count in range(len(shape) + 1):
         lead = ops.leading_sums(a, count)
         assert lead.shape == shape[count:] and lead.dtype == dtype

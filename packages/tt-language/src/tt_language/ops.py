@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 from tt_core import Op
-from tt_core.ops import leading_sums, row_sums
+from tt_core.ops import leading_sums, row_dots, row_sums
 from tt_learn import unbroadcast
 
 # ----------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     mean = row_sums(x)
     mean /= n
     xhat = x - mean
-    var = row_sums(xhat * xhat)
+    var = row_dots(xhat, xhat)
     var /= n
     var += eps
     rstd = np.sqrt(var, out=var)
@@ -108,10 +108,9 @@ def layer_norm_grad(ctx, grad):
     grad_x = grad_w = grad_b = None
     if need_x:
         g = grad * weight
-        grad_x = np.multiply(g, xhat)
-        mean_gx = row_sums(grad_x)
+        mean_gx = row_dots(g, xhat)
         mean_gx /= n
-        np.multiply(xhat, mean_gx, out=grad_x)
+        grad_x = xhat * mean_gx
         np.subtract(g, grad_x, out=grad_x)
         mean_g = row_sums(g)
         mean_g /= n
