@@ -11,7 +11,7 @@ tokens from a one-token prompt without a KV cache (the context window is recompu
 token), in alternating rounds as well; its comparison is printed first, so the last line is
 the training step's ratio.
 
-    python benchmarks/gpt_vs_torch.py [--threads 1] [--steps 5] [--rounds 7] [--generation-rounds 7]
+    python benchmarks/gpt_vs_torch.py [--threads 1] [--steps 5] [--rounds 7] [--generation-rounds 15]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def parse():
     parser = bench.parser(__doc__)
     bench.add_round_options(parser, steps=5, rounds=7, warmup=3)
     parser.add_argument("--new-tokens", type=int, default=100, help="tokens generated per generation round")
-    parser.add_argument("--generation-rounds", type=int, default=7, help="timed generation rounds per library")
+    parser.add_argument("--generation-rounds", type=int, default=15,
+                        help="timed generation rounds per library (a round is one generation: short, so many)")
     return parser.parse_args()
 
 
