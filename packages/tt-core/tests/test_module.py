@@ -78,7 +78,7 @@ def test_shared_parameters_and_modules_are_listed_once():
 def test_reassigning_and_deleting_attributes():
     block = Block()
     block.fc = ReLU()  # a module replaced by another
-    assert isinstance(block._modules["fc"], ReLU)
+    assert isinstance(block._modules["fc"], ReLU) and block.fc is block._modules["fc"]
     block.scale = None  # a parameter may be removed by assigning None
     assert block.scale is None and "scale" not in block._parameters
     block.scale = Parameter([2.0])
@@ -99,7 +99,7 @@ def test_a_plain_tensor_cannot_replace_a_parameter():
 def test_buffers_hold_tensors_or_none():
     block = Block()
     block.running = tt.ones(3)  # assigning to a buffer's name updates the buffer
-    assert block._buffers["running"].data.tolist() == [1, 1, 1]
+    assert block._buffers["running"].data.tolist() == [1, 1, 1] and block.running is block._buffers["running"]
     with pytest.raises(TinyTorchError, match="buffer 'running'"):
         block.running = np.ones(3)
     with pytest.raises(TinyTorchError, match="buffer 'mask'"):
@@ -338,6 +338,7 @@ def test_deepcopy_gives_an_independent_module():
     clone.first.fc.weight.data[...] = 0
     assert np.abs(net.first.fc.weight.data).sum() > 0
     assert [n for n, _ in clone.named_parameters()] == [n for n, _ in net.named_parameters()]
+    assert clone.first.fc.weight is clone.first.fc._parameters["weight"]  # attribute and registry stay one
 
 
 # -- containers and repr ----------------------------------------------------------------
