@@ -172,6 +172,19 @@ def test_attention_rows_far_below_the_rest_of_their_matrix_keep_their_weights(dt
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
 
 
+def test_attention_rows_below_a_much_larger_row_keep_their_precision():
+    # later positions of 100 make the last rows' scores ~1e4: shifted by that, the first rows'
+    # scores would keep ~1e-3 of precision; they are shifted by their own maximum instead
+    x = randn(2, 5, 8)
+    x[:, 3:] = 100.0
+    q, k, v = (np.ascontiguousarray(x.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)) for _ in range(3))
+    out, _ = softmax_attention(*(a.astype(np.float32) for a in (q, k, v)), 0.5, causal=True)
+    allowed = np.tril(np.ones((5, 5), dtype=bool))
+    scores = np.where(allowed, q @ np.swapaxes(k, -1, -2) * 0.5, -np.inf)
+    np.testing.assert_allclose(out, _softmax(scores) @ v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[:, :, :3], (_softmax(scores) @ v)[:, :, :3], atol=1e-6)
+
+
 @pytest.mark.parametrize("queries, keys", [(0, 3), (3, 0), (0, 0)])
 def test_attention_with_no_queries_or_no_keys(queries, keys):
     q, k, v = randn(1, 2, queries, 4), randn(1, 2, keys, 4), randn(1, 2, keys, 5)

@@ -173,13 +173,14 @@ def softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
     return weights @ v, weights
 
 
+ROW_GAP = 8.0
+"""How far (in scaled score units) a row's maximum may lie below its matrix's before the
+row is shifted by its own maximum instead (see :func:`_softmax_rows`)."""
+
+
 @lru_cache(maxsize=8)
-def _softmax_limits(dtype: np.dtype) -> tuple[float, float]:
-    """``(lowest, floor)`` of ``dtype``: its most negative finite number, and ``sqrt(tiny)``,
-    above which a row's largest softmax term leaves every term that matters (down to
-    ``tiny`` relative to it) a normal number."""
-    info = np.finfo(dtype)
-    return float(info.min), float(np.sqrt(info.tiny))
+def _lowest(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).min)
 
 
 def _shift(top: np.ndarray, lowest: float) -> np.ndarray:
@@ -189,27 +190,33 @@ def _shift(top: np.ndarray, lowest: float) -> np.ndarray:
 
 
 def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
-    """``softmax(scale * scores)`` over the last axis of (..., Tq, Tk) scores (changed in place).
+    """``softmax(scale * scores)`` over the last axis of (..., Tq, Tk) scores (left unchanged).
 
     Softmax is unchanged by subtracting any constant from a row; the constant only keeps
     ``exp`` from overflowing. One constant per (Tq, Tk) matrix (its maximum) is used instead
     of one per row: NumPy's maximum over rows of 64 costs about three ``exp`` of the same
-    array, a matrix's maximum a fifth to a third of one. A row whose own maximum lies far below its
-    matrix's would underflow; every row whose terms sum to less than ``Tk * sqrt(tiny)``
-    (so its largest term may be below ``sqrt(tiny)``, 1e-19 in float32) is shifted again by
-    its own maximum. A row of hidden keys only gets weight 0 everywhere."""
+    array, a matrix's maximum a fifth to a third of one. The shifted scores are rounded to
+    the precision of their size, so a row whose maximum lies ``g`` below the matrix's
+    loses about ``g`` ulps against its own shift, and with a large ``g`` it underflows.
+    Every row whose terms sum to less than ``Tk * exp(-ROW_GAP)`` (so ``g`` may exceed
+    :data:`ROW_GAP`) is therefore computed again from its scores, shifted by its own
+    maximum: every row ends as accurate as with per-row shifts, within a factor of about
+    two. A row of hidden keys only gets weight 0 everywhere."""
     lead, keys = scores.shape[:-2], scores.shape[-1]
-    lowest, floor = _softmax_limits(scores.dtype)
+    lowest = _lowest(scores.dtype)
     top = scores.reshape(lead + (-1,)).max(axis=-1, keepdims=True, initial=-np.inf)  # initial: no error when empty
-    scores -= _shift(top, lowest).reshape(lead + (1, 1))
+    weights = scores - _shift(top, lowest).reshape(lead + (1, 1))
     if scale != 1:
-        scores *= scale  # softmax(scale * s) = exp(scale * (s - c)) / sum, as scale > 0
-    weights = np.exp(scores)  # not in place: a row shifted again needs its scores
+        weights *= scale  # softmax(scale * s) = exp(scale * (s - c)) / sum, as scale > 0
+    np.exp(weights, out=weights)
     total = row_sums(weights)
-    if total.size and total.min() < keys * floor:
-        low = total[..., 0] < keys * floor
+    floor = keys * math.exp(-ROW_GAP)
+    if total.size and total.min() < floor:
+        low = total[..., 0] < floor
         rows = scores[low]
         rows -= _shift(rows.max(axis=-1, keepdims=True, initial=-np.inf), lowest)
+        if scale != 1:
+            rows *= scale
         weights[low] = np.exp(rows)
         total[low] = row_sums(weights[low])
         total[total == 0] = 1
