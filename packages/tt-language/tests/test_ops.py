@@ -158,11 +158,10 @@ def test_fully_masked_query_gives_zeros_not_nan():
     assert np.array_equal(out, np.zeros_like(out))
 
 
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_attention_rows_far_below_the_rest_of_their_matrix_keep_their_weights(dtype):
     # row 1's scores lie ~200 below row 0's: shifted by the matrix's maximum, exp underflows in
-    # float32 (exp(-201) = 0), so that row is shifted again by its own maximum
+    # float32 (exp(-201) = 0), so that row is computed again, shifted by its own maximum
     k = np.array([[100.0, 0.0], [100.5, 0.0], [101.0, 0.0], [101.5, 0.0]])[None, None]
     q = np.array([[1.0, 0.0], [-1.0, 0.0], [0.01, 0.0]])[None, None]
     v = randn(1, 1, 4, 3)

@@ -35,7 +35,7 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
 
 BLAS_SUM_MIN_ELEMENTS = 256
 """Below this many elements NumPy's own reduction is quicker (a BLAS call costs more to set
-up); above it the product wins, by 2-4x on the (heads, T, T) rows of attention."""
+up); above it the product wins (2x on the (4, 30, 30) scores of a 30-token attention)."""
 
 
 def _blas_ready(a: np.ndarray) -> bool:

@@ -200,8 +200,8 @@ def _softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
     loses about ``g`` ulps against its own shift, and with a large ``g`` it underflows.
     Every row whose terms sum to less than ``Tk * exp(-ROW_GAP)`` (so ``g`` may exceed
     :data:`ROW_GAP`) is therefore computed again from its scores, shifted by its own
-    maximum: every row ends as accurate as with per-row shifts, within a factor of about
-    two. A row of hidden keys only gets weight 0 everywhere."""
+    maximum, so no row loses more than ``ROW_GAP`` ulps to the shared shift. A row of hidden
+    keys only gets weight 0 everywhere."""
     lead, keys = scores.shape[:-2], scores.shape[-1]
     lowest = _lowest(scores.dtype)
     top = scores.reshape(lead + (-1,)).max(axis=-1, keepdims=True, initial=-np.inf)  # initial: no error when empty
