@@ -172,7 +172,7 @@ def test_gelu_tanh_is_the_formula(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1), (5000,), (64, 128), (2, 40, 64)])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 1), (5000,), (64, 128), (2, 40, 64), (2, 3, 16, 16)])
 def test_row_sums_and_leading_sums_equal_numpy_sums(dtype, shape):
     """Small arrays take NumPy's reduction, large ones (>= BLAS_SUM_MIN_ELEMENTS) a BLAS product;
     row_dots is the row sum of a product."""
